@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the pinned Consul agent from the Go module proxy into a cache outside
+# the repository and prints its path. Does nothing when the cached binary is
+# already there and answers `consul version`.
+#
+# Why build: Debian ships no consul package and `go install` refuses the module
+# (its go.mod has replace directives), see docs/decisions.md.
+set -euo pipefail
+
+CONSUL_VERSION="${CONSUL_VERSION:-1.21.0}"
+CACHE="${PARKMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/parkmesh}"
+BIN="$CACHE/bin/consul-$CONSUL_VERSION"
+
+log() { printf 'install-consul: %s\n' "$*" >&2; }
+
+if [ -x "$BIN" ] && "$BIN" version 2>/dev/null | grep -q "Consul v$CONSUL_VERSION"; then
+  echo "$BIN"
+  exit 0
+fi
+
+mkdir -p "$CACHE/bin" "$CACHE/src"
+log "building Consul v$CONSUL_VERSION into $BIN (about 7 minutes on 2 cores, once)"
+log "step 1/4: downloading the module"
+dir=$(go mod download -json "github.com/hashicorp/consul@v$CONSUL_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+[ -n "$dir" ] && [ -d "$dir" ] || { log "module download failed"; exit 1; }
+
+work="$CACHE/src/consul-$CONSUL_VERSION.$$"
+trap 'rm -rf "$work"' EXIT
+log "step 2/4: copying sources to $work"
+cp -r "$dir" "$work"
+chmod -R u+w "$work"
+
+log "step 3/4: dropping replace directives for sub-modules"
+( cd "$work"
+  for m in api envoyextensions proto-public sdk troubleshoot; do
+    go mod edit -dropreplace="github.com/hashicorp/consul/$m"
+  done )
+
+log "step 4/4: go build (progress: package names follow)"
+( cd "$work" && CGO_ENABLED=0 go build -mod=mod -trimpath -o "$BIN.tmp" . )
+mv "$BIN.tmp" "$BIN"
+"$BIN" version | head -n1 >&2
+echo "$BIN"

@@ -1,0 +1,240 @@
+// Package listing holds the ParkMesh listing envelope shared by every
+// service and gateway: the three kinds and their attributes, the controlled
+// vocabularies, validation, identifiers, the search query, the change log
+// entry and the Store interface each service keeps its listings in.
+package listing
+
+import (
+	"context"
+	"time"
+)
+
+// Kind is one of the three listing kinds.
+type Kind string
+
+// The kinds. Each is served by its own service.
+const (
+	KindOrganization Kind = "organization"
+	KindProject      Kind = "project"
+	KindTalent       Kind = "talent"
+)
+
+// Kinds lists every kind in a stable order.
+var Kinds = []Kind{KindOrganization, KindProject, KindTalent}
+
+// IDPrefix returns the prefix of ids of kind k ("org", "prj", "tal").
+func (k Kind) IDPrefix() string {
+	switch k {
+	case KindOrganization:
+		return "org"
+	case KindProject:
+		return "prj"
+	case KindTalent:
+		return "tal"
+	}
+	return ""
+}
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return k.IDPrefix() != "" }
+
+// KindOfID returns the kind encoded in an id's prefix.
+func KindOfID(id string) (Kind, bool) {
+	for _, k := range Kinds {
+		if len(id) > 4 && id[:4] == k.IDPrefix()+"_" {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// Visibility says who outside the origin park may see a listing.
+type Visibility string
+
+// The visibilities.
+const (
+	// Private listings never leave their park.
+	Private Visibility = "private"
+	// Club listings are visible to every active peer.
+	Club Visibility = "club"
+	// Peers listings are visible only to the parks in ShareWith.
+	Peers Visibility = "peers"
+)
+
+// Listing is the envelope common to organizations, projects and talent.
+// ID, Park, Version, CreatedAt and UpdatedAt are set by the server; a client
+// may echo them back (they are ignored) but never choose them.
+type Listing struct {
+	ID         string     `json:"id"`
+	Park       string     `json:"park"`
+	Kind       Kind       `json:"kind"`
+	Title      string     `json:"title"`
+	Summary    string     `json:"summary,omitempty"`
+	Sectors    []string   `json:"sectors"`
+	Tags       []string   `json:"tags,omitempty"`
+	Country    string     `json:"country"`
+	City       string     `json:"city,omitempty"`
+	Seeking    []string   `json:"seeking,omitempty"`
+	Offering   []string   `json:"offering,omitempty"`
+	Visibility Visibility `json:"visibility"`
+	ShareWith  []string   `json:"share_with,omitempty"`
+	Version    int64      `json:"version"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	Attrs      Attrs      `json:"attrs"`
+}
+
+// Attrs carries the kind-specific attributes. Only the fields of the
+// listing's own kind may be set; Validate rejects the others.
+type Attrs struct {
+	// organization
+	OrgType string `json:"org_type,omitempty"`
+	Website string `json:"website,omitempty"`
+	Founded int    `json:"founded,omitempty"`
+	Size    string `json:"size,omitempty"`
+
+	// project
+	Stage             string   `json:"stage,omitempty"`
+	TRL               int      `json:"trl,omitempty"`
+	FundingAsk        *Money   `json:"funding_ask,omitempty"`
+	OwnerOrg          string   `json:"owner_org,omitempty"`
+	LandingPreference []string `json:"landing_preference,omitempty"`
+
+	// talent
+	Expertise       []string `json:"expertise,omitempty"`
+	Languages       []string `json:"languages,omitempty"`
+	Availability    []string `json:"availability,omitempty"`
+	Affiliation     string   `json:"affiliation,omitempty"`
+	YearsExperience int      `json:"years_experience,omitempty"`
+	Contact         *Contact `json:"contact,omitempty"`
+	Consent         *Consent `json:"consent,omitempty"`
+}
+
+// Money is an amount in a currency (ISO 4217 code).
+type Money struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// Contact is a person's personal contact data. It leaves the park only when
+// Consent.ShareContact is true.
+type Contact struct {
+	Email string `json:"email,omitempty"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// Consent records what a person agreed to share.
+type Consent struct {
+	ShareContact bool `json:"share_contact"`
+}
+
+// VisibleTo reports whether a peer park may see l.
+func (l *Listing) VisibleTo(peer string) bool {
+	switch l.Visibility {
+	case Club:
+		return true
+	case Peers:
+		for _, p := range l.ShareWith {
+			if p == peer {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ForPeers returns a copy of l fit to leave the park: personal contact data
+// is removed unless the person consented to share it.
+func (l *Listing) ForPeers() *Listing {
+	c := *l
+	if c.Attrs.Contact != nil && (c.Attrs.Consent == nil || !c.Attrs.Consent.ShareContact) {
+		c.Attrs.Contact = nil
+	}
+	return &c
+}
+
+// Op is what happened to a listing in a change log entry.
+type Op string
+
+// The change operations.
+const (
+	OpCreated Op = "created"
+	OpUpdated Op = "updated"
+	OpDeleted Op = "deleted"
+)
+
+// Change is one entry of a service's change log (its transactional outbox).
+// Seq is strictly increasing and never reused. Listing is the state after
+// the change; for a delete it is the last state, with the version bumped so
+// that (park, id, version) stays unique.
+type Change struct {
+	Seq       int64     `json:"seq"`
+	Op        Op        `json:"op"`
+	ListingID string    `json:"listing_id"`
+	Version   int64     `json:"version"`
+	At        time.Time `json:"at"`
+	Listing   *Listing  `json:"listing"`
+}
+
+// Query is a search over one service's listings. Filters combine with AND;
+// the values within Sectors, Seeking and Offering combine with OR.
+type Query struct {
+	Text         string
+	Sectors      []string
+	Country      string
+	Seeking      []string
+	Offering     []string
+	Stage        string // projects
+	Availability string // talent
+	OrgType      string // organizations
+	UpdatedSince time.Time
+	// VisibleTo, when set, keeps only listings that peer park may see.
+	VisibleTo string
+	Limit     int
+	Cursor    string
+}
+
+// Page is one page of search results. NextCursor is empty on the last page.
+type Page struct {
+	Results    []*Listing `json:"results"`
+	NextCursor string     `json:"next_cursor"`
+}
+
+// Limits of a query.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+)
+
+// Store keeps one service's listings and its change log. Every write appends
+// its change log entry in the same transaction. Implementations return
+// *apierror.Error values: NotFound for unknown ids, PreconditionFailed when
+// ifVersion does not match, Invalid (field "cursor") for a bad cursor.
+type Store interface {
+	// Create stores a new listing (fully formed by the caller) and appends
+	// an OpCreated change.
+	Create(ctx context.Context, l *Listing) error
+	// Get returns the listing with id, or NotFound.
+	Get(ctx context.Context, id string) (*Listing, error)
+	// Update replaces the listing l.ID. When ifVersion is non-zero it must
+	// equal the stored version. The store sets l.Version (stored + 1),
+	// l.CreatedAt and l.Park from the stored listing, and appends an
+	// OpUpdated change.
+	Update(ctx context.Context, l *Listing, ifVersion int64) error
+	// Delete removes the listing id (ifVersion as in Update), appends an
+	// OpDeleted change and returns the listing's final state.
+	Delete(ctx context.Context, id string, ifVersion int64, at time.Time) (*Listing, error)
+	// Search returns one page of listings matching q: ranked by relevance
+	// when q.Text is set, newest first otherwise.
+	Search(ctx context.Context, q Query) (*Page, error)
+	// Changes returns up to limit changes with Seq > after, in order.
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// LastSeq returns the sequence number of the newest change (0 if none).
+	LastSeq(ctx context.Context) (int64, error)
+	// ChangeSignal returns a channel closed at the next committed change.
+	ChangeSignal() <-chan struct{}
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}

@@ -1,0 +1,339 @@
+// Package sqlitestore is the embedded listing.Store: one SQLite file per
+// service (pure Go driver, no cgo), WAL journal, schema migrations embedded
+// in the binary, FTS5 full-text search over CJK bigrams and English words,
+// and the change log written in the same transaction as each change.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a listing.Store backed by one SQLite file.
+type Store struct {
+	path  string
+	write *sql.DB // one connection: SQLite has one writer
+	read  *sql.DB
+	key   []byte // cursor signing key, kept in the database
+
+	mu     sync.Mutex
+	signal chan struct{}
+}
+
+var _ listing.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path and applies
+// pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlitestore: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	dsn := "file:" + abs + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	s := &Store{path: abs, signal: make(chan struct{})}
+	if s.write, err = sql.Open("sqlite", dsn); err != nil {
+		return nil, err
+	}
+	s.write.SetMaxOpenConns(1)
+	if s.read, err = sql.Open("sqlite", dsn); err != nil {
+		s.write.Close()
+		return nil, err
+	}
+	s.read.SetMaxOpenConns(4)
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlitestore: migrate %s: %w", abs, err)
+	}
+	if err := s.read.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'cursor_key'`).Scan(&s.key); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlitestore: read cursor key: %w", err)
+	}
+	return s, nil
+}
+
+// migrate applies, in order and each in its own transaction, the embedded
+// migrations not yet recorded in schema_migrations.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		var n int
+		if err := s.write.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)`, name, time.Now().Unix()); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Path returns the database file's absolute path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database. Pending writes have committed or rolled back.
+func (s *Store) Close() error {
+	var errs []error
+	if s.read != nil {
+		errs = append(errs, s.read.Close())
+	}
+	if s.write != nil {
+		errs = append(errs, s.write.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Ping checks that the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.read.QueryRowContext(ctx, `SELECT 1 FROM meta LIMIT 1`).Scan(&one)
+}
+
+// ChangeSignal returns a channel that is closed when the next change commits.
+func (s *Store) ChangeSignal() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.signal
+}
+
+func (s *Store) notify() {
+	s.mu.Lock()
+	close(s.signal)
+	s.signal = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// Create implements listing.Store.
+func (s *Store) Create(ctx context.Context, l *listing.Listing) error {
+	doc, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO listings(id, version, updated_at, doc) VALUES (?, ?, ?, ?)`,
+			l.ID, l.Version, micros(l.UpdatedAt), string(doc))
+		if err != nil {
+			if strings.Contains(err.Error(), "UNIQUE") {
+				return apierror.New(apierror.Conflict, "listing %s already exists", l.ID)
+			}
+			return err
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		if err := index(ctx, tx, seq, l); err != nil {
+			return err
+		}
+		return appendChange(ctx, tx, listing.OpCreated, l, l.UpdatedAt, doc)
+	})
+	return err
+}
+
+// Get implements listing.Store.
+func (s *Store) Get(ctx context.Context, id string) (*listing.Listing, error) {
+	var doc string
+	err := s.read.QueryRowContext(ctx, `SELECT doc FROM listings WHERE id = ?`, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apierror.New(apierror.NotFound, "no listing %s", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decode(doc)
+}
+
+func decode(doc string) (*listing.Listing, error) {
+	var l listing.Listing
+	if err := json.Unmarshal([]byte(doc), &l); err != nil {
+		return nil, fmt.Errorf("sqlitestore: corrupt listing document: %w", err)
+	}
+	return &l, nil
+}
+
+// current loads the stored listing id inside tx and checks ifVersion.
+func current(ctx context.Context, tx *sql.Tx, id string, ifVersion int64) (int64, *listing.Listing, error) {
+	var seq int64
+	var doc string
+	err := tx.QueryRowContext(ctx, `SELECT seq, doc FROM listings WHERE id = ?`, id).Scan(&seq, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, apierror.New(apierror.NotFound, "no listing %s", id)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	cur, err := decode(doc)
+	if err != nil {
+		return 0, nil, err
+	}
+	if ifVersion != 0 && cur.Version != ifVersion {
+		return 0, nil, &apierror.Error{Code: apierror.PreconditionFailed, Field: "If-Match",
+			Message: fmt.Sprintf("listing %s is at version %d, not %d", id, cur.Version, ifVersion)}
+	}
+	return seq, cur, nil
+}
+
+// Update implements listing.Store.
+func (s *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		seq, cur, err := current(ctx, tx, l.ID, ifVersion)
+		if err != nil {
+			return err
+		}
+		l.Version = cur.Version + 1
+		l.CreatedAt = cur.CreatedAt
+		l.Park = cur.Park
+		doc, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE listings SET version = ?, updated_at = ?, doc = ? WHERE seq = ?`,
+			l.Version, micros(l.UpdatedAt), string(doc), seq); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM listings_fts WHERE rowid = ?`, seq); err != nil {
+			return err
+		}
+		if err := index(ctx, tx, seq, l); err != nil {
+			return err
+		}
+		return appendChange(ctx, tx, listing.OpUpdated, l, l.UpdatedAt, doc)
+	})
+}
+
+// Delete implements listing.Store.
+func (s *Store) Delete(ctx context.Context, id string, ifVersion int64, at time.Time) (*listing.Listing, error) {
+	var final *listing.Listing
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		seq, cur, err := current(ctx, tx, id, ifVersion)
+		if err != nil {
+			return err
+		}
+		cur.Version++
+		cur.UpdatedAt = at
+		doc, err := json.Marshal(cur)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM listings WHERE seq = ?`, seq); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM listings_fts WHERE rowid = ?`, seq); err != nil {
+			return err
+		}
+		final = cur
+		return appendChange(ctx, tx, listing.OpDeleted, cur, at, doc)
+	})
+	return final, err
+}
+
+func appendChange(ctx context.Context, tx *sql.Tx, op listing.Op, l *listing.Listing, at time.Time, doc []byte) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO changes(op, listing_id, version, at, doc) VALUES (?, ?, ?, ?, ?)`,
+		string(op), l.ID, l.Version, micros(at), string(doc))
+	return err
+}
+
+// inTx runs fn in a write transaction, committing only if fn succeeds, and
+// wakes change-log waiters after a commit.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.notify()
+	return nil
+}
+
+// Changes implements listing.Store.
+func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]listing.Change, error) {
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT seq, op, listing_id, version, at, doc FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []listing.Change{}
+	for rows.Next() {
+		var c listing.Change
+		var op, doc string
+		var at int64
+		if err := rows.Scan(&c.Seq, &op, &c.ListingID, &c.Version, &at, &doc); err != nil {
+			return nil, err
+		}
+		c.Op = listing.Op(op)
+		c.At = time.UnixMicro(at).UTC()
+		if c.Listing, err = decode(doc); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// LastSeq implements listing.Store.
+func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	// sqlite_sequence survives deletes of change rows, so the sequence is
+	// never reused even if the log is later compacted.
+	err := s.read.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'changes'`).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return seq.Int64, err
+}
