@@ -244,4 +244,3 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (*listing.Page, err
 	}
 	return page, nil
 }
-

@@ -1,0 +1,517 @@
+// Package consulagent starts and stops a real Consul agent process: the
+// single-node, in-memory `consul agent -dev` that a ParkMesh park node uses
+// for its catalog and KV store on a laptop, in the demo launcher and in
+// tests.
+//
+// The agent binary is not vendored: [FindBinary] takes it from the
+// PARKMESH_CONSUL_BIN environment variable or builds and caches it with the
+// project's deploy/tools/install-consul.sh. [Launch] starts the agent on
+// explicit loopback ports and returns once it has elected itself leader and
+// its node is healthy in its own catalog, so callers can register services
+// and query health straight away.
+package consulagent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// BinEnv names the environment variable that, when set, holds the path of
+// the Consul binary to run; it wins over building one.
+const BinEnv = "PARKMESH_CONSUL_BIN"
+
+// installScript is the project script that builds (once) and prints the
+// path of the pinned Consul binary, relative to the repository root.
+const installScript = "deploy/tools/install-consul.sh"
+
+// ErrExited reports that the agent process ended while [Launch] was waiting
+// for it to become ready, typically because a port was already taken. The
+// returned error wraps it and carries the last lines of the agent's log.
+var ErrExited = errors.New("consul agent exited")
+
+// Options describes one agent. Bin and the four TCP ports are required; the
+// gRPC, gRPC-TLS, HTTPS and DNS listeners are always disabled because
+// ParkMesh uses none of them and each would be one more port to collide on.
+type Options struct {
+	// Bin is the path of the consul executable, see [FindBinary].
+	Bin string
+	// NodeName is passed as -node. Empty keeps Consul's default, the host
+	// name; give each agent on one machine its own name in the logs.
+	NodeName string
+	// Datacenter is passed as -datacenter when set (Consul's default: dc1).
+	Datacenter string
+	// BindAddr is the cluster (serf and server RPC) address; default 127.0.0.1.
+	BindAddr string
+	// ClientAddr is where the HTTP API listens; default 127.0.0.1.
+	ClientAddr string
+	// HTTPPort is the HTTP API port (Consul's default is 8500).
+	HTTPPort int
+	// ServerPort is the server RPC port (Consul's default is 8300).
+	ServerPort int
+	// SerfLANPort is the LAN gossip port, TCP and UDP (default 8301).
+	SerfLANPort int
+	// SerfWANPort is the WAN gossip port, TCP and UDP (default 8302).
+	SerfWANPort int
+	// DataDir, when set, is passed as -data-dir. A -dev agent still keeps
+	// its catalog and KV in memory, but then persists its node ID and the
+	// services registered with it, so they come back after a restart. Leave
+	// it empty for an agent that forgets everything when it stops.
+	DataDir string
+	// LogPath, when set, is a file the agent's stdout and stderr are
+	// appended to (created with its parent directory if missing). When
+	// empty the agent's output is discarded and [Agent.LogTail] is empty.
+	LogPath string
+	// LogLevel is passed as -log-level; default "info".
+	LogLevel string
+	// ExtraArgs are appended to the command line after the options above.
+	ExtraArgs []string
+	// ReadyTimeout bounds how long Launch waits for the agent to become
+	// ready, on top of the caller's context; default 30s.
+	ReadyTimeout time.Duration
+	// KillWithParent asks the kernel to kill the agent when the process
+	// that started it dies (Linux only; ignored elsewhere), so a crashed
+	// test binary does not leave agents holding ports. Go delivers the
+	// signal when the OS thread that started the agent exits, which the Go
+	// runtime does only in rare cases, so prefer it for tests and short-lived
+	// launchers.
+	KillWithParent bool
+	// Logger receives the launcher's own messages (not the agent's log);
+	// nil discards them.
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() error {
+	if o.Bin == "" {
+		return errors.New("consulagent: Options.Bin is empty")
+	}
+	ports := []struct {
+		name string
+		port int
+	}{
+		{"HTTPPort", o.HTTPPort},
+		{"ServerPort", o.ServerPort},
+		{"SerfLANPort", o.SerfLANPort},
+		{"SerfWANPort", o.SerfWANPort},
+	}
+	for _, p := range ports {
+		if p.port <= 0 || p.port > 65535 {
+			return fmt.Errorf("consulagent: Options.%s %d is not a TCP port", p.name, p.port)
+		}
+	}
+	if o.BindAddr == "" {
+		o.BindAddr = "127.0.0.1"
+	}
+	if o.ClientAddr == "" {
+		o.ClientAddr = "127.0.0.1"
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Args returns the command-line arguments (without the binary) that Launch
+// passes to consul for these options, after defaults are applied.
+func (o Options) Args() []string {
+	if o.BindAddr == "" {
+		o.BindAddr = "127.0.0.1"
+	}
+	if o.ClientAddr == "" {
+		o.ClientAddr = "127.0.0.1"
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	args := []string{
+		"agent", "-dev",
+		"-bind", o.BindAddr,
+		"-client", o.ClientAddr,
+		"-http-port", strconv.Itoa(o.HTTPPort),
+		"-server-port", strconv.Itoa(o.ServerPort),
+		"-serf-lan-port", strconv.Itoa(o.SerfLANPort),
+		"-serf-wan-port", strconv.Itoa(o.SerfWANPort),
+		"-https-port", "-1",
+		"-grpc-port", "-1",
+		"-grpc-tls-port", "-1",
+		"-dns-port", "-1",
+		"-log-level", o.LogLevel,
+	}
+	if o.NodeName != "" {
+		args = append(args, "-node", o.NodeName)
+	}
+	if o.Datacenter != "" {
+		args = append(args, "-datacenter", o.Datacenter)
+	}
+	if o.DataDir != "" {
+		args = append(args, "-data-dir", o.DataDir)
+	}
+	return append(args, o.ExtraArgs...)
+}
+
+// Agent is one running (or stopped) Consul agent process started by
+// [Launch]. Its methods are safe for concurrent use.
+type Agent struct {
+	opts   Options
+	cmd    *exec.Cmd
+	client *api.Client
+	done   chan struct{} // closed when the process has exited
+	logf   *os.File      // nil when Options.LogPath is empty
+
+	mu      sync.Mutex
+	waitErr error // the result of cmd.Wait, valid once done is closed
+	stopped bool  // Stop or Kill was called: the exit was asked for
+}
+
+// Launch starts a Consul dev agent as described by opts and waits until it
+// is ready: it has a leader and its own node's serf health check passes, so
+// registrations and health queries work at once. ctx (and
+// Options.ReadyTimeout) bound only this start-up wait: the agent outlives
+// ctx and runs until [Agent.Stop] or [Agent.Kill]. If the agent exits before
+// it is ready, the error wraps [ErrExited]; on any error the process has
+// been stopped.
+func Launch(ctx context.Context, opts Options) (*Agent, error) {
+	if err := opts.withDefaults(); err != nil {
+		return nil, err
+	}
+	a := &Agent{opts: opts, done: make(chan struct{})}
+
+	cfg := api.DefaultNonPooledConfig()
+	cfg.Address = a.HTTPAddr()
+	cfg.Scheme = "http"
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consulagent: API client: %w", err)
+	}
+	a.client = client
+
+	out := io.Discard
+	if opts.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(opts.LogPath), 0o755); err != nil {
+			return nil, fmt.Errorf("consulagent: log directory: %w", err)
+		}
+		f, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("consulagent: log file: %w", err)
+		}
+		fmt.Fprintf(f, "==> parkmesh consulagent %s: starting %s %s\n",
+			time.Now().Format(time.RFC3339), opts.Bin, strings.Join(opts.Args(), " "))
+		a.logf, out = f, f
+	}
+
+	// Not exec.CommandContext: the agent must outlive the start-up context.
+	a.cmd = exec.Command(opts.Bin, opts.Args()...)
+	a.cmd.Stdout, a.cmd.Stderr = out, out
+	a.cmd.Stdin = nil
+	if opts.KillWithParent {
+		setKillWithParent(a.cmd)
+	}
+	if err := a.cmd.Start(); err != nil {
+		a.closeLog()
+		return nil, fmt.Errorf("consulagent: start %s: %w", opts.Bin, err)
+	}
+	go a.wait()
+	opts.Logger.Debug("consul agent started", "pid", a.cmd.Process.Pid, "http_addr", a.HTTPAddr())
+
+	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
+	defer cancel()
+	if err := a.waitReady(readyCtx); err != nil {
+		_ = a.Kill()
+		return nil, err
+	}
+	opts.Logger.Info("consul agent ready", "pid", a.cmd.Process.Pid, "http_addr", a.HTTPAddr())
+	return a, nil
+}
+
+// wait reaps the process and records why it ended.
+func (a *Agent) wait() {
+	err := a.cmd.Wait()
+	a.mu.Lock()
+	a.waitErr = err
+	a.mu.Unlock()
+	a.closeLog()
+	close(a.done)
+}
+
+func (a *Agent) closeLog() {
+	if a.logf != nil {
+		_ = a.logf.Close()
+	}
+}
+
+// waitReady polls the HTTP API until the agent has a leader and its own node
+// is healthy in the catalog (the same two waits as Consul's own API tests).
+func (a *Agent) waitReady(ctx context.Context) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		if last = a.ready(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-a.done:
+			return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, a.exitErr(), a.tailForError())
+		case <-ctx.Done():
+			return fmt.Errorf("consulagent: agent on %s not ready: %w (last: %v)%s",
+				a.HTTPAddr(), ctx.Err(), last, a.tailForError())
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *Agent) ready(ctx context.Context) error {
+	leader, err := a.client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader yet")
+	}
+	node, err := a.client.Agent().NodeName()
+	if err != nil {
+		return err
+	}
+	checks, _, err := a.client.Health().Node(node, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	for _, c := range checks {
+		if c.CheckID == "serfHealth" && c.Status == api.HealthPassing {
+			return nil
+		}
+	}
+	return fmt.Errorf("node %q not healthy in the catalog yet", node)
+}
+
+func (a *Agent) tailForError() string {
+	if a.opts.LogPath == "" {
+		return ""
+	}
+	return "\nlast lines of " + a.opts.LogPath + ":\n" + a.LogTail(30)
+}
+
+// Options returns the options the agent was launched with, defaults applied.
+// Launching them again starts an agent on the same ports.
+func (a *Agent) Options() Options { return a.opts }
+
+// HTTPAddr returns the agent's HTTP API address as host:port, the form
+// CONSUL_HTTP_ADDR and the api package expect.
+func (a *Agent) HTTPAddr() string {
+	return net.JoinHostPort(a.opts.ClientAddr, strconv.Itoa(a.opts.HTTPPort))
+}
+
+// Client returns an API client for the agent. It keeps working across a
+// restart of an agent on the same ports.
+func (a *Agent) Client() *api.Client { return a.client }
+
+// PID returns the agent's process id.
+func (a *Agent) PID() int { return a.cmd.Process.Pid }
+
+// Done returns a channel closed when the agent process has exited, whether
+// asked to or not.
+func (a *Agent) Done() <-chan struct{} { return a.done }
+
+// Err returns why the process ended: nil while it runs or when it ended
+// because of Stop or Kill, the exit error otherwise.
+func (a *Agent) Err() error {
+	select {
+	case <-a.done:
+	default:
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return nil
+	}
+	return a.waitErr
+}
+
+func (a *Agent) exitErr() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.waitErr
+}
+
+// Stop shuts the agent down gracefully (SIGTERM) and waits for it to exit;
+// if ctx ends first it kills the process and still waits. It is idempotent
+// and returns nil once the process is gone.
+func (a *Agent) Stop(ctx context.Context) error {
+	a.markStopped()
+	select {
+	case <-a.done:
+		return nil
+	default:
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return a.Kill()
+	}
+	select {
+	case <-a.done:
+		return nil
+	case <-ctx.Done():
+		a.opts.Logger.Warn("consul agent did not stop in time; killing it", "pid", a.PID())
+		return a.Kill()
+	}
+}
+
+// Kill ends the agent at once (SIGKILL), as a crash would, and waits for the
+// process to be gone. It is idempotent.
+func (a *Agent) Kill() error {
+	a.markStopped()
+	select {
+	case <-a.done:
+		return nil
+	default:
+	}
+	if err := a.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("consulagent: kill pid %d: %w", a.PID(), err)
+	}
+	<-a.done
+	return nil
+}
+
+func (a *Agent) markStopped() {
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
+}
+
+// LogTail returns the last n lines of the agent's log file, or "" when the
+// agent has no log file or it cannot be read. Use it to explain a failure.
+func (a *Agent) LogTail(n int) string {
+	if a.opts.LogPath == "" {
+		return ""
+	}
+	return tailFile(a.opts.LogPath, n)
+}
+
+// tailFile returns the last n lines of the file at path; it reads at most
+// the last 256 KiB, plenty for a few dozen log lines.
+func tailFile(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const window = 256 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > window {
+		_, _ = f.Seek(st.Size()-window, io.SeekStart)
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// FindBinary returns the path of the Consul binary to run: the value of
+// PARKMESH_CONSUL_BIN when set (it must be an executable file), otherwise
+// what deploy/tools/install-consul.sh prints. The script is found by walking
+// up from the working directory to the repository root (the directory
+// holding go.mod); it builds and caches the pinned Consul version the first
+// time, which takes several minutes. The script's progress messages go to
+// progress (nil discards them).
+func FindBinary(ctx context.Context, progress io.Writer) (string, error) {
+	if bin := os.Getenv(BinEnv); bin != "" {
+		if err := checkExecutable(bin); err != nil {
+			return "", fmt.Errorf("consulagent: %s=%q: %w", BinEnv, bin, err)
+		}
+		return bin, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("consulagent: working directory: %w", err)
+	}
+	root, err := RepoRoot(wd)
+	if err != nil {
+		return "", fmt.Errorf("consulagent: set %s or run inside the repository: %w", BinEnv, err)
+	}
+	script := filepath.Join(root, installScript)
+	if err := checkExecutable(script); err != nil {
+		return "", fmt.Errorf("consulagent: install script: %w", err)
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	var stdout bytes.Buffer
+	cmd := exec.CommandContext(ctx, script)
+	cmd.Dir = root
+	cmd.Stdout = &stdout
+	cmd.Stderr = progress
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("consulagent: %s failed: %w", installScript, err)
+	}
+	bin := lastLine(stdout.String())
+	if err := checkExecutable(bin); err != nil {
+		return "", fmt.Errorf("consulagent: %s printed %q: %w", installScript, bin, err)
+	}
+	return bin, nil
+}
+
+// RepoRoot walks up from dir to the nearest directory containing go.mod.
+func RepoRoot(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		if st, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && !st.IsDir() {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod in any parent directory")
+		}
+		dir = parent
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.TrimSpace(s)
+}
+
+func checkExecutable(path string) error {
+	if path == "" {
+		return errors.New("empty path")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", path)
+	}
+	return nil
+}

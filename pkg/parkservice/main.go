@@ -1,0 +1,165 @@
+package parkservice
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/parkmesh/parkmesh/pkg/cliflag"
+	"github.com/parkmesh/parkmesh/pkg/httpserver"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
+)
+
+// Version is the build version, set with -ldflags "-X ...parkservice.Version=…".
+var Version = "dev"
+
+// Spec names one of the three services.
+type Spec struct {
+	Name        string // "directory", "project", "talent"
+	Kind        listing.Kind
+	DefaultPort int
+}
+
+// Config is a service's configuration, from flags and PARKMESH_… variables.
+type Config struct {
+	Listen   string
+	DataDir  string
+	Park     string
+	Consul   string
+	LogLevel string
+}
+
+// Main runs one service process: ParseFlags, Open, Run(ctx), Close.
+type Main struct {
+	Spec   Spec
+	Config Config
+	Logger *slog.Logger
+
+	store   *sqlitestore.Store
+	ln      net.Listener
+	handler http.Handler
+}
+
+// NewMain returns a Main for spec logging JSON to w.
+func NewMain(spec Spec, w io.Writer) *Main {
+	return &Main{Spec: spec, Logger: slog.New(slog.NewJSONHandler(w, nil))}
+}
+
+// ParseFlags reads the configuration and validates it, naming the flag at
+// fault.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet(m.Spec.Name, flag.ContinueOnError)
+	fs.StringVar(&m.Config.Listen, "listen", fmt.Sprintf("127.0.0.1:%d", m.Spec.DefaultPort), "address to serve HTTP on")
+	fs.StringVar(&m.Config.DataDir, "data-dir", filepath.Join(".parkmesh", "data"), "directory for the service's SQLite file")
+	fs.StringVar(&m.Config.Park, "park", "xian-hitech", "id of the park this node belongs to")
+	fs.StringVar(&m.Config.Consul, "consul", "", "Consul agent HTTP address (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500; \"off\" disables registration)")
+	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
+	if err := cliflag.Parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if !listing.ValidParkID(m.Config.Park) {
+		return fmt.Errorf("-park %q: must be lower-case letters, digits and hyphens, 2-63 characters", m.Config.Park)
+	}
+	if _, _, err := net.SplitHostPort(m.Config.Listen); err != nil {
+		return fmt.Errorf("-listen %q: %v", m.Config.Listen, err)
+	}
+	if m.Config.DataDir == "" {
+		return errors.New("-data-dir: must not be empty")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.Config.LogLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: %v", m.Config.LogLevel, err)
+	}
+	m.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+// DBPath is the service's SQLite file: one per service and park.
+func (m *Main) DBPath() string {
+	return filepath.Join(m.Config.DataDir, m.Config.Park+"-"+m.Spec.Name+".db")
+}
+
+// Open opens the store and the listener; after it, Addr is known.
+func (m *Main) Open(ctx context.Context) error {
+	m.Logger = m.Logger.With("service", "parkmesh-"+m.Spec.Name, "park", m.Config.Park)
+	if err := os.MkdirAll(m.Config.DataDir, 0o750); err != nil {
+		return fmt.Errorf("-data-dir: %w", err)
+	}
+	st, err := sqlitestore.Open(ctx, m.DBPath())
+	if err != nil {
+		return err
+	}
+	m.store = st
+	metrics := httpserver.NewMetrics()
+	svc := New(m.Spec.Kind, m.Config.Park, st)
+	api := NewHTTPHandler(m.Spec.Kind, NewSet(svc), m.Logger, metrics.Middleware(m.Logger))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler())
+	mux.Handle("/", api)
+	m.handler = mux
+	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
+		st.Close()
+		return fmt.Errorf("-listen: %w", err)
+	}
+	return nil
+}
+
+// Addr is the address the service listens on (useful with port 0).
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Handler is the service's whole HTTP handler.
+func (m *Main) Handler() http.Handler { return m.handler }
+
+// Run serves until ctx is done, then shuts down gracefully: stop accepting,
+// finish in-flight requests, close the store.
+func (m *Main) Run(ctx context.Context) error {
+	m.Logger.Info("serving", "addr", m.Addr(), "db", m.DBPath(), "version", Version)
+	srv := httpserver.New(m.handler, m.Logger)
+	err := httpserver.Serve(ctx, srv, m.ln)
+	m.Logger.Info("stopped")
+	return errors.Join(err, m.Close())
+}
+
+// Close closes the store.
+func (m *Main) Close() error {
+	if m.store == nil {
+		return nil
+	}
+	err := m.store.Close()
+	m.store = nil
+	return err
+}
+
+// Run is a whole service process: it is what services/*/cmd/* call.
+func Run(spec Spec, args []string) int {
+	m := NewMain(spec, os.Stderr)
+	if err := m.ParseFlags(args, os.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", spec.Name, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Open(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", spec.Name, strings.TrimSpace(err.Error()))
+		return 1
+	}
+	if err := m.Run(ctx); err != nil {
+		m.Logger.Error("exit", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,191 @@
+package parkservice
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	httptransport "github.com/go-kit/kit/transport/http"
+
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+)
+
+// Change-log long-poll bounds.
+const (
+	MaxWait          = 30 * time.Second
+	DefaultChanges   = 100
+	MaxChangesPerGet = 1000
+)
+
+// NewHTTPHandler serves set on the paths DESIGN.md pins for kind k, each
+// route wrapped by mw (logging and metrics) under its route name.
+func NewHTTPHandler(k listing.Kind, set Set, logger *slog.Logger, mw func(route string, h http.Handler) http.Handler) http.Handler {
+	errEnc := func(ctx context.Context, err error, w http.ResponseWriter) {
+		if apierror.CodeOf(err) == apierror.Internal {
+			logger.ErrorContext(ctx, "internal error", "err", err)
+		}
+		apierror.Write(w, err)
+	}
+	opts := []httptransport.ServerOption{httptransport.ServerErrorEncoder(errEnc)}
+	route := func(mux *http.ServeMux, pattern string, e func(context.Context, any) (any, error), dec httptransport.DecodeRequestFunc) {
+		h := httptransport.NewServer(e, dec, encodeResponse(errEnc), opts...)
+		mux.Handle(pattern, mw(pattern, h))
+	}
+	mux := http.NewServeMux()
+	route(mux, "POST /v1/listings", set.Create, decodeCreate)
+	route(mux, "GET /v1/listings", set.Search, decodeSearch(k))
+	route(mux, "GET /v1/listings/{id}", set.Get, func(_ context.Context, r *http.Request) (any, error) {
+		return getRequest{ID: r.PathValue("id")}, nil
+	})
+	route(mux, "PUT /v1/listings/{id}", set.Update, decodeUpdate)
+	route(mux, "DELETE /v1/listings/{id}", set.Delete, func(_ context.Context, r *http.Request) (any, error) {
+		v, err := ifMatch(r)
+		return deleteRequest{ID: r.PathValue("id"), IfVersion: v}, err
+	})
+	route(mux, "GET /v1/changes", set.Changes, decodeChanges)
+	route(mux, "GET /readyz", set.Ready, func(context.Context, *http.Request) (any, error) { return nil, nil })
+	mux.Handle("GET /healthz", mw("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})))
+	mux.Handle("/", mw("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, clip(r.URL.Path)))
+	})))
+	return mux
+}
+
+func decodeCreate(_ context.Context, r *http.Request) (any, error) {
+	if err := jsonBody(r); err != nil {
+		return nil, err
+	}
+	l, err := listing.Decode(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	return createRequest{Listing: l}, nil
+}
+
+func decodeUpdate(_ context.Context, r *http.Request) (any, error) {
+	v, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := jsonBody(r); err != nil {
+		return nil, err
+	}
+	l, err := listing.Decode(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	return updateRequest{ID: r.PathValue("id"), IfVersion: v, Listing: l}, nil
+}
+
+// jsonBody refuses bodies that say they are not JSON and caps their size.
+func jsonBody(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return apierror.InvalidField("Content-Type", "must be application/json")
+	}
+	if r.ContentLength > listing.MaxBody {
+		return apierror.InvalidField("body", "is larger than %d bytes", listing.MaxBody)
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, listing.MaxBody)
+	return nil
+}
+
+// ifMatch reads the If-Match header: a version number, quoted as an ETag
+// or bare. Absent means unconditional.
+func ifMatch(r *http.Request) (int64, error) {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	if h == "" {
+		return 0, nil
+	}
+	h = strings.TrimPrefix(h, "W/")
+	v, err := strconv.ParseInt(strings.Trim(h, `"`), 10, 64)
+	if err != nil || v < 1 {
+		return 0, apierror.InvalidField("If-Match", "must be the listing's version, e.g. \"3\"")
+	}
+	return v, nil
+}
+
+func decodeSearch(k listing.Kind) httptransport.DecodeRequestFunc {
+	return func(_ context.Context, r *http.Request) (any, error) {
+		return listing.ParseQuery(r.URL.Query(), k)
+	}
+}
+
+func decodeChanges(_ context.Context, r *http.Request) (any, error) {
+	v := r.URL.Query()
+	for name := range v {
+		if name != "after" && name != "wait" && name != "limit" {
+			return nil, apierror.InvalidField(clip(name), "is not a parameter of the change log")
+		}
+	}
+	req := changesRequest{Limit: DefaultChanges}
+	if s := v.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return nil, apierror.InvalidField("after", "must be a non-negative sequence number")
+		}
+		req.After = n
+	}
+	if s := v.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			if n, err2 := strconv.Atoi(s); err2 == nil {
+				d, err = time.Duration(n)*time.Second, nil
+			}
+		}
+		if err != nil || d < 0 || d > MaxWait {
+			return nil, apierror.InvalidField("wait", "must be a duration between 0s and %s", MaxWait)
+		}
+		req.Wait = d
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxChangesPerGet {
+			return nil, apierror.InvalidField("limit", "must be an integer between 1 and %d", MaxChangesPerGet)
+		}
+		req.Limit = n
+	}
+	return req, nil
+}
+
+func encodeResponse(errEnc httptransport.ErrorEncoder) httptransport.EncodeResponseFunc {
+	return func(ctx context.Context, w http.ResponseWriter, resp any) error {
+		if f, ok := resp.(Failer); ok && f.Failed() != nil {
+			errEnc(ctx, f.Failed(), w)
+			return nil
+		}
+		switch r := resp.(type) {
+		case listingResponse:
+			w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(r.Listing.Version, 10)))
+			status := http.StatusOK
+			if r.Created {
+				w.Header().Set("Location", "/v1/listings/"+r.Listing.ID)
+				status = http.StatusCreated
+			}
+			return writeJSON(w, status, r.Listing)
+		case deleteResponse:
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		case searchResponse:
+			return writeJSON(w, http.StatusOK, r.Page)
+		case changesResponse:
+			return writeJSON(w, http.StatusOK, r.Page)
+		case readyResponse:
+			return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		}
+		return writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}

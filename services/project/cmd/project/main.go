@@ -1,0 +1,11 @@
+// Command project runs a park's project service. See README.md for flags.
+package main
+
+import (
+	"os"
+
+	"github.com/parkmesh/parkmesh/pkg/parkservice"
+	"github.com/parkmesh/parkmesh/services/project"
+)
+
+func main() { os.Exit(parkservice.Run(project.Spec, os.Args[1:])) }

@@ -1,0 +1,11 @@
+// Command talent runs a park's talent service. See README.md for flags.
+package main
+
+import (
+	"os"
+
+	"github.com/parkmesh/parkmesh/pkg/parkservice"
+	"github.com/parkmesh/parkmesh/services/talent"
+)
+
+func main() { os.Exit(parkservice.Run(talent.Spec, os.Args[1:])) }
