@@ -378,4 +378,3 @@ func TestProbesAndMetrics(t *testing.T) {
 		t.Errorf("metrics lack the search request:\n%s", r.body)
 	}
 }
-
