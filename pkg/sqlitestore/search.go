@@ -79,8 +79,8 @@ func index(ctx context.Context, tx *sql.Tx, seq int64, l *listing.Listing) error
 // cursor is the decoded form of an opaque, signed page cursor.
 type cursor struct {
 	Query  string `json:"q"`           // hash of the query it belongs to
-	Offset int    `json:"o,omitempty"` // ranked results: rows already returned
-	Before int64  `json:"b,omitempty"` // unranked results: last seq returned
+	Tier   int    `json:"t,omitempty"` // ranking tier the next page starts in
+	Before int64  `json:"b,omitempty"` // last rowid returned in that tier
 }
 
 // queryHash identifies a query's filters, so a cursor cannot be replayed
@@ -115,7 +115,7 @@ func (s *Store) decodeCursor(raw string, q listing.Query) (cursor, error) {
 		return cursor{}, bad
 	}
 	var c cursor
-	if err := json.Unmarshal(payload, &c); err != nil || c.Query != queryHash(q) || c.Offset < 0 || c.Before < 0 {
+	if err := json.Unmarshal(payload, &c); err != nil || c.Query != queryHash(q) || c.Tier < 0 || c.Tier > 1 || c.Before < 0 {
 		return cursor{}, bad
 	}
 	return c, nil
@@ -123,11 +123,14 @@ func (s *Store) decodeCursor(raw string, q listing.Query) (cursor, error) {
 
 // Search implements listing.Store.
 //
-// Text queries are matched against CJK bigrams and words and ranked with
-// BM25 (title weighted above body), paged by offset. Filter-only queries use
-// the same index's facet tokens and are ordered newest first, paged by key
-// (rowid), which needs no sort. With neither, the listings table is walked
-// by rowid.
+// Every query walks the FTS5 index newest first (rowid descending), which
+// SQLite streams and stops as soon as a page is full, so a query costs the
+// same whether it matches ten listings or ninety thousand. Filters are facet
+// tokens in the same index. Text queries are ranked in tiers: listings whose
+// title holds every term first, then those matching in the rest of their
+// text; newest first within a tier. BM25 was measured and dropped: SQLite's
+// bm25() counts every document holding each term, 10–70 ms per query for
+// common terms at 100k listings (docs/decisions.md, docs/benchmarks.md).
 func (s *Store) Search(ctx context.Context, q listing.Query) (*listing.Page, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -146,11 +149,7 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (*listing.Page, err
 	}
 	cur.Query = queryHash(q)
 
-	var clauses []string
-	terms := fulltext.ParseQuery(q.Text)
-	if len(terms) > 0 {
-		clauses = append(clauses, fulltext.FTS5Match(terms, "title", "body"))
-	}
+	var filters []string
 	anyOf := func(kind byte, vs ...string) {
 		var toks []string
 		for _, v := range vs {
@@ -159,7 +158,7 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (*listing.Page, err
 			}
 		}
 		if len(toks) > 0 {
-			clauses = append(clauses, "facets : ("+strings.Join(toks, " OR ")+")")
+			filters = append(filters, "(facets : ("+strings.Join(toks, " OR ")+"))")
 		}
 	}
 	anyOf(facetSector, q.Sectors...)
@@ -171,76 +170,88 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (*listing.Page, err
 	anyOf(facetOrgType, q.OrgType)
 	if q.VisibleTo != "" {
 		// club, or peers shared with the caller; never private.
-		clauses = append(clauses, fmt.Sprintf(`facets : ("%s" OR ("%s" AND "%s"))`,
+		filters = append(filters, fmt.Sprintf(`(facets : ("%s" OR ("%s" AND "%s")))`,
 			facetToken(facetVisibility, string(listing.Club)),
 			facetToken(facetVisibility, string(listing.Peers)), facetToken(facetShareWith, q.VisibleTo)))
 	}
 
-	var (
-		query string
-		args  []any
-	)
+	// tiers holds the MATCH expression of each ranking tier, in order; ""
+	// means no index constraint at all (walk the listings table).
+	var tiers []string
+	and := func(parts ...string) string { return strings.Join(parts, " AND ") }
+	if terms := fulltext.ParseQuery(q.Text); len(terms) > 0 {
+		inTitle := "(" + fulltext.FTS5Match(terms, "title") + ")"
+		anywhere := "(" + fulltext.FTS5Match(terms, "title", "body") + ")"
+		tiers = []string{
+			and(append([]string{inTitle}, filters...)...),
+			and(append([]string{"(" + anywhere + " NOT " + inTitle + ")"}, filters...)...),
+		}
+	} else if len(filters) > 0 {
+		tiers = []string{and(filters...)}
+	} else {
+		tiers = []string{""}
+	}
 	since := int64(0)
 	if !q.UpdatedSince.IsZero() {
 		since = micros(q.UpdatedSince)
 	}
-	switch {
-	case len(terms) > 0:
-		query = `SELECT l.seq, l.doc FROM listings_fts f JOIN listings l ON l.seq = f.rowid
-			WHERE listings_fts MATCH ? AND l.updated_at >= ?
-			ORDER BY bm25(listings_fts, 8.0, 2.0, 0.0), f.rowid DESC LIMIT ? OFFSET ?`
-		args = []any{strings.Join(clauses, " AND "), since, limit + 1, cur.Offset}
-	case len(clauses) > 0:
-		before := cur.Before
-		if before == 0 {
-			before = 1<<62 - 1
-		}
-		query = `SELECT l.seq, l.doc FROM listings_fts f JOIN listings l ON l.seq = f.rowid
-			WHERE listings_fts MATCH ? AND f.rowid < ? AND l.updated_at >= ?
-			ORDER BY f.rowid DESC LIMIT ?`
-		args = []any{strings.Join(clauses, " AND "), before, since, limit + 1}
-	default:
-		before := cur.Before
-		if before == 0 {
-			before = 1<<62 - 1
-		}
-		query = `SELECT seq, doc FROM listings WHERE seq < ? AND updated_at >= ? ORDER BY seq DESC LIMIT ?`
-		args = []any{before, since, limit + 1}
+	if cur.Tier >= len(tiers) {
+		return nil, apierror.InvalidField("cursor", "is not a cursor this service issued for this query")
 	}
-	rows, err := s.read.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: search: %w", err)
-	}
-	defer rows.Close()
+
 	page := &listing.Page{Results: []*listing.Listing{}}
-	var lastSeq int64
-	more := false
-	for rows.Next() {
-		if len(page.Results) == limit {
-			more = true
-			break
+	for tier := cur.Tier; tier < len(tiers); tier++ {
+		before := int64(1<<62 - 1)
+		if tier == cur.Tier && cur.Before > 0 {
+			before = cur.Before
 		}
-		var doc string
-		if err := rows.Scan(&lastSeq, &doc); err != nil {
-			return nil, err
-		}
-		l, err := decode(doc)
-		if err != nil {
-			return nil, err
-		}
-		page.Results = append(page.Results, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if more {
-		next := cursor{Query: cur.Query}
-		if len(terms) > 0 {
-			next.Offset = cur.Offset + limit
+		want := limit + 1 - len(page.Results)
+		var rows *sql.Rows
+		var err error
+		if tiers[tier] == "" {
+			rows, err = s.read.QueryContext(ctx, `SELECT seq, doc FROM listings
+				WHERE seq < ? AND updated_at >= ? ORDER BY seq DESC LIMIT ?`, before, since, want)
 		} else {
-			next.Before = lastSeq
+			rows, err = s.read.QueryContext(ctx, `SELECT l.seq, l.doc FROM listings_fts f JOIN listings l ON l.seq = f.rowid
+				WHERE listings_fts MATCH ? AND f.rowid < ? AND l.updated_at >= ?
+				ORDER BY f.rowid DESC LIMIT ?`, tiers[tier], before, since, want)
 		}
-		page.NextCursor = s.encodeCursor(next)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: search: %w", err)
+		}
+		var seqs []int64
+		for rows.Next() {
+			var seq int64
+			var doc string
+			if err := rows.Scan(&seq, &doc); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			l, err := decode(doc)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			page.Results = append(page.Results, l)
+			seqs = append(seqs, seq)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if len(page.Results) > limit {
+			// One row too many: there is a next page, starting after the
+			// last row kept, in this tier.
+			page.Results = page.Results[:limit]
+			next := cursor{Query: cur.Query, Tier: tier, Before: seqs[len(seqs)-2]}
+			if len(seqs) == 1 {
+				// The extra row is the first of this tier: start the next
+				// page at the top of it.
+				next.Before = 0
+			}
+			page.NextCursor = s.encodeCursor(next)
+			return page, nil
+		}
 	}
 	return page, nil
 }

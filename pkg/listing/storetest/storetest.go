@@ -284,8 +284,38 @@ func testFilters(t *testing.T, open Opener) {
 	if len(seen) != 7 {
 		t.Errorf("ranked pagination returned %d listings, want 7", len(seen))
 	}
+	// ranked pagination across tiers: title matches first, none twice
+	var bodyOnly []string
+	for i := range 3 {
+		l := NewProject(fmt.Sprintf("other %d", i), now)
+		l.Summary = "这个项目在硅谷"
+		must(t, s.Create(ctx(t), l))
+		bodyOnly = append(bodyOnly, l.ID)
+	}
+	q = listing.Query{Text: "项目", Limit: 2}
+	var order []string
+	for {
+		page, err := s.Search(ctx(t), q)
+		must(t, err)
+		for _, r := range page.Results {
+			order = append(order, r.ID)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+	if len(order) != 10 {
+		t.Fatalf("cross-tier pagination returned %d listings, want 10", len(order))
+	}
+	for i, id := range order {
+		isBody := id == bodyOnly[0] || id == bodyOnly[1] || id == bodyOnly[2]
+		if isBody != (i >= 7) {
+			t.Errorf("position %d: %s (body-only=%v); title matches must come first", i, id, isBody)
+		}
+	}
 	// updated_since
-	page, err := s.Search(ctx(t), listing.Query{UpdatedSince: now.Add(5 * time.Second)})
+	page, err := s.Search(ctx(t), listing.Query{UpdatedSince: now.Add(5 * time.Second), Text: "项目"})
 	must(t, err)
 	if len(page.Results) != 2 {
 		t.Errorf("updated_since: %d results, want 2", len(page.Results))
