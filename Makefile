@@ -1,0 +1,44 @@
+# ParkMesh: the two commands are `make demo` and `make test` (README.md).
+SHELL := /bin/bash
+GO ?= go
+CACHE ?= $(HOME)/.cache/parkmesh
+FUZZTIME ?= 10s
+export PARKMESH_CACHE := $(CACHE)
+
+.PHONY: all build demo test vet fmt-check unit fuzz bench tools clean
+
+all: build
+
+## tools: build and cache the real Consul agent the tests and demo need
+tools:
+	@deploy/tools/install-consul.sh >/dev/null
+
+build:
+	$(GO) build ./...
+
+## demo: three parks on this machine, each with its Consul, services and gateway
+demo: tools
+	$(GO) run ./deploy/local/cmd/demo
+
+## test: vet, formatting, the whole suite with the race detector, brief fuzzing
+test: tools fmt-check vet unit fuzz
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	PARKMESH_CONSUL_BIN=$$(deploy/tools/install-consul.sh) $(GO) test -race -count=1 -timeout 30m ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeValidate$$' -fuzztime=$(FUZZTIME) ./pkg/listing/
+
+## bench: search benchmarks at 100,000 listings (see docs/benchmarks.md)
+bench:
+	$(GO) test -run='^$$' -bench='BenchmarkSearch' -benchtime=200x -count=5 ./pkg/sqlitestore/
+
+clean:
+	rm -rf .parkmesh/bin

@@ -1,0 +1,31 @@
+// Command demo is what `make demo` runs: three parks on this machine, each
+// with its own Consul dev agent, its three services and its gateway, loaded
+// with the park's sample data. It runs in the foreground; SIGINT or SIGTERM
+// stops every process it started, gateways first, Consul last.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/parkmesh/parkmesh/deploy/local"
+)
+
+func main() {
+	var cfg local.Config
+	flag.StringVar(&cfg.Root, "root", ".parkmesh", "directory for binaries, data, logs and demo.json")
+	flag.IntVar(&cfg.GatewayBasePort, "gateway-port", 8081, "port of the first park's gateway; the others follow")
+	flag.IntVar(&cfg.ServiceBasePort, "service-port", 7100, "base of the services' ports (park i uses base+10i+1..3)")
+	flag.IntVar(&cfg.ConsulBasePort, "consul-port", 18500, "base of the Consul agents' ports (park i uses base+10i..+3)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := local.Demo(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+}

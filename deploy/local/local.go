@@ -1,0 +1,337 @@
+// Package local is the launcher behind `make demo`: it builds the ParkMesh
+// binaries and runs several parks as local processes, each with its own
+// Consul dev agent, three services and gateway, and stops them all cleanly.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/parkmesh/parkmesh/deploy/local/sample"
+	"github.com/parkmesh/parkmesh/pkg/consulagent"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+)
+
+// DemoParks are the parks `make demo` starts, in port order.
+var DemoParks = []string{"xian-hitech", "chengdu-hitech", "siliconvalley-offshore"}
+
+// Config says where the demo keeps its files and which ports it uses.
+type Config struct {
+	Root            string // binaries, data, logs and demo.json live here
+	GatewayBasePort int    // park i's gateway listens on GatewayBasePort+i
+	ServiceBasePort int    // park i's services on ServiceBasePort+10i+1..3
+	ConsulBasePort  int    // park i's agent on ConsulBasePort+10i..+3
+	Parks           []string
+}
+
+// ParkInfo is one park of demo.json.
+type ParkInfo struct {
+	ID             string `json:"id"`
+	GatewayURL     string `json:"gateway_url"`
+	ConsulHTTPAddr string `json:"consul_http_addr"`
+	AdminToken     string `json:"admin_token"`
+}
+
+// DemoFile is what the demo writes to <root>/demo.json once every park is up.
+type DemoFile struct {
+	Parks []ParkInfo `json:"parks"`
+	// PIDs of every process the demo started, the launcher's first.
+	PIDs []int `json:"pids"`
+}
+
+var binaries = []struct{ name, pkg string }{
+	{"directory", "./services/directory/cmd/directory"},
+	{"project", "./services/project/cmd/project"},
+	{"talent", "./services/talent/cmd/talent"},
+	{"gateway", "./gateway/cmd/gateway"},
+	{"parkmesh", "./gateway/cmd/parkmesh"},
+}
+
+// Demo runs the parks until ctx is done, then stops everything it started.
+func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
+	if len(cfg.Parks) == 0 {
+		cfg.Parks = DemoParks
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{"bin", "data", "logs"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o750); err != nil {
+			return err
+		}
+	}
+	os.Remove(filepath.Join(root, "demo.json"))
+	wd, _ := os.Getwd()
+	repo, err := consulagent.RepoRoot(wd)
+	if err != nil {
+		return fmt.Errorf("run the demo inside the repository: %w", err)
+	}
+	fmt.Fprintln(out, "building binaries…")
+	for _, b := range binaries {
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(root, "bin", b.name), b.pkg)
+		cmd.Dir, cmd.Stdout, cmd.Stderr = repo, out, out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %s: %w", b.pkg, err)
+		}
+	}
+	consulBin, err := consulagent.FindBinary(ctx, out)
+	if err != nil {
+		return err
+	}
+
+	g := &group{out: out}
+	defer func() {
+		fmt.Fprintln(out, "stopping…")
+		if serr := g.stop(); serr != nil && err == nil {
+			err = serr
+		}
+		fmt.Fprintln(out, "stopped: no process left running")
+	}()
+	demo := DemoFile{PIDs: []int{os.Getpid()}}
+	for i, park := range cfg.Parks {
+		info, err := startPark(ctx, g, cfg, root, consulBin, i, park)
+		if err != nil {
+			return err
+		}
+		demo.Parks = append(demo.Parks, info)
+	}
+	for _, p := range demo.Parks {
+		if err := waitReady(ctx, p); err != nil {
+			return fmt.Errorf("park %s: %w (logs in %s)", p.ID, err, filepath.Join(root, "logs"))
+		}
+		n, err := loadSample(ctx, p)
+		if err != nil {
+			return fmt.Errorf("park %s: loading sample data: %w", p.ID, err)
+		}
+		if n > 0 {
+			fmt.Fprintf(out, "%s: loaded %d sample listings\n", p.ID, n)
+		} else {
+			fmt.Fprintf(out, "%s: keeping the data of an earlier run\n", p.ID)
+		}
+	}
+	demo.PIDs = append(demo.PIDs, g.pids()...)
+	b, _ := json.MarshalIndent(demo, "", "  ")
+	if err := os.WriteFile(filepath.Join(root, "demo.json"), b, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nParkMesh demo is up:")
+	for _, p := range demo.Parks {
+		fmt.Fprintf(out, "  %-24s gateway %s   consul http://%s\n", p.ID, p.GatewayURL, p.ConsulHTTPAddr)
+	}
+	fmt.Fprintf(out, "\nAdmin tokens are in %s. Try:\n", filepath.Join(root, "demo.json"))
+	fmt.Fprintf(out, "  curl -H \"Authorization: Bearer $(jq -r '.parks[0].admin_token' %s)\" '%s/api/v1/search?q=硅谷'\n",
+		filepath.Join(root, "demo.json"), demo.Parks[0].GatewayURL)
+	fmt.Fprintln(out, "Press Ctrl-C to stop.")
+	select {
+	case <-ctx.Done():
+	case pe := <-g.exited:
+		return fmt.Errorf("%s exited unexpectedly: %v (see %s)", pe.name, pe.err, pe.log)
+	}
+	return nil
+}
+
+func startPark(ctx context.Context, g *group, cfg Config, root, consulBin string, i int, park string) (ParkInfo, error) {
+	cp := cfg.ConsulBasePort + 10*i
+	agent, err := consulagent.Launch(ctx, consulagent.Options{
+		Bin: consulBin, NodeName: park, HTTPPort: cp, ServerPort: cp + 1, SerfLANPort: cp + 2, SerfWANPort: cp + 3,
+		LogPath: filepath.Join(root, "logs", park+"-consul.log"), KillWithParent: true,
+	})
+	if err != nil {
+		return ParkInfo{}, fmt.Errorf("park %s: consul: %w", park, err)
+	}
+	g.agents = append(g.agents, agent)
+	dataDir := filepath.Join(root, "data", park)
+	ks, err := parkkey.Load(dataDir)
+	if err != nil {
+		if ks, err = parkkey.Init(dataDir, park); err != nil {
+			return ParkInfo{}, fmt.Errorf("park %s: keys: %w", park, err)
+		}
+	}
+	token, err := parktoken.Issue(ks, park, "demo-admin", parktoken.Admin, 24*time.Hour, time.Now())
+	if err != nil {
+		return ParkInfo{}, err
+	}
+	common := []string{"-data-dir", dataDir, "-park", park, "-consul", agent.HTTPAddr()}
+	for j, svc := range []string{"directory", "project", "talent"} {
+		port := cfg.ServiceBasePort + 10*i + j + 1
+		args := append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(port)}, common...)
+		if err := g.start(ctx, 1, park+"-"+svc, filepath.Join(root, "bin", svc), args, filepath.Join(root, "logs", park+"-"+svc+".log")); err != nil {
+			return ParkInfo{}, err
+		}
+	}
+	gw := cfg.GatewayBasePort + i
+	url := "http://127.0.0.1:" + strconv.Itoa(gw)
+	args := append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(gw), "-public-url", url}, common...)
+	if err := g.start(ctx, 0, park+"-gateway", filepath.Join(root, "bin", "gateway"), args, filepath.Join(root, "logs", park+"-gateway.log")); err != nil {
+		return ParkInfo{}, err
+	}
+	return ParkInfo{ID: park, GatewayURL: url, ConsulHTTPAddr: agent.HTTPAddr(), AdminToken: token}, nil
+}
+
+// waitReady waits until the park's gateway knows an instance of every kind.
+func waitReady(ctx context.Context, p ParkInfo) error {
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		res, err := http.Get(p.GatewayURL + "/readyz")
+		if err == nil {
+			var body struct{ Instances map[string]int }
+			json.NewDecoder(res.Body).Decode(&body)
+			res.Body.Close()
+			ok := res.StatusCode == 200
+			for _, k := range listing.Kinds {
+				ok = ok && body.Instances[string(k)] > 0
+			}
+			if ok {
+				return nil
+			}
+			last = fmt.Sprintf("instances %v", body.Instances)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("gateway not ready after 60s: %s", last)
+}
+
+var kindPath = map[listing.Kind]string{listing.KindOrganization: "organizations", listing.KindProject: "projects", listing.KindTalent: "talent"}
+
+// loadSample puts the park's sample data in through its gateway, unless the
+// park already holds listings (a second demo keeps the first one's data).
+func loadSample(ctx context.Context, p ParkInfo) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.GatewayURL+"/api/v1/search?limit=1", nil)
+	req.Header.Set("Authorization", "Bearer "+p.AdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	var page struct{ Results []json.RawMessage }
+	json.NewDecoder(res.Body).Decode(&page)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		return 0, fmt.Errorf("search answered %d", res.StatusCode)
+	}
+	if len(page.Results) > 0 {
+		return 0, nil
+	}
+	f, err := sample.Load(p.ID)
+	if err != nil {
+		return 0, err
+	}
+	h := http.Header{"Authorization": {"Bearer " + p.AdminToken}}
+	return f.Post(ctx, http.DefaultClient, func(k listing.Kind) string { return p.GatewayURL + "/api/v1/" + kindPath[k] }, h)
+}
+
+// proc is one child process.
+type proc struct {
+	name, log string
+	tier      int // stopped in increasing tier order: gateways (0) before services (1)
+	cmd       *exec.Cmd
+	done      chan struct{}
+	err       error
+}
+
+type procExit struct {
+	name, log string
+	err       error
+}
+
+// group is every process the demo started.
+type group struct {
+	out    io.Writer
+	procs  []*proc
+	agents []*consulagent.Agent
+	exited chan procExit
+}
+
+func (g *group) start(ctx context.Context, tier int, name, bin string, args []string, logPath string) error {
+	if g.exited == nil {
+		g.exited = make(chan procExit, 64)
+	}
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	// Own process group, so a terminal's Ctrl-C reaches only the launcher,
+	// which then stops the children in order; killed with the launcher.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	p := &proc{name: name, log: logPath, tier: tier, cmd: cmd, done: make(chan struct{})}
+	g.procs = append(g.procs, p)
+	go func() {
+		p.err = cmd.Wait()
+		lf.Close()
+		close(p.done)
+		select {
+		case g.exited <- procExit{name, logPath, p.err}:
+		default:
+		}
+	}()
+	return nil
+}
+
+func (g *group) pids() []int {
+	var out []int
+	for _, a := range g.agents {
+		out = append(out, a.PID())
+	}
+	for _, p := range g.procs {
+		out = append(out, p.cmd.Process.Pid)
+	}
+	return out
+}
+
+// stop sends SIGTERM tier by tier (gateways, then services), waits for each
+// tier (killing what outlives 20 s), then stops the Consul agents.
+func (g *group) stop() error {
+	var errs []error
+	for tier := 0; tier <= 1; tier++ {
+		var tierProcs []*proc
+		for _, p := range g.procs {
+			if p.tier == tier {
+				tierProcs = append(tierProcs, p)
+				p.cmd.Process.Signal(syscall.SIGTERM)
+			}
+		}
+		for _, p := range tierProcs {
+			select {
+			case <-p.done:
+			case <-time.After(20 * time.Second):
+				p.cmd.Process.Kill()
+				<-p.done
+				errs = append(errs, fmt.Errorf("%s did not stop within 20s; killed", p.name))
+			}
+		}
+	}
+	for _, a := range g.agents {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := a.Stop(ctx); err != nil && !strings.Contains(err.Error(), "signal") {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,303 @@
+// Package admin is the parkmesh admin command: creating a park's signing
+// keys, issuing park-local tokens to its staff, rotating and listing keys.
+// It works on the gateway's data directory directly, so it runs where the
+// gateway's data lives and needs no running gateway.
+package admin
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+)
+
+// Exit statuses of Run.
+const (
+	ExitOK    = 0
+	ExitError = 1 // the command failed
+	ExitUsage = 2 // the command line is wrong
+)
+
+// Environment variables that stand in for flags that are not given.
+const (
+	EnvDataDir = "PARKMESH_DATA_DIR"
+	EnvPark    = "PARKMESH_PARK"
+)
+
+// CLI runs admin commands. Output meant for scripts (a kid, a token, the key
+// list) goes to Stdout; messages for the operator go to Stderr. Nothing it
+// prints contains private key material.
+type CLI struct {
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment (os.Getenv in the real command).
+	Getenv func(string) string
+	// Now is the clock (time.Now in the real command).
+	Now func() time.Time
+}
+
+const usage = `parkmesh administers a ParkMesh park node.
+
+Usage:
+  parkmesh init --park ID --data-dir DIR
+        create the park's first signing key; prints its kid
+  parkmesh token create --sub NAME --role viewer|editor|admin [--ttl 24h] --data-dir DIR
+        issue a park-local access token; prints the token
+  parkmesh keys rotate [--grace 10m] --data-dir DIR
+        make a new signing key, keep the previous one published; prints the new kid
+  parkmesh keys list --data-dir DIR
+        list the published keys
+
+--data-dir falls back to $PARKMESH_DATA_DIR and --park to $PARKMESH_PARK.
+Run "parkmesh COMMAND -h" for a command's flags.
+`
+
+type command struct {
+	path string
+	run  func(c *CLI, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"init", (*CLI).init},
+		{"token create", (*CLI).tokenCreate},
+		{"keys rotate", (*CLI).keysRotate},
+		{"keys list", (*CLI).keysList},
+	}
+}
+
+// Run runs the command named by args (without the program name) and
+// returns its exit status.
+func (c *CLI) Run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(c.Stderr, usage)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(c.Stdout, usage)
+		return ExitOK
+	}
+	for _, cmd := range commands() {
+		words := strings.Fields(cmd.path)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == cmd.path {
+			return cmd.run(c, args[len(words):])
+		}
+	}
+	fmt.Fprintf(c.Stderr, "parkmesh: unknown command %q\n\n%s", strings.Join(args[:min(len(args), 2)], " "), usage)
+	return ExitUsage
+}
+
+// flags is one command's flag set with environment fallbacks.
+type flags struct {
+	cli  *CLI
+	name string
+	fs   *flag.FlagSet
+	env  map[string]string // flag name → environment variable
+}
+
+func (c *CLI) newFlags(name, synopsis string) *flags {
+	fs := flag.NewFlagSet("parkmesh "+name, flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	f := &flags{cli: c, name: name, fs: fs, env: map[string]string{}}
+	fs.Usage = func() {
+		fmt.Fprintf(c.Stderr, "Usage: parkmesh %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return f
+}
+
+func (f *flags) dataDir() *string {
+	f.env["data-dir"] = EnvDataDir
+	return f.fs.String("data-dir", "", "the gateway's data directory; keys live in its keys/ folder (env "+EnvDataDir+")")
+}
+
+func (f *flags) park(usage string) *string {
+	f.env["park"] = EnvPark
+	return f.fs.String("park", "", usage+" (env "+EnvPark+")")
+}
+
+// parse parses args, then fills every flag not given from its environment
+// variable. It returns the exit status to stop with, or -1 to go on.
+func (f *flags) parse(args []string) int {
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if f.fs.NArg() > 0 {
+		return f.usageError("unexpected argument %q", f.fs.Arg(0))
+	}
+	set := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	for name, env := range f.env {
+		if set[name] {
+			continue
+		}
+		if v := f.cli.Getenv(env); v != "" {
+			if err := f.fs.Set(name, v); err != nil {
+				return f.usageError("$%s: %v", env, err)
+			}
+		}
+	}
+	return -1
+}
+
+// require returns a usage error for the first flag among names that is
+// empty, naming the flag and its environment variable.
+func (f *flags) require(names ...string) int {
+	for _, name := range names {
+		if f.fs.Lookup(name).Value.String() != "" {
+			continue
+		}
+		if env := f.env[name]; env != "" {
+			return f.usageError("--%s is required (or set %s)", name, env)
+		}
+		return f.usageError("--%s is required", name)
+	}
+	return -1
+}
+
+func (f *flags) usageError(format string, args ...any) int {
+	fmt.Fprintf(f.cli.Stderr, "parkmesh %s: %s\n", f.name, fmt.Sprintf(format, args...))
+	f.fs.Usage()
+	return ExitUsage
+}
+
+func (c *CLI) fail(name string, err error) int {
+	fmt.Fprintf(c.Stderr, "parkmesh %s: %v\n", name, err)
+	return ExitError
+}
+
+func (c *CLI) init(args []string) int {
+	f := c.newFlags("init", "--park ID --data-dir DIR")
+	park := f.park("id of this park (lower-case letters, digits, hyphens)")
+	dataDir := f.dataDir()
+	if code := f.parse(args); code >= 0 {
+		return code
+	}
+	if code := f.require("park", "data-dir"); code >= 0 {
+		return code
+	}
+	ks, err := parkkey.Init(*dataDir, *park, parkkey.WithClock(c.Now))
+	if err != nil {
+		return c.fail("init", err)
+	}
+	fmt.Fprintf(c.Stderr, "created the signing key of park %s in %s\n", ks.Park(), parkkey.Dir(*dataDir))
+	fmt.Fprintln(c.Stdout, ks.Current().ID)
+	return ExitOK
+}
+
+func (c *CLI) tokenCreate(args []string) int {
+	f := c.newFlags("token create", "--sub NAME --role ROLE [--ttl DURATION] --data-dir DIR")
+	sub := f.fs.String("sub", "", "who the token is for: a person or a tool")
+	role := f.fs.String("role", "", "viewer, editor or admin")
+	ttl := f.fs.Duration("ttl", 24*time.Hour, fmt.Sprintf("how long the token is valid (at most %s)", parktoken.MaxTTL))
+	park := f.park("the park the token is for; must be the key set's park when given")
+	dataDir := f.dataDir()
+	if code := f.parse(args); code >= 0 {
+		return code
+	}
+	if code := f.require("sub", "role", "data-dir"); code >= 0 {
+		return code
+	}
+	r, err := parktoken.ParseRole(*role)
+	if err != nil {
+		return f.usageError("--role: %q is not a role (viewer, editor, admin)", *role)
+	}
+	if *ttl <= 0 || *ttl > parktoken.MaxTTL {
+		return f.usageError("--ttl: %s is not between 0 and %s", *ttl, parktoken.MaxTTL)
+	}
+	now := c.Now()
+	ks, err := parkkey.Load(*dataDir, parkkey.WithClock(func() time.Time { return now }))
+	if err != nil {
+		return c.fail("token create", err)
+	}
+	if *park != "" && *park != ks.Park() {
+		return c.fail("token create", fmt.Errorf("--park %q: the keys in %s belong to park %q", *park, *dataDir, ks.Park()))
+	}
+	// Keep the signing key published for as long as the token may be
+	// presented, even across rotations, before handing the token out.
+	kid := ks.Current().ID
+	if err := parkkey.RetainUntil(*dataDir, kid, now.Add(*ttl+parktoken.Leeway+time.Second)); err != nil {
+		return c.fail("token create", err)
+	}
+	tok, err := parktoken.Issue(ks, ks.Park(), *sub, r, *ttl, now)
+	if err != nil {
+		return c.fail("token create", err)
+	}
+	// Check what we hand out with the verifier the gateway uses.
+	claims, err := parktoken.NewVerifier(parktoken.StaticKeys(ks), parktoken.WithClock(func() time.Time { return now })).Verify(tok)
+	if err != nil {
+		return c.fail("token create", fmt.Errorf("the new token does not verify (%s): %w", parktoken.Reason(err), err))
+	}
+	fmt.Fprintf(c.Stderr, "token for %q, role %s, park %s, expires %s (jti %s, kid %s)\n",
+		claims.Subject, claims.Role, claims.Park, claims.ExpiresAt.UTC().Format(time.RFC3339), claims.ID, claims.KeyID)
+	fmt.Fprintln(c.Stdout, tok)
+	return ExitOK
+}
+
+func (c *CLI) keysRotate(args []string) int {
+	f := c.newFlags("keys rotate", "[--grace DURATION] --data-dir DIR")
+	grace := f.fs.Duration("grace", parkkey.DefaultGrace, "keep the previous key published at least this long (longer if it signed tokens that live longer)")
+	dataDir := f.dataDir()
+	if code := f.parse(args); code >= 0 {
+		return code
+	}
+	if code := f.require("data-dir"); code >= 0 {
+		return code
+	}
+	if *grace < 0 {
+		return f.usageError("--grace: %s is negative", *grace)
+	}
+	ks, err := parkkey.Rotate(*dataDir, c.Now(), parkkey.WithGrace(*grace))
+	if err != nil {
+		return c.fail("keys rotate", err)
+	}
+	for _, k := range ks.Public()[1:] {
+		fmt.Fprintf(c.Stderr, "previous key %s stays published until %s\n", k.ID, k.PublishedUntil.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(c.Stderr, "new signing key of park %s; running gateways pick it up within seconds\n", ks.Park())
+	fmt.Fprintln(c.Stdout, ks.Current().ID)
+	return ExitOK
+}
+
+func (c *CLI) keysList(args []string) int {
+	f := c.newFlags("keys list", "--data-dir DIR")
+	dataDir := f.dataDir()
+	if code := f.parse(args); code >= 0 {
+		return code
+	}
+	if code := f.require("data-dir"); code >= 0 {
+		return code
+	}
+	ks, err := parkkey.Load(*dataDir, parkkey.WithClock(c.Now))
+	if err != nil {
+		return c.fail("keys list", err)
+	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tSTATUS\tCREATED\tRETIRED\tPUBLISHED UNTIL")
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	for _, k := range ks.Public() {
+		status := "current"
+		if k.Retired {
+			status = "retired"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, status, stamp(k.CreatedAt), stamp(k.RetiredAt), stamp(k.PublishedUntil))
+	}
+	if err := tw.Flush(); err != nil {
+		return c.fail("keys list", err)
+	}
+	return ExitOK
+}

@@ -1,0 +1,241 @@
+// Package gateway is a park's federation gateway: the one process reachable
+// from outside the park. Its park side (this issue's scope) proxies CRUD to
+// the park's services, found through Consul, and searches across them for
+// park staff holding park-local tokens. The package is flat and split by
+// concern: config and Main (gateway.go), service discovery and calls
+// (discovery.go), the park-side API (api.go), result merging (merge.go).
+package gateway
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/cliflag"
+	"github.com/parkmesh/parkmesh/pkg/httpserver"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+)
+
+// Version is the build version, set with -ldflags.
+var Version = "dev"
+
+// Config is the gateway's configuration, from flags and PARKMESH_… variables.
+type Config struct {
+	Listen    string
+	Park      string
+	DataDir   string
+	Consul    string
+	PublicURL string
+	LogLevel  string
+	Timeout   time.Duration
+}
+
+// Main runs the gateway process: ParseFlags, Open, Run(ctx), Close.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+
+	keys      *parkkey.Reloader
+	discovery *Discovery
+	ln        net.Listener
+	handler   http.Handler
+	metrics   *httpserver.Metrics
+}
+
+// NewMain returns a Main logging JSON to w.
+func NewMain(w io.Writer) *Main {
+	return &Main{Logger: slog.New(slog.NewJSONHandler(w, nil))}
+}
+
+// ParseFlags reads and validates the configuration, naming the flag at fault.
+func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Writer) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.StringVar(&m.Config.Listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
+	fs.StringVar(&m.Config.Park, "park", "xian-hitech", "id of this park")
+	fs.StringVar(&m.Config.DataDir, "data-dir", filepath.Join(".parkmesh", "data", "xian-hitech"), "directory holding the park's keys (made by `parkmesh init`)")
+	fs.StringVar(&m.Config.Consul, "consul", "", "Consul agent HTTP address (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)")
+	fs.StringVar(&m.Config.PublicURL, "public-url", "", "URL at which peers reach this gateway (default http://<listen>)")
+	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&m.Config.Timeout, "timeout", 10*time.Second, "deadline of a park-side request")
+	if err := cliflag.Parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if !listing.ValidParkID(m.Config.Park) {
+		return fmt.Errorf("-park %q: must be lower-case letters, digits and hyphens, 2-63 characters", m.Config.Park)
+	}
+	if _, _, err := net.SplitHostPort(m.Config.Listen); err != nil {
+		return fmt.Errorf("-listen %q: %v", m.Config.Listen, err)
+	}
+	if m.Config.Consul == "" {
+		m.Config.Consul = getenv("CONSUL_HTTP_ADDR")
+	}
+	if m.Config.Consul == "" {
+		m.Config.Consul = "127.0.0.1:8500"
+	}
+	if m.Config.PublicURL == "" {
+		m.Config.PublicURL = "http://" + m.Config.Listen
+	}
+	if u, err := url.Parse(m.Config.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("-public-url %q: must be an http(s) URL", m.Config.PublicURL)
+	}
+	if m.Config.Timeout <= 0 || m.Config.Timeout > time.Minute {
+		return fmt.Errorf("-timeout %s: must be between 0 and 1m", m.Config.Timeout)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.Config.LogLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: %v", m.Config.LogLevel, err)
+	}
+	m.Logger = slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+// Open loads the park's keys, starts discovery and opens the listener.
+func (m *Main) Open(ctx context.Context) error {
+	m.Logger = m.Logger.With("service", "parkmesh-gateway", "park", m.Config.Park)
+	keys, err := parkkey.NewReloader(m.Config.DataDir, 0)
+	if err != nil {
+		return fmt.Errorf("-data-dir %s: loading park keys (run `parkmesh init`): %w", m.Config.DataDir, err)
+	}
+	if p := keys.KeySet().Park(); p != m.Config.Park {
+		return fmt.Errorf("-park %q: the keys in -data-dir belong to park %q", m.Config.Park, p)
+	}
+	m.keys = keys
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 32, IdleConnTimeout: 90 * time.Second,
+		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+	}}
+	if m.discovery, err = NewDiscovery(m.Config.Consul, client, m.Logger); err != nil {
+		return err
+	}
+	m.metrics = httpserver.NewMetrics()
+	authFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parkmesh_gateway_auth_failures_total",
+		Help: "Requests refused for their token, by reason.",
+	}, []string{"side", "reason"})
+	m.metrics.Registry.MustRegister(authFailures)
+	api := &API{
+		Park:         m.Config.Park,
+		Services:     m.discovery,
+		Auth:         parktoken.NewVerifier(m.keys.KeySet),
+		Logger:       m.Logger,
+		Cursors:      cursorSigner{key: cursorKey(m.keys.KeySet())},
+		Timeout:      m.Config.Timeout,
+		AuthFailures: func(reason string) { authFailures.WithLabelValues("park", reason).Inc() },
+	}
+	mw := m.metrics.Middleware(m.Logger)
+	mux := http.NewServeMux()
+	api.Routes(mux, mw)
+	mux.Handle("GET /metrics", m.metrics.Handler())
+	mux.Handle("GET /healthz", mw("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})))
+	mux.Handle("GET /readyz", mw("GET /readyz", http.HandlerFunc(m.ready)))
+	mux.Handle("/", mw("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, clip(r.URL.Path)))
+	})))
+	m.handler = mux
+	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
+		m.discovery.Close()
+		return fmt.Errorf("-listen: %w", err)
+	}
+	return nil
+}
+
+// ready reports the instances known per kind; the gateway is ready when its
+// keys are loaded (it answers 503 per request for a kind with no instance).
+func (m *Main) ready(w http.ResponseWriter, _ *http.Request) {
+	inst := map[string]int{}
+	for _, k := range listing.Kinds {
+		inst[string(k)] = len(m.discovery.Instances(k))
+	}
+	if m.keys.KeySet().Current() == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no signing key", "instances": inst})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "instances": inst})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = jsonEncode(w, v)
+}
+
+// cursorKey derives the key that signs search cursors from the park's
+// signing key (Ed25519 signatures are deterministic), so every replica of
+// the gateway accepts the others' cursors without sharing another secret.
+func cursorKey(ks *parkkey.KeySet) []byte {
+	sig, err := ks.Current().Signer().Sign(nil, []byte("parkmesh search cursor key v1"), crypto.Hash(0))
+	if err != nil {
+		panic("gateway: cannot derive cursor key: " + err.Error())
+	}
+	h := sha256.Sum256(sig)
+	return h[:]
+}
+
+// Addr is the address the gateway listens on.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Handler is the gateway's whole HTTP handler.
+func (m *Main) Handler() http.Handler { return m.handler }
+
+// Discovery is the gateway's view of the park's service instances.
+func (m *Main) Discovery() *Discovery { return m.discovery }
+
+// Run serves until ctx is done, then shuts down gracefully.
+func (m *Main) Run(ctx context.Context) error {
+	m.Logger.Info("serving", "addr", m.Addr(), "public_url", m.Config.PublicURL, "consul", m.Config.Consul, "version", Version)
+	err := httpserver.Serve(ctx, httpserver.New(m.handler, m.Logger), m.ln)
+	m.Close()
+	m.Logger.Info("stopped")
+	return err
+}
+
+// Close stops discovery.
+func (m *Main) Close() {
+	if m.discovery != nil {
+		m.discovery.Close()
+		m.discovery = nil
+	}
+}
+
+// Run is the whole gateway process, what gateway/cmd/gateway calls.
+func Run(args []string) int {
+	m := NewMain(os.Stderr)
+	if err := m.ParseFlags(args, os.Getenv, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "gateway: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Open(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "gateway: %v\n", err)
+		return 1
+	}
+	if err := m.Run(ctx); err != nil {
+		m.Logger.Error("exit", "err", err)
+		return 1
+	}
+	return 0
+}
