@@ -32,6 +32,7 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
+	"github.com/parkmesh/parkmesh/pkg/registration"
 )
 
 // Version is the build version, set with -ldflags.
@@ -44,6 +45,7 @@ type Config struct {
 	DataDir   string
 	Consul    string
 	PublicURL string
+	Advertise string
 	LogLevel  string
 	Timeout   time.Duration
 }
@@ -58,6 +60,7 @@ type Main struct {
 	ln        net.Listener
 	handler   http.Handler
 	metrics   *httpserver.Metrics
+	reg       *registration.Registrar
 }
 
 // NewMain returns a Main logging JSON to w.
@@ -73,6 +76,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.StringVar(&m.Config.DataDir, "data-dir", filepath.Join(".parkmesh", "data", "xian-hitech"), "directory holding the park's keys (made by `parkmesh init`)")
 	fs.StringVar(&m.Config.Consul, "consul", "", "Consul agent HTTP address (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)")
 	fs.StringVar(&m.Config.PublicURL, "public-url", "", "URL at which peers reach this gateway (default http://<listen>)")
+	fs.StringVar(&m.Config.Advertise, "advertise", "", "host[:port] registered in Consul (default: the -listen address)")
 	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&m.Config.Timeout, "timeout", 10*time.Second, "deadline of a park-side request")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
@@ -87,9 +91,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	if m.Config.Consul == "" {
 		m.Config.Consul = getenv("CONSUL_HTTP_ADDR")
 	}
-	if m.Config.Consul == "" {
-		m.Config.Consul = "127.0.0.1:8500"
-	}
+	m.Config.Consul = registration.AgentAddr(m.Config.Consul)
 	if m.Config.PublicURL == "" {
 		m.Config.PublicURL = "http://" + m.Config.Listen
 	}
@@ -156,6 +158,22 @@ func (m *Main) Open(ctx context.Context) error {
 		m.discovery.Close()
 		return fmt.Errorf("-listen: %w", err)
 	}
+	host, port, err := httpserver.AdvertiseAddr(m.Config.Advertise, m.ln)
+	if err == nil {
+		m.reg, err = registration.New(m.Config.Consul, registration.Service{
+			Name:    "parkmesh-gateway",
+			ID:      registration.InstanceID("parkmesh-gateway", m.Config.Park, host, port),
+			Address: host,
+			Port:    port,
+			Tags:    []string{"parkmesh", "park-" + m.Config.Park},
+			Meta:    map[string]string{"park": m.Config.Park, "version": Version, "public_url": m.Config.PublicURL},
+		}, m.Logger)
+	}
+	if err != nil {
+		m.ln.Close()
+		m.discovery.Close()
+		return fmt.Errorf("registration: %w", err)
+	}
 	return nil
 }
 
@@ -203,7 +221,7 @@ func (m *Main) Discovery() *Discovery { return m.discovery }
 // Run serves until ctx is done, then shuts down gracefully.
 func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("serving", "addr", m.Addr(), "public_url", m.Config.PublicURL, "consul", m.Config.Consul, "version", Version)
-	err := httpserver.Serve(ctx, httpserver.New(m.handler, m.Logger), m.ln)
+	err := httpserver.ServeRegistered(ctx, httpserver.New(m.handler, m.Logger), m.ln, m.reg, m.Logger)
 	m.Close()
 	m.Logger.Info("stopped")
 	return err

@@ -13,12 +13,21 @@ BIN="$CACHE/bin/consul-$CONSUL_VERSION"
 
 log() { printf 'install-consul: %s\n' "$*" >&2; }
 
-if [ -x "$BIN" ] && "$BIN" version 2>/dev/null | grep -q "Consul v$CONSUL_VERSION"; then
+# Capture first: `consul version | grep -q` would die of SIGPIPE under pipefail.
+cached_version() { [ -x "$BIN" ] && "$BIN" version 2>/dev/null | head -n1 || true; }
+if [ "$(cached_version)" = "Consul v$CONSUL_VERSION" ]; then
   echo "$BIN"
   exit 0
 fi
 
 mkdir -p "$CACHE/bin" "$CACHE/src"
+# One build at a time: parallel test packages may all ask at once.
+exec 9>"$CACHE/bin/.consul-$CONSUL_VERSION.lock"
+flock 9
+if [ "$(cached_version)" = "Consul v$CONSUL_VERSION" ]; then
+  echo "$BIN"
+  exit 0
+fi
 log "building Consul v$CONSUL_VERSION into $BIN (about 7 minutes on 2 cores, once)"
 log "step 1/4: downloading the module"
 dir=$(go mod download -json "github.com/hashicorp/consul@v$CONSUL_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')

@@ -7,6 +7,7 @@ package httpserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -159,3 +160,65 @@ func (r *Recorder) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Registrar keeps a process registered in service discovery until its
+// context ends, then deregisters (pkg/registration.Registrar).
+type Registrar interface {
+	Run(ctx context.Context) error
+}
+
+// ServeRegistered is Serve with service registration around it: reg runs
+// while the server serves; at shutdown reg deregisters first, so no new
+// traffic is routed here, and only then does the server stop accepting and
+// drain. reg may be nil.
+func ServeRegistered(ctx context.Context, srv *http.Server, ln net.Listener, reg Registrar, logger *slog.Logger) error {
+	if reg == nil {
+		return Serve(ctx, srv, ln)
+	}
+	regCtx, regCancel := context.WithCancel(context.Background())
+	regDone := make(chan struct{})
+	go func() {
+		defer close(regDone)
+		if err := reg.Run(regCtx); err != nil {
+			logger.Warn("deregistration failed", "err", err)
+		}
+	}()
+	serveCtx, serveCancel := context.WithCancel(context.Background())
+	defer serveCancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-serveCtx.Done():
+		}
+		regCancel()
+		<-regDone
+		serveCancel()
+	}()
+	err := Serve(serveCtx, srv, ln)
+	regCancel()
+	<-regDone
+	return err
+}
+
+// AdvertiseAddr returns the host and port to register for a listener:
+// advertise when set ("host:port" or "host"), else the listener's address,
+// with an unspecified host (0.0.0.0, ::) replaced by 127.0.0.1.
+func AdvertiseAddr(advertise string, ln net.Listener) (string, int, error) {
+	_, lport, _ := net.SplitHostPort(ln.Addr().String())
+	addr := advertise
+	if addr == "" {
+		addr = ln.Addr().String()
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = addr, lport
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p > 65535 {
+		return "", 0, fmt.Errorf("advertise address %q: bad port", addr)
+	}
+	return host, p, nil
+}

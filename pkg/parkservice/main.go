@@ -18,6 +18,7 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/cliflag"
 	"github.com/parkmesh/parkmesh/pkg/httpserver"
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/registration"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
@@ -33,11 +34,12 @@ type Spec struct {
 
 // Config is a service's configuration, from flags and PARKMESH_… variables.
 type Config struct {
-	Listen   string
-	DataDir  string
-	Park     string
-	Consul   string
-	LogLevel string
+	Listen    string
+	DataDir   string
+	Park      string
+	Consul    string
+	Advertise string
+	LogLevel  string
 }
 
 // Main runs one service process: ParseFlags, Open, Run(ctx), Close.
@@ -49,6 +51,7 @@ type Main struct {
 	store   *sqlitestore.Store
 	ln      net.Listener
 	handler http.Handler
+	reg     *registration.Registrar
 }
 
 // NewMain returns a Main for spec logging JSON to w.
@@ -64,9 +67,13 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&m.Config.DataDir, "data-dir", filepath.Join(".parkmesh", "data"), "directory for the service's SQLite file")
 	fs.StringVar(&m.Config.Park, "park", "xian-hitech", "id of the park this node belongs to")
 	fs.StringVar(&m.Config.Consul, "consul", "", "Consul agent HTTP address (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500; \"off\" disables registration)")
+	fs.StringVar(&m.Config.Advertise, "advertise", "", "host[:port] registered in Consul (default: the -listen address)")
 	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
 		return err
+	}
+	if m.Config.Consul != "off" {
+		m.Config.Consul = registration.AgentAddr(m.Config.Consul)
 	}
 	if !listing.ValidParkID(m.Config.Park) {
 		return fmt.Errorf("-park %q: must be lower-case letters, digits and hyphens, 2-63 characters", m.Config.Park)
@@ -112,8 +119,33 @@ func (m *Main) Open(ctx context.Context) error {
 		st.Close()
 		return fmt.Errorf("-listen: %w", err)
 	}
+	if m.Config.Consul != "off" {
+		host, port, err := httpserver.AdvertiseAddr(m.Config.Advertise, m.ln)
+		if err != nil {
+			m.ln.Close()
+			st.Close()
+			return fmt.Errorf("-advertise: %w", err)
+		}
+		name := "parkmesh-" + m.Spec.Name
+		m.reg, err = registration.New(m.Config.Consul, registration.Service{
+			Name:    name,
+			ID:      registration.InstanceID(name, m.Config.Park, host, port),
+			Address: host,
+			Port:    port,
+			Tags:    []string{"parkmesh", "park-" + m.Config.Park, "kind-" + string(m.Spec.Kind)},
+			Meta:    map[string]string{"park": m.Config.Park, "version": Version, "kind": string(m.Spec.Kind)},
+		}, m.Logger)
+		if err != nil {
+			m.ln.Close()
+			st.Close()
+			return fmt.Errorf("-consul: %w", err)
+		}
+	}
 	return nil
 }
+
+// Registrar is the process's Consul registration (nil with -consul off).
+func (m *Main) Registrar() *registration.Registrar { return m.reg }
 
 // Addr is the address the service listens on (useful with port 0).
 func (m *Main) Addr() string { return m.ln.Addr().String() }
@@ -126,7 +158,11 @@ func (m *Main) Handler() http.Handler { return m.handler }
 func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("serving", "addr", m.Addr(), "db", m.DBPath(), "version", Version)
 	srv := httpserver.New(m.handler, m.Logger)
-	err := httpserver.Serve(ctx, srv, m.ln)
+	var reg httpserver.Registrar
+	if m.reg != nil {
+		reg = m.reg
+	}
+	err := httpserver.ServeRegistered(ctx, srv, m.ln, reg, m.Logger)
 	m.Logger.Info("stopped")
 	return errors.Join(err, m.Close())
 }

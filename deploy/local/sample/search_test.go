@@ -37,7 +37,7 @@ func TestSampleSearch(t *testing.T) {
 	dir := t.TempDir()
 	for _, spec := range []parkservice.Spec{directory.Spec, project.Spec, talent.Spec} {
 		m := parkservice.NewMain(spec, io.Discard)
-		if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", "xian-hitech", "-log-level", "error"}, func(string) string { return "" }); err != nil {
+		if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", "xian-hitech", "-consul", "off", "-log-level", "error"}, func(string) string { return "" }); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
