@@ -18,7 +18,8 @@ build:
 
 ## demo: three parks on this machine, each with its Consul, services and gateway
 demo: tools
-	$(GO) run ./deploy/local/cmd/demo
+	$(GO) build -o .parkmesh/bin/demo ./deploy/local/cmd/demo
+	.parkmesh/bin/demo
 
 ## test: vet, formatting, the whole suite with the race detector, brief fuzzing
 test: tools fmt-check vet unit fuzz

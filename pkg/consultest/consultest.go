@@ -194,6 +194,18 @@ func (a *Agent) Stop() {
 	a.proc = nil
 }
 
+// Kill ends the agent at once (SIGKILL), as a crash would, and waits until
+// it is gone. It is idempotent; [Agent.Restart] brings it back.
+func (a *Agent) Kill() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.proc == nil {
+		return
+	}
+	_ = a.proc.Kill() // it only fails when the process cannot be signalled at all
+	a.proc = nil
+}
+
 // Restart stops the agent if it runs and starts it again on the same ports,
 // returning once it is ready; it also starts an agent made by
 // [NewStopped]. The new agent has an empty catalog: whatever was registered

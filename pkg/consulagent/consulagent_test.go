@@ -1,0 +1,153 @@
+package consulagent_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/consulagent"
+)
+
+func TestArgs(t *testing.T) {
+	t.Parallel()
+	got := consulagent.Options{
+		HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4, NodeName: "xian", DataDir: "/d",
+	}.Args()
+	for _, want := range [][]string{
+		{"agent", "-dev"},
+		{"-bind", "127.0.0.1"},
+		{"-client", "127.0.0.1"},
+		{"-http-port", "1"},
+		{"-server-port", "2"},
+		{"-serf-lan-port", "3"},
+		{"-serf-wan-port", "4"},
+		{"-grpc-port", "-1"},
+		{"-grpc-tls-port", "-1"},
+		{"-dns-port", "-1"},
+		{"-node", "xian"},
+		{"-data-dir", "/d"},
+	} {
+		if !containsSeq(got, want) {
+			t.Errorf("Args() = %v, missing %v", got, want)
+		}
+	}
+	if slices.Contains(consulagent.Options{HTTPPort: 1}.Args(), "-data-dir") {
+		t.Error("Args() passes -data-dir without a DataDir")
+	}
+}
+
+func containsSeq(s, seq []string) bool {
+	for i := 0; i+len(seq) <= len(s); i++ {
+		if slices.Equal(s[i:i+len(seq)], seq) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLaunchValidates(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		opts consulagent.Options
+		want string
+	}{
+		{"no binary", consulagent.Options{HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4}, "Bin"},
+		{"no http port", consulagent.Options{Bin: "consul", ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4}, "HTTPPort"},
+		{"bad serf port", consulagent.Options{Bin: "consul", HTTPPort: 1, ServerPort: 2, SerfLANPort: 70000, SerfWANPort: 4}, "SerfLANPort"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := consulagent.Launch(t.Context(), tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Launch error = %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFindBinaryFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "consul")
+	if err := os.WriteFile(notExec, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(consulagent.BinEnv, notExec)
+	if _, err := consulagent.FindBinary(t.Context(), nil); err == nil {
+		t.Fatal("FindBinary accepted a non-executable file")
+	}
+	if err := os.Chmod(notExec, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := consulagent.FindBinary(t.Context(), nil); err != nil || got != notExec {
+		t.Fatalf("FindBinary = %q, %v; want %q", got, err, notExec)
+	}
+}
+
+func TestRepoRoot(t *testing.T) {
+	t.Parallel()
+	root, err := consulagent.RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("RepoRoot = %s without go.mod: %v", root, err)
+	}
+}
+
+// TestLaunchReportsExit checks what consultest relies on to retry: an agent
+// that cannot bind its ports yields ErrExited quickly, with its log.
+func TestLaunchReportsExit(t *testing.T) {
+	t.Parallel()
+	bin, err := consulagent.FindBinary(t.Context(), os.Stderr)
+	if err != nil {
+		t.Fatalf("no Consul binary: %v", err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	free := freePorts(t, 3)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	logPath := filepath.Join(t.TempDir(), "consul.log")
+	a, err := consulagent.Launch(ctx, consulagent.Options{
+		Bin: bin, HTTPPort: port, ServerPort: free[0], SerfLANPort: free[1], SerfWANPort: free[2],
+		LogPath: logPath, KillWithParent: true,
+	})
+	if err == nil {
+		_ = a.Kill()
+		t.Fatal("Launch succeeded on a taken HTTP port")
+	}
+	if !errors.Is(err, consulagent.ErrExited) {
+		t.Fatalf("Launch error = %v, want ErrExited", err)
+	}
+	t.Logf("Launch error: %v", err)
+	if !strings.Contains(err.Error(), strconv.Itoa(port)) {
+		t.Errorf("Launch error does not show the agent's log about port %d:\n%v", port, err)
+	}
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		defer l.Close()
+	}
+	return ports
+}
