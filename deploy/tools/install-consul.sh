@@ -48,5 +48,5 @@ log "step 3/4: dropping replace directives for sub-modules"
 log "step 4/4: go build (progress: package names follow)"
 ( cd "$work" && CGO_ENABLED=0 go build -mod=mod -trimpath -o "$BIN.tmp" . )
 mv "$BIN.tmp" "$BIN"
-"$BIN" version | head -n1 >&2
+v=$("$BIN" version) && printf '%s\n' "${v%%$'\n'*}" >&2
 echo "$BIN"

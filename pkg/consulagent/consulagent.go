@@ -45,6 +45,11 @@ const installScript = "deploy/tools/install-consul.sh"
 // returned error wraps it and carries the last lines of the agent's log.
 var ErrExited = errors.New("consul agent exited")
 
+// ErrPortInUse reports that one of the agent's ports could not be bound
+// before start, often by an agent left over from an earlier run. Nothing
+// was started.
+var ErrPortInUse = errors.New("consul agent port in use")
+
 // Options describes one agent. Bin and the four TCP ports are required; the
 // gRPC, gRPC-TLS, HTTPS and DNS listeners are always disabled because
 // ParkMesh uses none of them and each would be one more port to collide on.
@@ -132,6 +137,38 @@ func (o *Options) withDefaults() error {
 	return nil
 }
 
+// checkPorts fails with ErrPortInUse when a port cannot be bound. The agent
+// would exit on its own, but a stale agent still holding the HTTP port would
+// answer the readiness probe in its place, which must never pass for ours.
+func (o Options) checkPorts() error {
+	type port struct {
+		network, host string
+		port          int
+	}
+	for _, p := range []port{
+		{"tcp", o.ClientAddr, o.HTTPPort},
+		{"tcp", o.BindAddr, o.ServerPort},
+		{"tcp", o.BindAddr, o.SerfLANPort},
+		{"udp", o.BindAddr, o.SerfLANPort},
+		{"tcp", o.BindAddr, o.SerfWANPort},
+		{"udp", o.BindAddr, o.SerfWANPort},
+	} {
+		addr := net.JoinHostPort(p.host, strconv.Itoa(p.port))
+		var c io.Closer
+		var err error
+		if p.network == "tcp" {
+			c, err = net.Listen("tcp", addr)
+		} else {
+			c, err = net.ListenPacket("udp", addr)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %s %s: %v", ErrPortInUse, p.network, addr, err)
+		}
+		_ = c.Close()
+	}
+	return nil
+}
+
 // Args returns the command-line arguments (without the binary) that Launch
 // passes to consul for these options, after defaults are applied.
 func (o Options) Args() []string {
@@ -188,11 +225,15 @@ type Agent struct {
 // is ready: it has a leader and its own node's serf health check passes, so
 // registrations and health queries work at once. ctx (and
 // Options.ReadyTimeout) bound only this start-up wait: the agent outlives
-// ctx and runs until [Agent.Stop] or [Agent.Kill]. If the agent exits before
-// it is ready, the error wraps [ErrExited]; on any error the process has
-// been stopped.
+// ctx and runs until [Agent.Stop] or [Agent.Kill]. If a port cannot be
+// bound beforehand, the error wraps [ErrPortInUse]; if the agent exits
+// before it is ready, the error wraps [ErrExited] and shows the end of its
+// log. On any error no agent is left running.
 func Launch(ctx context.Context, opts Options) (*Agent, error) {
 	if err := opts.withDefaults(); err != nil {
+		return nil, err
+	}
+	if err := opts.checkPorts(); err != nil {
 		return nil, err
 	}
 	a := &Agent{opts: opts, done: make(chan struct{})}
@@ -267,7 +308,7 @@ func (a *Agent) waitReady(ctx context.Context) error {
 	defer tick.Stop()
 	var last error
 	for {
-		if last = a.ready(ctx); last == nil {
+		if last = a.probe(ctx); last == nil {
 			return nil
 		}
 		select {
@@ -281,6 +322,22 @@ func (a *Agent) waitReady(ctx context.Context) error {
 	}
 }
 
+// probe runs one readiness check, cut short after a second or as soon as
+// the process exits: a port that accepts connections but never answers must
+// not hold the wait hostage.
+func (a *Agent) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-a.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return a.ready(ctx)
+}
+
 func (a *Agent) ready(ctx context.Context) error {
 	leader, err := a.client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
@@ -289,20 +346,18 @@ func (a *Agent) ready(ctx context.Context) error {
 	if leader == "" {
 		return errors.New("no leader yet")
 	}
-	node, err := a.client.Agent().NodeName()
-	if err != nil {
-		return err
-	}
-	checks, _, err := a.client.Health().Node(node, (&api.QueryOptions{}).WithContext(ctx))
+	// A dev agent is a cluster of one, so any passing serfHealth check is
+	// its own node's.
+	checks, _, err := a.client.Health().State(api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return err
 	}
 	for _, c := range checks {
-		if c.CheckID == "serfHealth" && c.Status == api.HealthPassing {
+		if c.CheckID == "serfHealth" {
 			return nil
 		}
 	}
-	return fmt.Errorf("node %q not healthy in the catalog yet", node)
+	return errors.New("node not healthy in the catalog yet")
 }
 
 func (a *Agent) tailForError() string {

@@ -102,14 +102,12 @@ func TestRepoRoot(t *testing.T) {
 	}
 }
 
-// TestLaunchReportsExit checks what consultest relies on to retry: an agent
-// that cannot bind its ports yields ErrExited quickly, with its log.
-func TestLaunchReportsExit(t *testing.T) {
+// TestLaunchReportsPortInUse checks what consultest relies on to retry,
+// and that a port held by someone else (say, a stale agent) is never
+// mistaken for our agent being ready.
+func TestLaunchReportsPortInUse(t *testing.T) {
 	t.Parallel()
-	bin, err := consulagent.FindBinary(t.Context(), os.Stderr)
-	if err != nil {
-		t.Fatalf("no Consul binary: %v", err)
-	}
+	bin := findBinary(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -118,24 +116,83 @@ func TestLaunchReportsExit(t *testing.T) {
 	port := taken.Addr().(*net.TCPAddr).Port
 	free := freePorts(t, 3)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	logPath := filepath.Join(t.TempDir(), "consul.log")
-	a, err := consulagent.Launch(ctx, consulagent.Options{
+	a, err := consulagent.Launch(t.Context(), consulagent.Options{
 		Bin: bin, HTTPPort: port, ServerPort: free[0], SerfLANPort: free[1], SerfWANPort: free[2],
-		LogPath: logPath, KillWithParent: true,
 	})
 	if err == nil {
 		_ = a.Kill()
 		t.Fatal("Launch succeeded on a taken HTTP port")
 	}
-	if !errors.Is(err, consulagent.ErrExited) {
-		t.Fatalf("Launch error = %v, want ErrExited", err)
+	if !errors.Is(err, consulagent.ErrPortInUse) || !strings.Contains(err.Error(), strconv.Itoa(port)) {
+		t.Fatalf("Launch error = %v, want ErrPortInUse naming port %d", err, port)
 	}
-	t.Logf("Launch error: %v", err)
-	if !strings.Contains(err.Error(), strconv.Itoa(port)) {
-		t.Errorf("Launch error does not show the agent's log about port %d:\n%v", port, err)
+}
+
+// TestLaunchReportsExit checks that an agent dying at start-up is reported
+// at once, with its log, instead of after the ready timeout.
+func TestLaunchReportsExit(t *testing.T) {
+	t.Parallel()
+	bin := findBinary(t)
+	free := freePorts(t, 4)
+	logPath := filepath.Join(t.TempDir(), "consul.log")
+	start := time.Now()
+	a, err := consulagent.Launch(t.Context(), consulagent.Options{
+		Bin: bin, HTTPPort: free[0], ServerPort: free[1], SerfLANPort: free[2], SerfWANPort: free[3],
+		LogPath: logPath, ExtraArgs: []string{"-no-such-flag"}, ReadyTimeout: 20 * time.Second,
+	})
+	if err == nil {
+		_ = a.Kill()
+		t.Fatal("Launch succeeded with an unknown flag")
 	}
+	if !errors.Is(err, consulagent.ErrExited) || !strings.Contains(err.Error(), "no-such-flag") {
+		t.Fatalf("Launch error = %v, want ErrExited showing the agent's complaint", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Launch took %v to notice the agent exited", d)
+	}
+}
+
+// TestLaunchStop starts a real agent and stops it gracefully.
+func TestLaunchStop(t *testing.T) {
+	t.Parallel()
+	bin := findBinary(t)
+	free := freePorts(t, 4)
+	a, err := consulagent.Launch(t.Context(), consulagent.Options{
+		Bin: bin, NodeName: "launch-stop", HTTPPort: free[0], ServerPort: free[1], SerfLANPort: free[2], SerfWANPort: free[3],
+		KillWithParent: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Kill() })
+	if name, err := a.Client().Agent().NodeName(); err != nil || name != "launch-stop" {
+		t.Fatalf("NodeName() = %q, %v; want launch-stop", name, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	select {
+	case <-a.Done():
+	default:
+		t.Fatal("Done() open after Stop returned")
+	}
+	if err := a.Err(); err != nil {
+		t.Errorf("Err() = %v after a requested stop, want nil", err)
+	}
+	if err := a.Stop(ctx); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+}
+
+func findBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := consulagent.FindBinary(t.Context(), os.Stderr)
+	if err != nil {
+		t.Fatalf("no Consul binary: %v", err)
+	}
+	return bin
 }
 
 func freePorts(t *testing.T, n int) []int {

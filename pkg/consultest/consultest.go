@@ -29,9 +29,9 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/consulagent"
 )
 
-// startAttempts is how often Start picks fresh ports when an agent dies at
-// start-up, which almost always means another process took a port between
-// the check and the agent's bind.
+// startAttempts is how often Start picks fresh ports when a port is taken
+// or the agent dies at start-up, which almost always means another process
+// took a port between the check and the agent's bind.
 const startAttempts = 3
 
 // stopTimeout bounds a graceful shutdown in Stop before the agent is killed.
@@ -61,10 +61,10 @@ func Start(tb testing.TB) *Agent {
 		if err = a.launch(tb); err == nil {
 			return a
 		}
-		if !errors.Is(err, consulagent.ErrExited) {
+		if !errors.Is(err, consulagent.ErrExited) && !errors.Is(err, consulagent.ErrPortInUse) {
 			break
 		}
-		tb.Logf("consultest: agent exited at start-up (attempt %d/%d), retrying on new ports", attempt, startAttempts)
+		tb.Logf("consultest: agent did not start (attempt %d/%d), retrying on new ports: %v", attempt, startAttempts, err)
 		ports, perr := freePorts(4)
 		if perr != nil {
 			tb.Fatalf("consultest: %v", perr)

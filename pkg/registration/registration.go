@@ -219,11 +219,10 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpCli
 // Create it with [New], drive it with [Registrar.Run]. Its methods are safe
 // for concurrent use.
 type Registrar struct {
-	agentAddr string
-	reg       *api.AgentServiceRegistration
-	cfg       config
-	client    *api.Client
-	log       *slog.Logger
+	reg    *api.AgentServiceRegistration
+	cfg    config
+	client *api.Client
+	log    *slog.Logger
 
 	// opMu serialises calls that change the registration, so a Deregister
 	// can never be overtaken by a registration Run had in flight.
@@ -233,6 +232,7 @@ type Registrar struct {
 	state   State
 	lastErr error
 	stopped bool          // Deregister was called: never register again
+	everReg bool          // the agent has held the service at least once
 	wake    chan struct{} // closed by Deregister to end Run's wait
 }
 
@@ -283,10 +283,9 @@ func New(agentAddr string, svc Service, logger *slog.Logger, opts ...Option) (*R
 	}
 
 	return &Registrar{
-		agentAddr: agentAddr,
-		reg:       reg,
-		cfg:       cfg,
-		client:    client,
+		reg:    reg,
+		cfg:    cfg,
+		client: client,
 		log: logger.With("component", "registration", "service", reg.Name,
 			"service_id", reg.ID, "consul", agentAddr),
 		wake: make(chan struct{}),
@@ -508,7 +507,7 @@ func (r *Registrar) fail(ctx context.Context, err error) error {
 func (r *Registrar) succeed(msg string) {
 	r.mu.Lock()
 	prev := r.state
-	r.state, r.lastErr = Registered, nil
+	r.state, r.lastErr, r.everReg = Registered, nil, true
 	r.mu.Unlock()
 	switch {
 	case msg != "":
@@ -518,12 +517,12 @@ func (r *Registrar) succeed(msg string) {
 	}
 }
 
-// everRegistered reports whether the Registrar has seen the service
-// registered before, to tell a first registration from a repair.
+// everRegistered reports whether the agent has held the service before,
+// to tell a first registration from a repair.
 func (r *Registrar) everRegistered() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.state != Unregistered
+	return r.everReg
 }
 
 func (r *Registrar) isStopped() bool {

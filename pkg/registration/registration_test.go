@@ -167,6 +167,9 @@ func TestRegistersOnceAgentComesUp(t *testing.T) {
 	if n := logs.count(slog.LevelWarn, ""); n != 1 {
 		t.Errorf("%d warnings, want exactly 1:\n%s", n, logs)
 	}
+	if n := logs.count(slog.LevelInfo, "registered with Consul"); n != 1 {
+		t.Errorf("%d first-registration messages, want 1:\n%s", n, logs)
+	}
 }
 
 func TestDeregisterStopsRun(t *testing.T) {
