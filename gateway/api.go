@@ -2,14 +2,11 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
@@ -56,6 +53,8 @@ type API struct {
 	Timeout time.Duration
 	// AuthFailures counts refused tokens by reason (may be nil).
 	AuthFailures func(reason string)
+	// Club, when set, serves club-scope searches across peers.
+	Club *Club
 }
 
 // Routes registers the API's handlers on mux, each wrapped by mw.
@@ -69,6 +68,9 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 	handle("PUT /api/v1/{kind}/{id}", parktoken.Editor, a.proxyOne)
 	handle("DELETE /api/v1/{kind}/{id}", parktoken.Editor, a.proxyOne)
 	handle("GET /api/v1/search", parktoken.Viewer, a.search)
+	if a.Club != nil {
+		a.peeringRoutes(mux, mw)
+	}
 }
 
 // authorize refuses requests without a valid park-local token (401) or
@@ -242,152 +244,6 @@ func (s *ParkSummary) add(p ParkStatus) {
 		s.Error++
 	}
 	s.Details = append(s.Details, p)
-}
-
-// searchParams are the park-side search parameters beyond a service query.
-var searchParams = []string{"scope", "kinds"}
-
-// localQuery parses the park-side search and the kinds it covers. A filter
-// that belongs to one kind (stage, availability, org_type) narrows the
-// search to that kind.
-func localQuery(r *http.Request) (listing.Query, []listing.Kind, error) {
-	v := r.URL.Query()
-	q, err := listing.ParseQuery(v, "", searchParams...)
-	if err != nil {
-		return q, nil, err
-	}
-	if q.VisibleTo != "" {
-		return q, nil, apierror.InvalidField("visible_to", "is not a park-side search parameter")
-	}
-	switch s := v.Get("scope"); s {
-	case "", "local":
-	default:
-		return q, nil, apierror.InvalidField("scope", "must be local")
-	}
-	kinds := listing.Kinds
-	if s := v.Get("kinds"); s != "" {
-		kinds = nil
-		for _, p := range strings.Split(s, ",") {
-			k, ok := kindPaths[p]
-			if !ok {
-				k = listing.Kind(p)
-			}
-			if !k.Valid() {
-				return q, nil, apierror.InvalidField("kinds", "%q is not organizations, projects or talent", clip(p))
-			}
-			kinds = append(kinds, k)
-		}
-	}
-	narrow := func(set bool, only listing.Kind) {
-		if !set {
-			return
-		}
-		var out []listing.Kind
-		for _, k := range kinds {
-			if k == only {
-				out = append(out, k)
-			}
-		}
-		kinds = out
-	}
-	narrow(q.Stage != "", listing.KindProject)
-	narrow(q.Availability != "", listing.KindTalent)
-	narrow(q.OrgType != "", listing.KindOrganization)
-	return q, kinds, nil
-}
-
-func queryHash(q listing.Query, extra ...string) string {
-	q.Cursor, q.Limit = "", 0
-	h := sha256.New()
-	h.Write([]byte(q.Values().Encode()))
-	for _, e := range extra {
-		h.Write([]byte{0})
-		h.Write([]byte(e))
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
-}
-
-// search answers GET /api/v1/search over the park's own services: each kind
-// is a source, queried concurrently, merged by reciprocal rank fusion.
-func (a *API) search(w http.ResponseWriter, r *http.Request) {
-	q, kinds, err := localQuery(r)
-	if err != nil {
-		apierror.Write(w, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.timeout())
-	defer cancel()
-	limit := q.Limit
-	if limit == 0 {
-		limit = listing.DefaultLimit
-	}
-	var kindNames []string
-	for _, k := range kinds {
-		kindNames = append(kindNames, string(k))
-	}
-	qh := queryHash(q, "local", strings.Join(kindNames, ","))
-	state := map[string]sourceState{}
-	if q.Cursor != "" {
-		c, err := a.Cursors.decode(q.Cursor, qh)
-		if err != nil {
-			apierror.Write(w, err)
-			return
-		}
-		state = c.Sources
-	}
-	start := time.Now()
-	pages := make([]sourcePage, len(kinds))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failures []string
-	for i, k := range kinds {
-		pages[i].Name = string(k)
-		st := state[string(k)]
-		if st.Done {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sq := q
-			sq.Cursor, sq.Limit = st.Cursor, limit
-			if k != listing.KindProject {
-				sq.Stage = ""
-			}
-			if k != listing.KindTalent {
-				sq.Availability = ""
-			}
-			if k != listing.KindOrganization {
-				sq.OrgType = ""
-			}
-			page, err := a.searchService(ctx, k, sq)
-			if err != nil {
-				pages[i].Failed = true
-				mu.Lock()
-				failures = append(failures, apierror.Public(err).Message)
-				mu.Unlock()
-				return
-			}
-			pages[i].Results, pages[i].Next = page.Results, page.NextCursor
-		}()
-	}
-	wg.Wait()
-	results, next := merge(pages, state, limit)
-	resp := SearchResponse{Results: results}
-	if resp.Results == nil {
-		resp.Results = []*listing.Listing{}
-	}
-	if next != nil {
-		resp.NextCursor = a.Cursors.encode(mergeCursor{Query: qh, Sources: next})
-	}
-	st := ParkStatus{Park: a.Park, Status: StatusOK, TookMS: time.Since(start).Milliseconds(), Hits: len(results)}
-	if len(failures) > 0 {
-		st.Status, st.Error = StatusError, strings.Join(failures, "; ")
-		resp.Partial = true
-	}
-	resp.Parks.add(st)
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	json.NewEncoder(w).Encode(resp)
 }
 
 // searchService runs one page of q on kind k's service.

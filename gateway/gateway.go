@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
@@ -48,6 +49,10 @@ type Config struct {
 	Advertise string
 	LogLevel  string
 	Timeout   time.Duration
+	Name      string
+	Country   string
+	// BreakerOpenFor is how long a peer's open breaker refuses calls.
+	BreakerOpenFor time.Duration
 }
 
 // Main runs the gateway process: ParseFlags, Open, Run(ctx), Close.
@@ -61,6 +66,10 @@ type Main struct {
 	handler   http.Handler
 	metrics   *httpserver.Metrics
 	reg       *registration.Registrar
+	peers     *PeerStore
+	club      *Club
+	stopPeers context.CancelFunc
+	peersDone chan struct{}
 }
 
 // NewMain returns a Main logging JSON to w.
@@ -79,6 +88,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.StringVar(&m.Config.Advertise, "advertise", "", "host[:port] registered in Consul (default: the -listen address)")
 	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&m.Config.Timeout, "timeout", 10*time.Second, "deadline of a park-side request")
+	fs.StringVar(&m.Config.Name, "name", "", "the park's display name (default: the park id)")
+	fs.StringVar(&m.Config.Country, "country", "", "the park's ISO 3166-1 alpha-2 country")
+	fs.DurationVar(&m.Config.BreakerOpenFor, "breaker-open", 5*time.Second, "how long a peer's open circuit breaker refuses calls before probing")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -100,6 +112,15 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	}
 	if m.Config.Timeout <= 0 || m.Config.Timeout > time.Minute {
 		return fmt.Errorf("-timeout %s: must be between 0 and 1m", m.Config.Timeout)
+	}
+	if m.Config.Name == "" {
+		m.Config.Name = m.Config.Park
+	}
+	if m.Config.Country != "" && !listing.ValidCountry(m.Config.Country) {
+		return fmt.Errorf("-country %q: must be an ISO 3166-1 alpha-2 code", m.Config.Country)
+	}
+	if m.Config.BreakerOpenFor <= 0 {
+		return fmt.Errorf("-breaker-open %s: must be positive", m.Config.BreakerOpenFor)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(m.Config.LogLevel)); err != nil {
@@ -133,6 +154,21 @@ func (m *Main) Open(ctx context.Context) error {
 		Help: "Requests refused for their token, by reason.",
 	}, []string{"side", "reason"})
 	m.metrics.Registry.MustRegister(authFailures)
+	cc, err := consulapi.NewClient(&consulapi.Config{Address: m.Config.Consul})
+	if err != nil {
+		m.discovery.Close()
+		return fmt.Errorf("-consul %q: %w", m.Config.Consul, err)
+	}
+	peerClient := &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: MaxBudget,
+	}}
+	m.peers = NewPeerStore(cc, peerClient, m.Logger)
+	fed := &Federation{
+		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
+		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
+	}
 	api := &API{
 		Park:         m.Config.Park,
 		Services:     m.discovery,
@@ -142,9 +178,19 @@ func (m *Main) Open(ctx context.Context) error {
 		Timeout:      m.Config.Timeout,
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("park", reason).Inc() },
 	}
+	m.club = NewClub(api, fed, m.Logger, m.metrics.Registry)
+	m.club.BreakerOpenFor = m.Config.BreakerOpenFor
+	api.Club = m.club
+	m.peers.OnChange(m.club.SyncPeers)
+	fedAPI := &FederationAPI{
+		Fed: fed, API: api, Logger: m.Logger,
+		Verifier:     &parktoken.FederationVerifier{Self: m.Config.Park, Peers: m.peers},
+		AuthFailures: func(reason string) { authFailures.WithLabelValues("federation", reason).Inc() },
+	}
 	mw := m.metrics.Middleware(m.Logger)
 	mux := http.NewServeMux()
 	api.Routes(mux, mw)
+	fedAPI.Routes(mux, mw)
 	mux.Handle("GET /metrics", m.metrics.Handler())
 	mux.Handle("GET /healthz", mw("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -154,8 +200,17 @@ func (m *Main) Open(ctx context.Context) error {
 		apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, clip(r.URL.Path)))
 	})))
 	m.handler = mux
+	pctx, pcancel := context.WithCancel(context.Background())
+	m.stopPeers, m.peersDone = pcancel, make(chan struct{})
+	go func() { defer close(m.peersDone); m.peers.Run(pctx) }()
+	// Start with the peers Consul holds, if it answers soon.
+	select {
+	case <-m.peers.Synced():
+	case <-time.After(3 * time.Second):
+		m.Logger.Warn("peer set not read from Consul yet; starting without peers")
+	}
 	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
-		m.discovery.Close()
+		m.Close()
 		return fmt.Errorf("-listen: %w", err)
 	}
 	host, port, err := httpserver.AdvertiseAddr(m.Config.Advertise, m.ln)
@@ -171,7 +226,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if err != nil {
 		m.ln.Close()
-		m.discovery.Close()
+		m.Close()
 		return fmt.Errorf("registration: %w", err)
 	}
 	return nil
@@ -227,8 +282,13 @@ func (m *Main) Run(ctx context.Context) error {
 	return err
 }
 
-// Close stops discovery.
+// Close stops discovery and the peer watch.
 func (m *Main) Close() {
+	if m.stopPeers != nil {
+		m.stopPeers()
+		<-m.peersDone
+		m.stopPeers = nil
+	}
 	if m.discovery != nil {
 		m.discovery.Close()
 		m.discovery = nil

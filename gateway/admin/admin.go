@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,6 +40,9 @@ type CLI struct {
 	Getenv func(string) string
 	// Now is the clock (time.Now in the real command).
 	Now func() time.Time
+	// HTTPClient talks to the gateway in the peering commands (nil:
+	// http.DefaultClient).
+	HTTPClient *http.Client
 }
 
 const usage = `parkmesh administers a ParkMesh park node.
@@ -52,6 +56,18 @@ Usage:
         make a new signing key, keep the previous one published; prints the new kid
   parkmesh keys list --data-dir DIR
         list the published keys
+  parkmesh peering generate-token --peer PARK [--ttl 24h]
+        one-time token another park uses to peer with this one; prints it
+  parkmesh peering establish --token PEERING_TOKEN
+        complete a peering with a token another park generated
+  parkmesh peering list
+        the park's peers, their health and breaker state
+  parkmesh peering delete --peer PARK
+        end a peering; every gateway replica refuses that park at once
+
+The peering commands talk to the park's gateway (--gateway, default
+http://127.0.0.1:8080, env PARKMESH_GATEWAY) with --admin-token (env
+PARKMESH_ADMIN_TOKEN), or mint a short admin token from --data-dir.
 
 --data-dir falls back to $PARKMESH_DATA_DIR and --park to $PARKMESH_PARK.
 Run "parkmesh COMMAND -h" for a command's flags.
@@ -68,6 +84,10 @@ func commands() []command {
 		{"token create", (*CLI).tokenCreate},
 		{"keys rotate", (*CLI).keysRotate},
 		{"keys list", (*CLI).keysList},
+		{"peering generate-token", (*CLI).peeringGenerate},
+		{"peering establish", (*CLI).peeringEstablish},
+		{"peering list", (*CLI).peeringList},
+		{"peering delete", (*CLI).peeringDelete},
 	}
 }
 

@@ -1,0 +1,490 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker"
+
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+)
+
+// Limits of a peer's search answer.
+const (
+	maxPeerBody = 4 << 20
+	// mergeReserve is kept from the budget for merging and writing the
+	// answer, so the whole answer arrives within the budget.
+	mergeReserve = 30 * time.Millisecond
+)
+
+// Club fans a search out to this park and every active peer, each peer call
+// with its own deadline and circuit breaker, and merges the answers.
+type Club struct {
+	API    *API
+	Fed    *Federation
+	Logger *slog.Logger
+	// BreakerOpenFor is how long an open breaker refuses calls before it
+	// lets one probe through (half-open).
+	BreakerOpenFor time.Duration
+	// BreakerTrips is the number of consecutive failures that opens it.
+	BreakerTrips uint32
+
+	mu    sync.Mutex
+	peers map[string]*peerLink
+	gauge *prometheus.GaugeVec
+	hist  *prometheus.HistogramVec
+}
+
+// peerLink is what the gateway keeps per peer: its breaker and health.
+type peerLink struct {
+	breaker     *gobreaker.CircuitBreaker
+	lastSuccess time.Time
+	lastError   string
+	lastErrorAt time.Time
+	lastStatus  string
+}
+
+// NewClub returns a Club registering its metrics in reg.
+func NewClub(api *API, fed *Federation, logger *slog.Logger, reg prometheus.Registerer) *Club {
+	c := &Club{
+		API: api, Fed: fed, Logger: logger, BreakerOpenFor: 5 * time.Second, BreakerTrips: 3,
+		peers: map[string]*peerLink{},
+		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parkmesh_peer_breaker_state",
+			Help: "Circuit breaker state per peer: 0 closed, 1 half-open, 2 open.",
+		}, []string{"peer"}),
+		hist: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "parkmesh_peer_request_duration_seconds",
+			Help:    "Duration of federation calls to a peer, by peer and per-park status.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10},
+		}, []string{"peer", "status"}),
+	}
+	reg.MustRegister(c.gauge, c.hist)
+	return c
+}
+
+// SyncPeers drops the links of parks that are no longer peers.
+func (c *Club) SyncPeers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range c.peers {
+		if _, ok := c.Fed.Peers.Get(id); !ok {
+			delete(c.peers, id)
+			c.gauge.DeleteLabelValues(id)
+		}
+	}
+}
+
+func (c *Club) link(peer string) *peerLink {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l, ok := c.peers[peer]; ok {
+		return l
+	}
+	l := &peerLink{}
+	l.breaker = gobreaker.NewCircuitBreaker(gobreaker.Settings{
+		Name:        peer,
+		MaxRequests: 1,
+		Timeout:     c.BreakerOpenFor,
+		ReadyToTrip: func(counts gobreaker.Counts) bool { return counts.ConsecutiveFailures >= c.BreakerTrips },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			c.gauge.WithLabelValues(name).Set(breakerValue(to))
+			c.Logger.Warn("peer breaker changed state", "peer", name, "from", from.String(), "to", to.String())
+		},
+	})
+	c.gauge.WithLabelValues(peer).Set(0)
+	c.peers[peer] = l
+	return l
+}
+
+func breakerValue(s gobreaker.State) float64 {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	}
+	return 0
+}
+
+// PeerView is one entry of GET /api/v1/peers.
+type PeerView struct {
+	Park          string    `json:"park"`
+	URL           string    `json:"url"`
+	Health        string    `json:"health"`
+	Breaker       string    `json:"breaker"`
+	LastSuccess   time.Time `json:"last_success,omitzero"`
+	LastStatus    string    `json:"last_status,omitempty"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	KeyIDs        []string  `json:"key_ids"`
+	EstablishedAt time.Time `json:"established_at"`
+}
+
+// Peers describes every active peer's health.
+func (c *Club) Peers() []PeerView {
+	var out []PeerView
+	for _, p := range c.Fed.Peers.List() {
+		l := c.link(p.ID)
+		c.mu.Lock()
+		v := PeerView{Park: p.ID, URL: p.URL, Breaker: l.breaker.State().String(), LastSuccess: l.lastSuccess,
+			LastStatus: l.lastStatus, LastError: l.lastError, LastErrorAt: l.lastErrorAt, EstablishedAt: p.EstablishedAt}
+		c.mu.Unlock()
+		for kid := range p.Keys {
+			v.KeyIDs = append(v.KeyIDs, kid)
+		}
+		slices.Sort(v.KeyIDs)
+		switch {
+		case v.Breaker != "closed":
+			v.Health = "unavailable"
+		case v.LastStatus == "":
+			v.Health = "unknown"
+		case v.LastStatus == StatusOK:
+			v.Health = "ok"
+		default:
+			v.Health = "degraded"
+		}
+		out = append(out, v)
+	}
+	if out == nil {
+		out = []PeerView{}
+	}
+	return out
+}
+
+// FederationSearch is the body of POST /federation/v1/search: the query,
+// in JSON, that a peer's officer asked.
+type FederationSearch struct {
+	Q            string   `json:"q,omitempty"`
+	Sectors      []string `json:"sectors,omitempty"`
+	Country      string   `json:"country,omitempty"`
+	Seeking      []string `json:"seeking,omitempty"`
+	Offering     []string `json:"offering,omitempty"`
+	Stage        string   `json:"stage,omitempty"`
+	Availability string   `json:"availability,omitempty"`
+	OrgType      string   `json:"org_type,omitempty"`
+	UpdatedSince string   `json:"updated_since,omitempty"`
+	Kinds        []string `json:"kinds,omitempty"`
+	Limit        int      `json:"limit,omitempty"`
+	Cursor       string   `json:"cursor,omitempty"`
+}
+
+// federationSearchOf renders a parsed search as the wire request.
+func federationSearchOf(q listing.Query, kinds []listing.Kind, cursor string) FederationSearch {
+	fs := FederationSearch{Q: q.Text, Sectors: q.Sectors, Country: q.Country, Seeking: q.Seeking, Offering: q.Offering,
+		Stage: q.Stage, Availability: q.Availability, OrgType: q.OrgType, Limit: q.Limit, Cursor: cursor}
+	if !q.UpdatedSince.IsZero() {
+		fs.UpdatedSince = q.UpdatedSince.UTC().Format(time.RFC3339)
+	}
+	if len(kinds) != len(listing.Kinds) {
+		for _, k := range kinds {
+			fs.Kinds = append(fs.Kinds, string(k))
+		}
+	}
+	return fs
+}
+
+// MaxFederationSearchBody bounds a federation search request.
+const MaxFederationSearchBody = 64 << 10
+
+// DecodeFederationSearch reads and validates a federation search request:
+// strict JSON (unknown fields refused), at most MaxFederationSearchBody
+// bytes, every value checked as the park-side search checks it. Errors are
+// Invalid and name the field.
+func DecodeFederationSearch(r io.Reader) (listing.Query, []listing.Kind, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxFederationSearchBody+1))
+	if err != nil {
+		return listing.Query{}, nil, apierror.InvalidField("body", "could not be read")
+	}
+	if len(b) > MaxFederationSearchBody {
+		return listing.Query{}, nil, apierror.InvalidField("body", "is larger than %d bytes", MaxFederationSearchBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var fs FederationSearch
+	if err := dec.Decode(&fs); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) && typ.Field != "" {
+			return listing.Query{}, nil, apierror.InvalidField(typ.Field, "has the wrong JSON type")
+		}
+		if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
+			return listing.Query{}, nil, apierror.InvalidField(clip(strings.TrimSuffix(name, `"`)), "is not a search field")
+		}
+		return listing.Query{}, nil, apierror.InvalidField("body", "is not a JSON search request")
+	}
+	if dec.More() {
+		return listing.Query{}, nil, apierror.InvalidField("body", "must hold exactly one JSON object")
+	}
+	v := map[string][]string{}
+	set := func(k, val string) {
+		if val != "" {
+			v[k] = []string{val}
+		}
+	}
+	set("q", fs.Q)
+	set("sectors", strings.Join(fs.Sectors, ","))
+	set("country", fs.Country)
+	set("seeking", strings.Join(fs.Seeking, ","))
+	set("offering", strings.Join(fs.Offering, ","))
+	set("stage", fs.Stage)
+	set("availability", fs.Availability)
+	set("org_type", fs.OrgType)
+	set("updated_since", fs.UpdatedSince)
+	set("kinds", strings.Join(fs.Kinds, ","))
+	set("cursor", fs.Cursor)
+	if fs.Limit != 0 {
+		set("limit", fmt.Sprint(fs.Limit))
+	}
+	sr, err := parseSearch(v)
+	if err != nil {
+		return listing.Query{}, nil, err
+	}
+	return sr.Query, sr.Kinds, nil
+}
+
+// peerAnswer is a peer's search answer as read off the wire.
+type peerAnswer struct {
+	Results    []*listing.Listing `json:"results"`
+	NextCursor string             `json:"next_cursor"`
+}
+
+// errPeerStatus carries the per-park status of a failed peer call.
+type errPeerStatus struct {
+	status string
+	msg    string
+}
+
+func (e *errPeerStatus) Error() string { return e.status + ": " + e.msg }
+
+// callPeer runs one page of a search at peer, through its breaker.
+func (c *Club) callPeer(ctx context.Context, p *Peer, req FederationSearch) (*peerAnswer, error) {
+	l := c.link(p.ID)
+	res, err := l.breaker.Execute(func() (any, error) {
+		return c.doPeerSearch(ctx, p, req)
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return nil, &errPeerStatus{StatusCircuitOpen, "circuit breaker open"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res.(*peerAnswer), nil
+}
+
+func (c *Club) doPeerSearch(ctx context.Context, p *Peer, req FederationSearch) (*peerAnswer, error) {
+	tok, err := parktoken.IssueFederation(c.Fed.Keys(), p.ID, parktoken.ScopeSearch, time.Minute, time.Now())
+	if err != nil {
+		return nil, &errPeerStatus{StatusError, "cannot sign the request"}
+	}
+	body, _ := json.Marshal(req)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(p.URL, "/")+"/federation/v1/search", bytes.NewReader(body))
+	if err != nil {
+		return nil, &errPeerStatus{StatusError, "bad peer URL"}
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Authorization", "Bearer "+tok)
+	res, err := c.Fed.Client.Do(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &errPeerStatus{StatusTimeout, "no answer within the budget"}
+		}
+		return nil, &errPeerStatus{StatusError, "unreachable"}
+	}
+	defer res.Body.Close()
+	switch {
+	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
+		return nil, &errPeerStatus{StatusUnauthorized, fmt.Sprintf("peer refused our token (%d)", res.StatusCode)}
+	case res.StatusCode != http.StatusOK:
+		return nil, &errPeerStatus{StatusError, fmt.Sprintf("peer answered %d", res.StatusCode)}
+	}
+	if mt, _, err := mime.ParseMediaType(res.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, &errPeerStatus{StatusError, "peer answered a content type other than JSON"}
+	}
+	b, err := io.ReadAll(io.LimitReader(res.Body, maxPeerBody+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &errPeerStatus{StatusTimeout, "answer not complete within the budget"}
+		}
+		return nil, &errPeerStatus{StatusError, "answer cut short"}
+	}
+	if len(b) > maxPeerBody {
+		return nil, &errPeerStatus{StatusError, "answer larger than 4 MiB"}
+	}
+	var ans peerAnswer
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&ans); err != nil || ans.Results == nil {
+		return nil, &errPeerStatus{StatusError, "answer is not a search result"}
+	}
+	for _, l := range ans.Results {
+		// A peer answers for itself only, with well-formed listings.
+		if l == nil || l.Park != p.ID || !listing.ValidID(l.Kind, l.ID) || l.Validate(l.Kind) != nil {
+			return nil, &errPeerStatus{StatusError, "answer holds a malformed listing or one of another park"}
+		}
+	}
+	if len(ans.NextCursor) > 16<<10 {
+		return nil, &errPeerStatus{StatusError, "answer holds an oversize cursor"}
+	}
+	return &ans, nil
+}
+
+// Search runs a club search: this park and each target peer concurrently,
+// each within the budget, merged by reciprocal rank fusion.
+func (c *Club) Search(ctx context.Context, sr searchRequest) (*SearchResponse, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, sr.Budget)
+	defer cancel()
+	callCtx, callCancel := context.WithTimeout(ctx, max(sr.Budget-mergeReserve, sr.Budget/2))
+	defer callCancel()
+
+	targets := []string{c.Fed.Park}
+	for _, p := range c.Fed.Peers.List() {
+		targets = append(targets, p.ID)
+	}
+	known := map[string]bool{}
+	for _, t := range targets {
+		known[t] = true
+	}
+	for _, field := range []struct {
+		name string
+		ids  []string
+	}{{"parks", sr.Parks}, {"exclude_parks", sr.Exclude}, {"required", sr.Required}} {
+		for _, id := range field.ids {
+			if !known[id] {
+				return nil, apierror.InvalidField(field.name, "%q is neither this park nor an active peer", id)
+			}
+		}
+	}
+	if sr.Parks != nil {
+		targets = slices.DeleteFunc(targets, func(t string) bool { return !slices.Contains(sr.Parks, t) })
+	}
+	targets = slices.DeleteFunc(targets, func(t string) bool { return slices.Contains(sr.Exclude, t) })
+	for _, req := range sr.Required {
+		if !slices.Contains(targets, req) {
+			return nil, apierror.InvalidField("required", "%q is excluded from the search", req)
+		}
+	}
+
+	limit := sr.Query.Limit
+	if limit == 0 {
+		limit = listing.DefaultLimit
+	}
+	qh := queryHash(sr.Query, "club", kindsKey(sr.Kinds), strings.Join(targets, ","))
+	state := map[string]sourceState{}
+	if sr.Query.Cursor != "" {
+		mc, err := c.API.Cursors.decode(sr.Query.Cursor, qh)
+		if err != nil {
+			return nil, err
+		}
+		state = mc.Sources
+	}
+
+	pages := make([]sourcePage, len(targets))
+	statuses := make([]ParkStatus, len(targets))
+	var wg sync.WaitGroup
+	for i, park := range targets {
+		pages[i].Name = park
+		st := state[park]
+		statuses[i] = ParkStatus{Park: park, Status: StatusOK}
+		if st.Done {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			q := sr.Query
+			q.Limit = limit
+			var results []*listing.Listing
+			var next string
+			var err error
+			if park == c.Fed.Park {
+				q.Cursor = st.Cursor
+				var failures []string
+				results, next, failures, err = c.API.localSearch(callCtx, q, sr.Kinds, "")
+				if err == nil && len(failures) > 0 {
+					err = &errPeerStatus{StatusError, strings.Join(failures, "; ")}
+				}
+			} else {
+				p, ok := c.Fed.Peers.Get(park)
+				if !ok {
+					err = &errPeerStatus{StatusError, "no longer a peer"}
+				} else {
+					var ans *peerAnswer
+					ans, err = c.callPeer(callCtx, p, federationSearchOf(q, sr.Kinds, st.Cursor))
+					if err == nil {
+						results, next = ans.Results, ans.NextCursor
+					}
+				}
+			}
+			took := time.Since(t0)
+			status := ParkStatus{Park: park, Status: StatusOK, TookMS: took.Milliseconds(), Hits: len(results)}
+			if err != nil {
+				pages[i].Failed = true
+				var ps *errPeerStatus
+				if errors.As(err, &ps) {
+					status.Status, status.Error = ps.status, ps.msg
+				} else if callCtx.Err() != nil {
+					status.Status, status.Error = StatusTimeout, "no answer within the budget"
+				} else {
+					status.Status, status.Error = StatusError, apierror.Public(err).Message
+				}
+				status.Hits = 0
+			} else {
+				pages[i].Results, pages[i].Next = results, next
+			}
+			statuses[i] = status
+			if park != c.Fed.Park {
+				c.hist.WithLabelValues(park, status.Status).Observe(took.Seconds())
+				c.record(park, status)
+			}
+		}()
+	}
+	wg.Wait()
+
+	resp := &SearchResponse{}
+	for _, st := range statuses {
+		resp.Parks.add(st)
+		if st.Status != StatusOK {
+			resp.Partial = true
+			if slices.Contains(sr.Required, st.Park) {
+				return nil, apierror.New(apierror.Unavailable, "required park %s did not answer: %s (%s)", st.Park, st.Status, st.Error)
+			}
+		}
+	}
+	results, next := merge(pages, state, limit)
+	if results == nil {
+		results = []*listing.Listing{}
+	}
+	resp.Results = results
+	if next != nil {
+		resp.NextCursor = c.API.Cursors.encode(mergeCursor{Query: qh, Sources: next})
+	}
+	c.Logger.DebugContext(ctx, "club search", "parks", len(targets), "took_ms", time.Since(start).Milliseconds(), "partial", resp.Partial)
+	return resp, nil
+}
+
+func (c *Club) record(peer string, st ParkStatus) {
+	l := c.link(peer)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l.lastStatus = st.Status
+	if st.Status == StatusOK {
+		l.lastSuccess = time.Now().UTC()
+	} else {
+		l.lastError, l.lastErrorAt = st.Error, time.Now().UTC()
+	}
+}

@@ -1,0 +1,238 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+)
+
+// FederationAPI serves the federation side: what peer gateways call.
+type FederationAPI struct {
+	Fed      *Federation
+	API      *API
+	Verifier *parktoken.FederationVerifier
+	Logger   *slog.Logger
+	// AuthFailures counts refused tokens by reason (may be nil).
+	AuthFailures func(reason string)
+	// Timeout bounds the work for one federation request.
+	Timeout time.Duration
+}
+
+type fedHandler func(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims)
+
+// Routes registers the federation side on mux.
+func (f *FederationAPI) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Handler) {
+	mux.Handle("GET /.well-known/parkmesh.json", mw("GET /.well-known/parkmesh.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, f.Fed.Identity())
+	})))
+	mux.Handle("GET /.well-known/jwks.json", mw("GET /.well-known/jwks.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		writeJSON(w, http.StatusOK, f.Fed.Keys().JWKS())
+	})))
+	mux.Handle("POST /federation/v1/peering/establish", mw("POST /federation/v1/peering/establish", http.HandlerFunc(f.establish)))
+	mux.Handle("POST /federation/v1/search", mw("POST /federation/v1/search", f.authenticate(parktoken.ScopeSearch, f.search)))
+	mux.Handle("GET /federation/v1/listings/{kind}/{id}", mw("GET /federation/v1/listings/{kind}/{id}", f.authenticate(parktoken.ScopeListings, f.listing)))
+}
+
+func (f *FederationAPI) refuse(w http.ResponseWriter, r *http.Request, reason string, err error) {
+	f.Logger.WarnContext(r.Context(), "federation request refused", "reason", reason, "path", r.URL.Path, "err", err)
+	if f.AuthFailures != nil {
+		f.AuthFailures(reason)
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="parkmesh-federation"`)
+	apierror.Write(w, apierror.New(apierror.Unauthorized, "missing or invalid access token"))
+}
+
+// authenticate admits only requests carrying a valid federation token from
+// an active peer, for scope. Anything else is a 401 with no detail.
+func (f *FederationAPI) authenticate(scope string, next fedHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := parktoken.FromRequest(r)
+		var claims *parktoken.FederationClaims
+		if err == nil {
+			claims, err = f.Verifier.Verify(tok, scope)
+		}
+		if err != nil {
+			f.refuse(w, r, parktoken.Reason(err), err)
+			return
+		}
+		next(w, r, claims)
+	})
+}
+
+func (f *FederationAPI) timeout() time.Duration {
+	if f.Timeout > 0 {
+		return f.Timeout
+	}
+	return MaxBudget
+}
+
+func (f *FederationAPI) establish(w http.ResponseWriter, r *http.Request) {
+	tok, err := parktoken.FromRequest(r)
+	if err != nil {
+		f.refuse(w, r, parktoken.Reason(err), err)
+		return
+	}
+	var req establishRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		f.refuse(w, r, "peering_body", err)
+		return
+	}
+	resp, reason, err := f.Fed.AcceptEstablish(r.Context(), tok, req)
+	if err != nil {
+		if apierror.CodeOf(err) == apierror.Unauthorized {
+			f.refuse(w, r, reason, err)
+			return
+		}
+		apierror.Write(w, err)
+		return
+	}
+	f.Logger.InfoContext(r.Context(), "peering established", "peer", req.Park, "url", req.URL)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (f *FederationAPI) search(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
+	if mt := r.Header.Get("Content-Type"); mt != "" && !strings.HasPrefix(mt, "application/json") {
+		apierror.Write(w, apierror.InvalidField("Content-Type", "must be application/json"))
+		return
+	}
+	q, kinds, err := DecodeFederationSearch(r.Body)
+	if err != nil {
+		apierror.Write(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), f.timeout())
+	defer cancel()
+	results, next, failures, err := f.API.localSearch(ctx, q, kinds, c.Issuer)
+	if err != nil {
+		apierror.Write(w, err)
+		return
+	}
+	if len(failures) > 0 && len(results) == 0 {
+		apierror.Write(w, apierror.New(apierror.Unavailable, "the park's services are unavailable"))
+		return
+	}
+	out := make([]*listing.Listing, 0, len(results))
+	for _, l := range results {
+		// Defence in depth: the services already filtered by visibility.
+		if l.VisibleTo(c.Issuer) {
+			out = append(out, l.ForPeers())
+		}
+	}
+	writeJSON(w, http.StatusOK, peerAnswer{Results: out, NextCursor: next})
+}
+
+func (f *FederationAPI) listing(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
+	seg := r.PathValue("kind")
+	k, ok := kindPaths[seg]
+	if !ok {
+		k = listing.Kind(seg)
+	}
+	id := r.PathValue("id")
+	notFound := apierror.New(apierror.NotFound, "no such listing")
+	if !k.Valid() || !listing.ValidID(k, id) {
+		apierror.Write(w, notFound)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), f.timeout())
+	defer cancel()
+	rep, err := f.API.Services.Do(ctx, k, Call{Method: http.MethodGet, Path: "/v1/listings/" + id})
+	if err != nil {
+		apierror.Write(w, err)
+		return
+	}
+	var l listing.Listing
+	if rep.Status != http.StatusOK || json.Unmarshal(rep.Body, &l) != nil || !l.VisibleTo(c.Issuer) {
+		// Same answer whether it does not exist or is not for this peer.
+		apierror.Write(w, notFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, l.ForPeers())
+}
+
+// peeringRoutes are the park-side admin endpoints for peerings.
+func (a *API) peeringRoutes(mux *http.ServeMux, mw func(string, http.Handler) http.Handler) {
+	handle := func(pattern string, role parktoken.Role, h http.HandlerFunc) {
+		mux.Handle(pattern, mw(pattern, a.authorize(role, h)))
+	}
+	handle("POST /api/v1/peerings/tokens", parktoken.Admin, func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Peer string `json:"peer"`
+			TTL  string `json:"ttl"`
+		}
+		if err := decodeSmallJSON(r, &req); err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		var ttl time.Duration
+		if req.TTL != "" {
+			d, err := time.ParseDuration(req.TTL)
+			if err != nil {
+				apierror.Write(w, apierror.InvalidField("ttl", "must be a duration such as 24h"))
+				return
+			}
+			ttl = d
+		}
+		tok, exp, err := a.Club.Fed.GenerateToken(r.Context(), req.Peer, ttl)
+		if err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "peer": req.Peer, "expires_at": exp})
+	})
+	handle("POST /api/v1/peerings", parktoken.Admin, func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Token string `json:"token"`
+		}
+		if err := decodeSmallJSON(r, &req); err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		p, err := a.Club.Fed.Establish(r.Context(), req.Token)
+		if err != nil {
+			apierror.Write(w, err)
+			return
+		}
+		a.Logger.InfoContext(r.Context(), "peering established", "peer", p.ID, "url", p.URL)
+		writeJSON(w, http.StatusCreated, map[string]any{"park": p.ID, "url": p.URL, "established_at": p.EstablishedAt})
+	})
+	handle("DELETE /api/v1/peerings/{peer}", parktoken.Admin, func(w http.ResponseWriter, r *http.Request) {
+		ok, err := a.Club.Fed.Peers.Delete(r.Context(), r.PathValue("peer"))
+		if err != nil {
+			apierror.Write(w, apierror.New(apierror.Unavailable, "cannot delete the peering: Consul unreachable"))
+			return
+		}
+		if !ok {
+			apierror.Write(w, apierror.New(apierror.NotFound, "no peering with %q", clip(r.PathValue("peer"))))
+			return
+		}
+		a.Club.SyncPeers()
+		a.Logger.InfoContext(r.Context(), "peering deleted", "peer", r.PathValue("peer"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	handle("GET /api/v1/peers", parktoken.Viewer, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"park": a.Park, "peers": a.Club.Peers()})
+	})
+}
+
+func decodeSmallJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
+			return apierror.InvalidField(clip(strings.TrimSuffix(name, `"`)), "is not a field of this request")
+		}
+		return apierror.InvalidField("body", "must be a JSON object")
+	}
+	return nil
+}
