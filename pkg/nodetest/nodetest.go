@@ -88,6 +88,7 @@ type Park struct {
 	GatewayURL string
 	Services   map[listing.Kind][]*Proc
 	tb         testing.TB
+	opts       Options
 }
 
 // Proc is one running process of a park.
@@ -111,11 +112,20 @@ func FreePort(tb testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// Options change how StartParkWith starts a park.
+type Options struct {
+	// GatewayArgs are extra flags for the gateway (e.g. -breaker-open 1s).
+	GatewayArgs []string
+}
+
 // StartPark starts a park: agent, keys, one instance of each service, and
 // the gateway; it returns once the gateway sees every kind.
-func StartPark(tb testing.TB, id string) *Park {
+func StartPark(tb testing.TB, id string) *Park { return StartParkWith(tb, id, Options{}) }
+
+// StartParkWith is StartPark with options.
+func StartParkWith(tb testing.TB, id string, opts Options) *Park {
 	tb.Helper()
-	p := &Park{ID: id, Agent: consultest.Start(tb), DataDir: tb.TempDir(), Services: map[listing.Kind][]*Proc{}, tb: tb}
+	p := &Park{ID: id, Agent: consultest.Start(tb), DataDir: tb.TempDir(), Services: map[listing.Kind][]*Proc{}, tb: tb, opts: opts}
 	ks, err := parkkey.Init(p.DataDir, id)
 	if err != nil {
 		tb.Fatal(err)
@@ -140,14 +150,22 @@ func (p *Park) StartService(k listing.Kind, dataDir string) *Proc {
 	return pr
 }
 
-// StartGateway starts (or restarts) the park's gateway.
+// StartGateway starts (or restarts, on a new port) the park's gateway.
 func (p *Park) StartGateway() *Proc {
 	p.tb.Helper()
-	addr := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
-	p.GatewayURL = "http://" + addr
-	p.Gateway = p.start("gateway", addr, "-listen", addr, "-data-dir", p.DataDir, "-park", p.ID,
-		"-consul", p.Agent.HTTPAddr(), "-public-url", p.GatewayURL)
+	p.Gateway = p.StartReplica()
+	p.GatewayURL = "http://" + p.Gateway.Addr
 	return p.Gateway
+}
+
+// StartReplica starts one more gateway of the park (same Consul, same
+// keys), as a park running several replicas does.
+func (p *Park) StartReplica() *Proc {
+	p.tb.Helper()
+	addr := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
+	args := append([]string{"-listen", addr, "-data-dir", p.DataDir, "-park", p.ID,
+		"-consul", p.Agent.HTTPAddr(), "-public-url", "http://" + addr}, p.opts.GatewayArgs...)
+	return p.start("gateway", addr, args...)
 }
 
 func (p *Park) start(name, addr string, args ...string) *Proc {
@@ -319,4 +337,49 @@ func (p *Park) Do(ctx context.Context, method, path, token string, body io.Reade
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, b
+}
+
+// Peer makes a and b peers through the real handshake: a generates a
+// peering token for b, b establishes with it.
+func Peer(tb testing.TB, a, b *Park) {
+	tb.Helper()
+	ctx := context.Background()
+	status, body := a.Do(ctx, "POST", "/api/v1/peerings/tokens", a.Token(parktoken.Admin), strings.NewReader(`{"peer":"`+b.ID+`"}`))
+	if status != http.StatusCreated {
+		tb.Fatalf("%s: generate peering token for %s: %d %s", a.ID, b.ID, status, body)
+	}
+	var gen struct{ Token string }
+	json.Unmarshal(body, &gen)
+	req, _ := json.Marshal(map[string]string{"token": gen.Token})
+	status, body = b.Do(ctx, "POST", "/api/v1/peerings", b.Token(parktoken.Admin), strings.NewReader(string(req)))
+	if status != http.StatusCreated {
+		tb.Fatalf("%s: establish peering with %s: %d %s", b.ID, a.ID, status, body)
+	}
+}
+
+// StartClub starts parks with the given ids and peers every pair.
+func StartClub(tb testing.TB, opts Options, ids ...string) []*Park {
+	tb.Helper()
+	parks := make([]*Park, len(ids))
+	for i, id := range ids {
+		parks[i] = StartParkWith(tb, id, opts)
+	}
+	for i := range parks {
+		for j := i + 1; j < len(parks); j++ {
+			Peer(tb, parks[i], parks[j])
+		}
+	}
+	return parks
+}
+
+// Create posts a listing JSON to the park's gateway and returns it decoded.
+func (p *Park) Create(kindPath, body string) listing.Listing {
+	p.tb.Helper()
+	status, b := p.Do(context.Background(), "POST", "/api/v1/"+kindPath, p.Token(parktoken.Editor), strings.NewReader(body))
+	if status != http.StatusCreated {
+		p.tb.Fatalf("%s: create %s: %d %s", p.ID, kindPath, status, b)
+	}
+	var l listing.Listing
+	json.Unmarshal(b, &l)
+	return l
 }
