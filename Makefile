@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 CACHE ?= $(HOME)/.cache/parkmesh
-FUZZTIME ?= 10s
+FUZZTIME ?= 8s
 export PARKMESH_CACHE := $(CACHE)
 
 .PHONY: all build demo test vet fmt-check unit fuzz bench tools clean
@@ -34,8 +34,16 @@ vet:
 unit:
 	PARKMESH_CONSUL_BIN=$$(deploy/tools/install-consul.sh) $(GO) test -race -count=1 -timeout 30m ./...
 
+# Each fuzz target runs briefly; a finding fails the build and is saved
+# under testdata/fuzz as a regression seed.
+FUZZ_TARGETS := ./pkg/listing/:FuzzDecodeValidate ./pkg/parktoken/:FuzzVerify \
+	./pkg/parktoken/:FuzzFederationVerify ./gateway/:FuzzDecodeFederationSearch
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeValidate$$' -fuzztime=$(FUZZTIME) ./pkg/listing/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
 
 ## bench: search benchmarks at 100,000 listings (see docs/benchmarks.md)
 bench:

@@ -222,7 +222,7 @@ func DecodeFederationSearch(r io.Reader) (listing.Query, []listing.Kind, error) 
 			return listing.Query{}, nil, apierror.InvalidField(typ.Field, "has the wrong JSON type")
 		}
 		if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
-			return listing.Query{}, nil, apierror.InvalidField(clip(strings.TrimSuffix(name, `"`)), "is not a search field")
+			return listing.Query{}, nil, unknownField(strings.TrimSuffix(name, `"`), "is not a search field")
 		}
 		return listing.Query{}, nil, apierror.InvalidField("body", "is not a JSON search request")
 	}

@@ -230,9 +230,18 @@ func decodeSmallJSON(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
-			return apierror.InvalidField(clip(strings.TrimSuffix(name, `"`)), "is not a field of this request")
+			return unknownField(strings.TrimSuffix(name, `"`), "is not a field of this request")
 		}
 		return apierror.InvalidField("body", "must be a JSON object")
 	}
 	return nil
+}
+
+// unknownField names an unknown JSON field in an error, or "body" when the
+// field's name is empty.
+func unknownField(name, msg string) error {
+	if name == "" {
+		return apierror.InvalidField("body", "has a field with an empty name")
+	}
+	return apierror.InvalidField(clip(name), "%s", msg)
 }

@@ -58,6 +58,9 @@ func decodeError(err error) error {
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, `json: unknown field "`); ok {
 		name := strings.TrimSuffix(rest, `"`)
+		if name == "" {
+			return apierror.InvalidField("body", "has a field with an empty name")
+		}
 		return apierror.InvalidField(clip(name), "is not a field of a listing")
 	}
 	if strings.Contains(msg, "parsing time") {

@@ -286,6 +286,14 @@ type header struct {
 type parsedHeader struct{ Kid, Typ string }
 
 func readHeader(token string) (parsedHeader, error) {
+	// Go's base64 decoders skip CR and LF, so a token with line breaks
+	// inside would verify: refuse anything outside the JWS compact alphabet.
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return parsedHeader{}, unauthorized(ReasonMalformed, errors.New("character outside base64url"))
+		}
+	}
 	seg, _, ok := strings.Cut(token, ".")
 	if !ok || strings.Count(token, ".") != 2 {
 		return parsedHeader{}, unauthorized(ReasonMalformed, errors.New("not three segments"))
