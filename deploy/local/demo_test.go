@@ -93,7 +93,7 @@ func alive(pid int) bool {
 
 func search(t *testing.T, p local.ParkInfo, q string) int {
 	t.Helper()
-	req, _ := http.NewRequest("GET", p.GatewayURL+"/api/v1/search?limit=100&q="+q, nil)
+	req, _ := http.NewRequest("GET", p.GatewayURL+"/api/v1/search?limit=100&"+q, nil)
 	req.Header.Set("Authorization", "Bearer "+p.AdminToken)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -146,6 +146,10 @@ func TestDemoSmoke(t *testing.T) {
 			t.Errorf("park %s incomplete in demo.json: %+v", p.ID, p)
 		}
 		counts[p.ID] = search(t, p, "")
+		// Club search: the three parks are peers, every one answers.
+		if club := search(t, p, "scope=club&timeout_ms=5000"); club <= counts[p.ID] {
+			t.Errorf("club search from %s found %d listings, no more than its own %d", p.ID, club, counts[p.ID])
+		}
 		if counts[p.ID] < 15 {
 			t.Errorf("park %s holds %d listings, want its sample (≥ 15)", p.ID, counts[p.ID])
 		}

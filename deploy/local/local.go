@@ -123,6 +123,9 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 			fmt.Fprintf(out, "%s: keeping the data of an earlier run\n", p.ID)
 		}
 	}
+	if err := peerAll(ctx, root, demo.Parks, out); err != nil {
+		return err
+	}
 	demo.PIDs = append(demo.PIDs, g.pids()...)
 	b, _ := json.MarshalIndent(demo, "", "  ")
 	if err := os.WriteFile(filepath.Join(root, "demo.json"), b, 0o600); err != nil {
@@ -133,7 +136,7 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		fmt.Fprintf(out, "  %-24s gateway %s   consul http://%s\n", p.ID, p.GatewayURL, p.ConsulHTTPAddr)
 	}
 	fmt.Fprintf(out, "\nAdmin tokens are in %s. Try:\n", filepath.Join(root, "demo.json"))
-	fmt.Fprintf(out, "  curl -H \"Authorization: Bearer $(jq -r '.parks[0].admin_token' %s)\" '%s/api/v1/search?q=硅谷'\n",
+	fmt.Fprintf(out, "  curl -H \"Authorization: Bearer $(jq -r '.parks[0].admin_token' %s)\" '%s/api/v1/search?scope=club&q=硅谷'\n",
 		filepath.Join(root, "demo.json"), demo.Parks[0].GatewayURL)
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 	select {
@@ -334,4 +337,39 @@ func (g *group) stop() error {
 		cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// peerAll makes every pair of parks peers, as park IT teams would: the
+// admin CLI generates a token on one park and establishes it on the other.
+func peerAll(ctx context.Context, root string, parks []ParkInfo, out io.Writer) error {
+	cli := filepath.Join(root, "bin", "parkmesh")
+	run := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, cli, args...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("parkmesh %s: %v: %s", strings.Join(args[:2], " "), err, strings.TrimSpace(stderr.String()))
+		}
+		return strings.TrimSpace(stdout.String()), nil
+	}
+	for i, a := range parks {
+		for _, b := range parks[i+1:] {
+			peers, err := run("peering", "list", "--gateway", a.GatewayURL, "--admin-token", a.AdminToken)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(peers, b.ID+" ") {
+				continue
+			}
+			tok, err := run("peering", "generate-token", "--peer", b.ID, "--gateway", a.GatewayURL, "--admin-token", a.AdminToken)
+			if err != nil {
+				return err
+			}
+			if _, err := run("peering", "establish", "--token", tok, "--gateway", b.GatewayURL, "--admin-token", b.AdminToken); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "peered %s with %s\n", a.ID, b.ID)
+		}
+	}
+	return nil
 }
