@@ -35,6 +35,11 @@ type Config struct {
 	ServiceBasePort int    // park i's services on ServiceBasePort+10i+1..3
 	ConsulBasePort  int    // park i's agent on ConsulBasePort+10i..+3
 	Parks           []string
+	// Seed, when set, prepares a park's data directory before its services
+	// start (the bench tool writes synthetic listings there).
+	Seed func(park, dataDir string) error
+	// GatewayArgs are extra flags for every gateway.
+	GatewayArgs []string
 }
 
 // ParkInfo is one park of demo.json.
@@ -60,59 +65,114 @@ var binaries = []struct{ name, pkg string }{
 	{"parkmesh", "./gateway/cmd/parkmesh"},
 }
 
-// Demo runs the parks until ctx is done, then stops everything it started.
-func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
-	if len(cfg.Parks) == 0 {
-		cfg.Parks = DemoParks
-	}
+// Cluster is a set of parks running as local processes.
+type Cluster struct {
+	Root  string
+	Parks []ParkInfo
+	g     *group
+}
+
+// Start builds the binaries and starts cfg.Parks, each with its own Consul
+// agent, services and gateway, and waits until every gateway sees every
+// kind. Seed, when set, runs for each park before its services start.
+// The caller must Stop the cluster, also after an error.
+func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	c := &Cluster{Root: root, g: &group{out: out}}
 	for _, d := range []string{"bin", "data", "logs"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o750); err != nil {
-			return err
+			return c, err
 		}
 	}
-	os.Remove(filepath.Join(root, "demo.json"))
 	wd, _ := os.Getwd()
 	repo, err := consulagent.RepoRoot(wd)
 	if err != nil {
-		return fmt.Errorf("run the demo inside the repository: %w", err)
+		return c, fmt.Errorf("run inside the repository: %w", err)
 	}
 	fmt.Fprintln(out, "building binaries…")
 	for _, b := range binaries {
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(root, "bin", b.name), b.pkg)
 		cmd.Dir, cmd.Stdout, cmd.Stderr = repo, out, out
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build %s: %w", b.pkg, err)
+			return c, fmt.Errorf("go build %s: %w", b.pkg, err)
 		}
 	}
 	consulBin, err := consulagent.FindBinary(ctx, out)
 	if err != nil {
-		return err
+		return c, err
 	}
+	for i, park := range cfg.Parks {
+		if cfg.Seed != nil {
+			if err := cfg.Seed(park, filepath.Join(root, "data", park)); err != nil {
+				return c, fmt.Errorf("park %s: seed: %w", park, err)
+			}
+		}
+		info, err := startPark(ctx, c.g, cfg, root, consulBin, i, park)
+		if err != nil {
+			return c, err
+		}
+		c.Parks = append(c.Parks, info)
+	}
+	for _, p := range c.Parks {
+		if err := waitReady(ctx, p); err != nil {
+			return c, fmt.Errorf("park %s: %w (logs in %s)", p.ID, err, filepath.Join(root, "logs"))
+		}
+	}
+	return c, nil
+}
 
-	g := &group{out: out}
+// Stop stops every process: gateways, then services, then Consul agents.
+func (c *Cluster) Stop() error { return c.g.stop() }
+
+// PIDs of every process of the cluster.
+func (c *Cluster) PIDs() []int { return c.g.pids() }
+
+// Exited reports a process that ended while the cluster was meant to run.
+func (c *Cluster) Exited() <-chan procExit { return c.g.exited }
+
+// KillGateway kills park's gateway at once, as a crash would.
+func (c *Cluster) KillGateway(park string) error {
+	for _, p := range c.g.procs {
+		if p.name == park+"-gateway" {
+			p.cmd.Process.Kill()
+			<-p.done
+			return nil
+		}
+	}
+	return fmt.Errorf("no gateway of %s", park)
+}
+
+// PeerAll makes every pair of parks peers through the admin CLI.
+func (c *Cluster) PeerAll(ctx context.Context, out io.Writer) error {
+	return peerAll(ctx, c.Root, c.Parks, out)
+}
+
+// Demo runs the parks until ctx is done, then stops everything it started.
+func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
+	if len(cfg.Parks) == 0 {
+		cfg.Parks = DemoParks
+	}
+	os.Remove(filepath.Join(cfg.Root, "demo.json"))
+	c, err := Start(ctx, cfg, out)
 	defer func() {
+		if c == nil {
+			return
+		}
 		fmt.Fprintln(out, "stopping…")
-		if serr := g.stop(); serr != nil && err == nil {
+		if serr := c.Stop(); serr != nil && err == nil {
 			err = serr
 		}
 		fmt.Fprintln(out, "stopped: no process left running")
 	}()
-	demo := DemoFile{PIDs: []int{os.Getpid()}}
-	for i, park := range cfg.Parks {
-		info, err := startPark(ctx, g, cfg, root, consulBin, i, park)
-		if err != nil {
-			return err
-		}
-		demo.Parks = append(demo.Parks, info)
+	if err != nil {
+		return err
 	}
+	root := c.Root
+	demo := DemoFile{PIDs: []int{os.Getpid()}, Parks: c.Parks}
 	for _, p := range demo.Parks {
-		if err := waitReady(ctx, p); err != nil {
-			return fmt.Errorf("park %s: %w (logs in %s)", p.ID, err, filepath.Join(root, "logs"))
-		}
 		n, err := loadSample(ctx, p)
 		if err != nil {
 			return fmt.Errorf("park %s: loading sample data: %w", p.ID, err)
@@ -123,10 +183,10 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 			fmt.Fprintf(out, "%s: keeping the data of an earlier run\n", p.ID)
 		}
 	}
-	if err := peerAll(ctx, root, demo.Parks, out); err != nil {
+	if err := c.PeerAll(ctx, out); err != nil {
 		return err
 	}
-	demo.PIDs = append(demo.PIDs, g.pids()...)
+	demo.PIDs = append(demo.PIDs, c.PIDs()...)
 	b, _ := json.MarshalIndent(demo, "", "  ")
 	if err := os.WriteFile(filepath.Join(root, "demo.json"), b, 0o600); err != nil {
 		return err
@@ -141,7 +201,7 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 	select {
 	case <-ctx.Done():
-	case pe := <-g.exited:
+	case pe := <-c.Exited():
 		return fmt.Errorf("%s exited unexpectedly: %v (see %s)", pe.name, pe.err, pe.log)
 	}
 	return nil
@@ -179,6 +239,7 @@ func startPark(ctx context.Context, g *group, cfg Config, root, consulBin string
 	gw := cfg.GatewayBasePort + i
 	url := "http://127.0.0.1:" + strconv.Itoa(gw)
 	args := append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(gw), "-public-url", url}, common...)
+	args = append(args, cfg.GatewayArgs...)
 	if err := g.start(ctx, 0, park+"-gateway", filepath.Join(root, "bin", "gateway"), args, filepath.Join(root, "logs", park+"-gateway.log")); err != nil {
 		return ParkInfo{}, err
 	}
