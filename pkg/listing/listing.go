@@ -174,6 +174,9 @@ type Change struct {
 	Version   int64     `json:"version"`
 	At        time.Time `json:"at"`
 	Listing   *Listing  `json:"listing"`
+	// Previous is the state before an update or delete (nil for a create),
+	// so a feed can tell who could see the listing before.
+	Previous *Listing `json:"previous,omitempty"`
 }
 
 // Query is a search over one service's listings. Filters combine with AND;

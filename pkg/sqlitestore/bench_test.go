@@ -70,7 +70,7 @@ func bulkLoad(ctx context.Context, s *Store, n int) error {
 				if err := index(ctx, tx, seq, l); err != nil {
 					return err
 				}
-				if err := appendChange(ctx, tx, listing.OpCreated, l, now, doc); err != nil {
+				if err := appendChange(ctx, tx, listing.OpCreated, l, now, doc, ""); err != nil {
 					return err
 				}
 			}

@@ -174,7 +174,7 @@ func (s *Store) Create(ctx context.Context, l *listing.Listing) error {
 		if err := index(ctx, tx, seq, l); err != nil {
 			return err
 		}
-		return appendChange(ctx, tx, listing.OpCreated, l, l.UpdatedAt, doc)
+		return appendChange(ctx, tx, listing.OpCreated, l, l.UpdatedAt, doc, "")
 	})
 	return err
 }
@@ -200,32 +200,33 @@ func decode(doc string) (*listing.Listing, error) {
 	return &l, nil
 }
 
-// current loads the stored listing id inside tx and checks ifVersion.
-func current(ctx context.Context, tx *sql.Tx, id string, ifVersion int64) (int64, *listing.Listing, error) {
+// current loads the stored listing id inside tx and checks ifVersion. It
+// also returns the stored document.
+func current(ctx context.Context, tx *sql.Tx, id string, ifVersion int64) (int64, *listing.Listing, string, error) {
 	var seq int64
 	var doc string
 	err := tx.QueryRowContext(ctx, `SELECT seq, doc FROM listings WHERE id = ?`, id).Scan(&seq, &doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, apierror.New(apierror.NotFound, "no listing %s", id)
+		return 0, nil, "", apierror.New(apierror.NotFound, "no listing %s", id)
 	}
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	cur, err := decode(doc)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	if ifVersion != 0 && cur.Version != ifVersion {
-		return 0, nil, &apierror.Error{Code: apierror.PreconditionFailed, Field: "If-Match",
+		return 0, nil, "", &apierror.Error{Code: apierror.PreconditionFailed, Field: "If-Match",
 			Message: fmt.Sprintf("listing %s is at version %d, not %d", id, cur.Version, ifVersion)}
 	}
-	return seq, cur, nil
+	return seq, cur, doc, nil
 }
 
 // Update implements listing.Store.
 func (s *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		seq, cur, err := current(ctx, tx, l.ID, ifVersion)
+		seq, cur, prev, err := current(ctx, tx, l.ID, ifVersion)
 		if err != nil {
 			return err
 		}
@@ -246,7 +247,7 @@ func (s *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64)
 		if err := index(ctx, tx, seq, l); err != nil {
 			return err
 		}
-		return appendChange(ctx, tx, listing.OpUpdated, l, l.UpdatedAt, doc)
+		return appendChange(ctx, tx, listing.OpUpdated, l, l.UpdatedAt, doc, prev)
 	})
 }
 
@@ -254,7 +255,7 @@ func (s *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64)
 func (s *Store) Delete(ctx context.Context, id string, ifVersion int64, at time.Time) (*listing.Listing, error) {
 	var final *listing.Listing
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		seq, cur, err := current(ctx, tx, id, ifVersion)
+		seq, cur, prev, err := current(ctx, tx, id, ifVersion)
 		if err != nil {
 			return err
 		}
@@ -271,14 +272,18 @@ func (s *Store) Delete(ctx context.Context, id string, ifVersion int64, at time.
 			return err
 		}
 		final = cur
-		return appendChange(ctx, tx, listing.OpDeleted, cur, at, doc)
+		return appendChange(ctx, tx, listing.OpDeleted, cur, at, doc, prev)
 	})
 	return final, err
 }
 
-func appendChange(ctx context.Context, tx *sql.Tx, op listing.Op, l *listing.Listing, at time.Time, doc []byte) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO changes(op, listing_id, version, at, doc) VALUES (?, ?, ?, ?, ?)`,
-		string(op), l.ID, l.Version, micros(at), string(doc))
+func appendChange(ctx context.Context, tx *sql.Tx, op listing.Op, l *listing.Listing, at time.Time, doc []byte, prev string) error {
+	var p any
+	if prev != "" {
+		p = prev
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO changes(op, listing_id, version, at, doc, prev_doc) VALUES (?, ?, ?, ?, ?, ?)`,
+		string(op), l.ID, l.Version, micros(at), string(doc), p)
 	return err
 }
 
@@ -303,7 +308,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 // Changes implements listing.Store.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]listing.Change, error) {
 	rows, err := s.read.QueryContext(ctx,
-		`SELECT seq, op, listing_id, version, at, doc FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+		`SELECT seq, op, listing_id, version, at, doc, prev_doc FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -312,9 +317,15 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]listing.
 	for rows.Next() {
 		var c listing.Change
 		var op, doc string
+		var prev sql.NullString
 		var at int64
-		if err := rows.Scan(&c.Seq, &op, &c.ListingID, &c.Version, &at, &doc); err != nil {
+		if err := rows.Scan(&c.Seq, &op, &c.ListingID, &c.Version, &at, &doc, &prev); err != nil {
 			return nil, err
+		}
+		if prev.Valid {
+			if c.Previous, err = decode(prev.String); err != nil {
+				return nil, err
+			}
 		}
 		c.Op = listing.Op(op)
 		c.At = time.UnixMicro(at).UTC()

@@ -175,6 +175,11 @@ func testChanges(t *testing.T, open Opener) {
 			t.Errorf("sequence not increasing: %d after %d", c.Seq, ch[i-1].Seq)
 		}
 	}
+	// The state before: none for a create, the prior version otherwise.
+	if ch[0].Previous != nil || ch[2].Previous == nil || ch[2].Previous.Version != 1 || ch[2].Previous.Summary != "" ||
+		ch[3].Previous == nil || ch[3].Previous.Version != 1 {
+		t.Errorf("previous states: %+v %+v %+v", ch[0].Previous, ch[2].Previous, ch[3].Previous)
+	}
 	tail, _ := s.Changes(ctx(t), ch[1].Seq, 1)
 	if len(tail) != 1 || tail[0].Seq != ch[2].Seq {
 		t.Errorf("Changes(after=%d, 1) = %+v", ch[1].Seq, tail)
