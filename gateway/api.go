@@ -55,6 +55,11 @@ type API struct {
 	AuthFailures func(reason string)
 	// Club, when set, serves club-scope searches across peers.
 	Club *Club
+	// Stream, when set, serves the park-side change stream.
+	Stream      *parkStream
+	FeedOptions FeedOptions
+	// Webhooks, when set, manages outgoing webhooks.
+	Webhooks *Webhooks
 }
 
 // Routes registers the API's handlers on mux, each wrapped by mw.
@@ -70,6 +75,12 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 	handle("GET /api/v1/search", parktoken.Viewer, a.search)
 	if a.Club != nil {
 		a.peeringRoutes(mux, mw)
+	}
+	if a.Stream != nil {
+		handle("GET /api/v1/stream", parktoken.Viewer, a.stream)
+	}
+	if a.Webhooks != nil {
+		a.webhookRoutes(mux, mw)
 	}
 }
 

@@ -42,6 +42,8 @@ type Club struct {
 	BreakerOpenFor time.Duration
 	// BreakerTrips is the number of consecutive failures that opens it.
 	BreakerTrips uint32
+	// Follower, when set, adds feed health to the peers view.
+	Follower *Follower
 
 	mu    sync.Mutex
 	peers map[string]*peerLink
@@ -123,16 +125,17 @@ func breakerValue(s gobreaker.State) float64 {
 
 // PeerView is one entry of GET /api/v1/peers.
 type PeerView struct {
-	Park          string    `json:"park"`
-	URL           string    `json:"url"`
-	Health        string    `json:"health"`
-	Breaker       string    `json:"breaker"`
-	LastSuccess   time.Time `json:"last_success,omitzero"`
-	LastStatus    string    `json:"last_status,omitempty"`
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
-	KeyIDs        []string  `json:"key_ids"`
-	EstablishedAt time.Time `json:"established_at"`
+	Park          string      `json:"park"`
+	URL           string      `json:"url"`
+	Health        string      `json:"health"`
+	Breaker       string      `json:"breaker"`
+	LastSuccess   time.Time   `json:"last_success,omitzero"`
+	LastStatus    string      `json:"last_status,omitempty"`
+	LastError     string      `json:"last_error,omitempty"`
+	LastErrorAt   time.Time   `json:"last_error_at,omitzero"`
+	KeyIDs        []string    `json:"key_ids"`
+	EstablishedAt time.Time   `json:"established_at"`
+	Feed          *feedHealth `json:"feed,omitempty"`
 }
 
 // Peers describes every active peer's health.
@@ -146,6 +149,9 @@ func (c *Club) Peers() []PeerView {
 		c.mu.Unlock()
 		for kid := range p.Keys {
 			v.KeyIDs = append(v.KeyIDs, kid)
+		}
+		if c.Follower != nil {
+			v.Feed = c.Follower.Health(p.ID)
 		}
 		slices.Sort(v.KeyIDs)
 		switch {

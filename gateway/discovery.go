@@ -44,6 +44,8 @@ type Call struct {
 	Query  string
 	Header http.Header
 	Body   []byte
+	// Timeout bounds one attempt (default 3 s); long-polls set more.
+	Timeout time.Duration
 }
 
 // Reply is a park service's answer to a Call.
@@ -159,7 +161,11 @@ func (d *Discovery) factory(instance string) (endpoint.Endpoint, io.Closer, erro
 // balancer retries elsewhere); any HTTP answer, even an error status, is a
 // Reply.
 func (d *Discovery) do(ctx context.Context, base string, c Call) (Reply, error) {
-	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	timeout := attemptTimeout
+	if c.Timeout > 0 {
+		timeout = c.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	u := base + c.Path
 	if c.Query != "" {

@@ -24,6 +24,9 @@ type FederationAPI struct {
 	AuthFailures func(reason string)
 	// Timeout bounds the work for one federation request.
 	Timeout time.Duration
+	// Feed is the park's change feed; FeedOptions tune its streams.
+	Feed        *LocalFeed
+	FeedOptions FeedOptions
 }
 
 type fedHandler func(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims)
@@ -40,6 +43,7 @@ func (f *FederationAPI) Routes(mux *http.ServeMux, mw func(string, http.Handler)
 	mux.Handle("POST /federation/v1/peering/establish", mw("POST /federation/v1/peering/establish", http.HandlerFunc(f.establish)))
 	mux.Handle("POST /federation/v1/search", mw("POST /federation/v1/search", f.authenticate(parktoken.ScopeSearch, f.search)))
 	mux.Handle("GET /federation/v1/listings/{kind}/{id}", mw("GET /federation/v1/listings/{kind}/{id}", f.authenticate(parktoken.ScopeListings, f.listing)))
+	mux.Handle("GET /federation/v1/changes", mw("GET /federation/v1/changes", f.authenticate(parktoken.ScopeChanges, f.changes)))
 }
 
 func (f *FederationAPI) refuse(w http.ResponseWriter, r *http.Request, reason string, err error) {
@@ -244,4 +248,38 @@ func unknownField(name, msg string) error {
 		return apierror.InvalidField("body", "has a field with an empty name")
 	}
 	return apierror.InvalidField(clip(name), "%s", msg)
+}
+
+// changes serves GET /federation/v1/changes: the park's changes as a calling
+// peer may see them, as Server-Sent Events carrying CloudEvents JSON. The
+// SSE id is resumable with Last-Event-ID; without one the stream starts at
+// the beginning of the change log (a full replay is the initial sync).
+func (f *FederationAPI) changes(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("last_event_id")
+	}
+	s, err := startSSE(w)
+	if err != nil {
+		apierror.Write(w, apierror.New(apierror.Internal, "streaming unsupported"))
+		return
+	}
+	var pos Position
+	if last != "" {
+		p, err := ParsePosition(last)
+		head := f.Feed.Head()
+		if err != nil {
+			s.fail(StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this feed; nothing was resumed",
+				Resync: "reconnect without Last-Event-ID to replay the feed from its start, or search with updated_since to catch up"})
+			return
+		}
+		if p[0] > head[0] || p[1] > head[1] || p[2] > head[2] {
+			s.fail(StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this park's change log (restored from a backup?)",
+				Resync: "reconnect without Last-Event-ID to replay the feed from its start"})
+			return
+		}
+		pos = p
+	}
+	f.Logger.InfoContext(r.Context(), "peer subscribed to changes", "peer", c.Issuer, "from", pos.String())
+	streamLocal(r.Context(), s, f.Feed, pos, c.Issuer, f.FeedOptions, nil)
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,6 +54,11 @@ type Config struct {
 	Country   string
 	// BreakerOpenFor is how long a peer's open breaker refuses calls.
 	BreakerOpenFor time.Duration
+	// Feed tunes the change streams.
+	Feed FeedOptions
+	// WebhookAttempts and WebhookBackoff tune webhook retries.
+	WebhookAttempts int
+	WebhookBackoff  time.Duration
 }
 
 // Main runs the gateway process: ParseFlags, Open, Run(ctx), Close.
@@ -68,8 +74,9 @@ type Main struct {
 	reg       *registration.Registrar
 	peers     *PeerStore
 	club      *Club
-	stopPeers context.CancelFunc
-	peersDone chan struct{}
+	inbox     *Inbox
+	stopBg    context.CancelFunc
+	bg        sync.WaitGroup
 }
 
 // NewMain returns a Main logging JSON to w.
@@ -91,6 +98,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.StringVar(&m.Config.Name, "name", "", "the park's display name (default: the park id)")
 	fs.StringVar(&m.Config.Country, "country", "", "the park's ISO 3166-1 alpha-2 country")
 	fs.DurationVar(&m.Config.BreakerOpenFor, "breaker-open", 5*time.Second, "how long a peer's open circuit breaker refuses calls before probing")
+	fs.DurationVar(&m.Config.Feed.Heartbeat, "feed-heartbeat", 15*time.Second, "interval of keep-alive comments on event streams")
+	fs.Int64Var(&m.Config.Feed.MaxLag, "feed-max-lag", 50000, "events a stream subscriber may fall behind before it is cut off (resumable)")
+	fs.IntVar(&m.Config.WebhookAttempts, "webhook-attempts", 5, "failed deliveries after which a webhook event is dead-lettered")
+	fs.DurationVar(&m.Config.WebhookBackoff, "webhook-backoff", time.Second, "first webhook retry delay; doubles per attempt")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -118,6 +129,15 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	}
 	if m.Config.Country != "" && !listing.ValidCountry(m.Config.Country) {
 		return fmt.Errorf("-country %q: must be an ISO 3166-1 alpha-2 code", m.Config.Country)
+	}
+	if m.Config.Feed.Heartbeat <= 0 {
+		return fmt.Errorf("-feed-heartbeat %s: must be positive", m.Config.Feed.Heartbeat)
+	}
+	if m.Config.Feed.MaxLag <= 0 {
+		return fmt.Errorf("-feed-max-lag %d: must be positive", m.Config.Feed.MaxLag)
+	}
+	if m.Config.WebhookAttempts < 1 || m.Config.WebhookBackoff <= 0 {
+		return fmt.Errorf("-webhook-attempts must be at least 1 and -webhook-backoff positive")
 	}
 	if m.Config.BreakerOpenFor <= 0 {
 		return fmt.Errorf("-breaker-open %s: must be positive", m.Config.BreakerOpenFor)
@@ -165,10 +185,19 @@ func (m *Main) Open(ctx context.Context) error {
 		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: MaxBudget,
 	}}
 	m.peers = NewPeerStore(cc, peerClient, m.Logger)
+	streamClient := &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
+	}}
 	fed := &Federation{
 		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
-		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
+		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient, StreamClient: streamClient,
 	}
+	if m.inbox, err = OpenInbox(ctx, m.Config.DataDir); err != nil {
+		m.discovery.Close()
+		return fmt.Errorf("-data-dir: %w", err)
+	}
+	feed := NewLocalFeed(m.Config.Park, m.discovery, m.Logger)
 	api := &API{
 		Park:         m.Config.Park,
 		Services:     m.discovery,
@@ -181,9 +210,17 @@ func (m *Main) Open(ctx context.Context) error {
 	m.club = NewClub(api, fed, m.Logger, m.metrics.Registry)
 	m.club.BreakerOpenFor = m.Config.BreakerOpenFor
 	api.Club = m.club
+	follower := NewFollower(fed, m.inbox, m.Logger, m.metrics.Registry)
+	m.club.Follower = follower
 	m.peers.OnChange(m.club.SyncPeers)
+	m.peers.OnChange(follower.Sync)
+	api.Stream = &parkStream{park: m.Config.Park, feed: feed, inbox: m.inbox}
+	api.FeedOptions = m.Config.Feed
+	webhooks := &Webhooks{Inbox: m.inbox, Stream: api.Stream, Client: peerClient, Logger: m.Logger,
+		MaxAttempts: m.Config.WebhookAttempts, Backoff: m.Config.WebhookBackoff}
+	api.Webhooks = webhooks
 	fedAPI := &FederationAPI{
-		Fed: fed, API: api, Logger: m.Logger,
+		Fed: fed, API: api, Logger: m.Logger, Feed: feed, FeedOptions: m.Config.Feed,
 		Verifier:     &parktoken.FederationVerifier{Self: m.Config.Park, Peers: m.peers},
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("federation", reason).Inc() },
 	}
@@ -200,9 +237,12 @@ func (m *Main) Open(ctx context.Context) error {
 		apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, clip(r.URL.Path)))
 	})))
 	m.handler = mux
-	pctx, pcancel := context.WithCancel(context.Background())
-	m.stopPeers, m.peersDone = pcancel, make(chan struct{})
-	go func() { defer close(m.peersDone); m.peers.Run(pctx) }()
+	bctx, bcancel := context.WithCancel(context.Background())
+	m.stopBg = bcancel
+	for _, run := range []func(context.Context){m.peers.Run, feed.Run, follower.Run, webhooks.Run} {
+		m.bg.Add(1)
+		go func() { defer m.bg.Done(); run(bctx) }()
+	}
 	// Start with the peers Consul holds, if it answers soon.
 	select {
 	case <-m.peers.Synced():
@@ -284,10 +324,14 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close stops discovery and the peer watch.
 func (m *Main) Close() {
-	if m.stopPeers != nil {
-		m.stopPeers()
-		<-m.peersDone
-		m.stopPeers = nil
+	if m.stopBg != nil {
+		m.stopBg()
+		m.bg.Wait()
+		m.stopBg = nil
+	}
+	if m.inbox != nil {
+		m.inbox.Close()
+		m.inbox = nil
 	}
 	if m.discovery != nil {
 		m.discovery.Close()

@@ -102,7 +102,9 @@ type Federation struct {
 	Peers     *PeerStore
 	KV        *consulapi.KV
 	Client    *http.Client
-	Now       func() time.Time
+	// StreamClient follows peers' feeds: no overall timeout.
+	StreamClient *http.Client
+	Now          func() time.Time
 }
 
 func (f *Federation) now() time.Time {

@@ -50,18 +50,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	dsn := "file:" + abs + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	s := &Store{path: abs, signal: make(chan struct{})}
-	if s.write, err = sql.Open("sqlite", dsn); err != nil {
+	if s.write, s.read, err = OpenDB(abs); err != nil {
 		return nil, err
 	}
-	s.write.SetMaxOpenConns(1)
-	if s.read, err = sql.Open("sqlite", dsn); err != nil {
-		s.write.Close()
-		return nil, err
-	}
-	s.read.SetMaxOpenConns(4)
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlitestore: migrate %s: %w", abs, err)
@@ -71,6 +63,24 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: read cursor key: %w", err)
 	}
 	return s, nil
+}
+
+// OpenDB opens the SQLite file at path the way every ParkMesh store does:
+// WAL, a busy timeout, immediate write transactions, one write connection
+// (SQLite has one writer) and a small pool of readers.
+func OpenDB(path string) (write, read *sql.DB, err error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	if write, err = sql.Open("sqlite", dsn); err != nil {
+		return nil, nil, err
+	}
+	write.SetMaxOpenConns(1)
+	if read, err = sql.Open("sqlite", dsn); err != nil {
+		write.Close()
+		return nil, nil, err
+	}
+	read.SetMaxOpenConns(4)
+	return write, read, nil
 }
 
 // migrate applies, in order and each in its own transaction, the embedded
