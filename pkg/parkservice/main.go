@@ -14,13 +14,22 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/parkmesh/parkmesh/pkg/cliflag"
 	"github.com/parkmesh/parkmesh/pkg/httpserver"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/registration"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
+	"github.com/parkmesh/parkmesh/pkg/telemetry"
 )
+
+// untracedRoutes are served without spans: probes and scrapes come every few
+// seconds and would bury the traces that matter.
+var untracedRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics"}
+
+// telemetryFlushTimeout bounds the flush of pending spans at Close.
+const telemetryFlushTimeout = 5 * time.Second
 
 // Version is the build version, set with -ldflags "-X ...parkservice.Version=…".
 var Version = "dev"
@@ -47,7 +56,13 @@ type Main struct {
 	Spec   Spec
 	Config Config
 	Logger *slog.Logger
+	// Telemetry is the tracing set-up; Open fills in the service name,
+	// version and park, and the OTEL_* environment does the rest. Tests set
+	// its Exporter to an in-memory one.
+	Telemetry telemetry.Config
 
+	logOut  io.Writer
+	tel     *telemetry.Telemetry
 	store   *sqlitestore.Store
 	ln      net.Listener
 	handler http.Handler
@@ -56,7 +71,12 @@ type Main struct {
 
 // NewMain returns a Main for spec logging JSON to w.
 func NewMain(spec Spec, w io.Writer) *Main {
-	return &Main{Spec: spec, Logger: slog.New(slog.NewJSONHandler(w, nil))}
+	return &Main{Spec: spec, logOut: w, Logger: newLogger(w, nil)}
+}
+
+// newLogger logs JSON to w with the trace and span ids of the request.
+func newLogger(w io.Writer, opts *slog.HandlerOptions) *slog.Logger {
+	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // ParseFlags reads the configuration and validates it, naming the flag at
@@ -88,7 +108,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if err := level.UnmarshalText([]byte(m.Config.LogLevel)); err != nil {
 		return fmt.Errorf("-log-level %q: %v", m.Config.LogLevel, err)
 	}
-	m.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	out := m.logOut
+	if out == nil {
+		out = os.Stderr
+	}
+	m.Logger = newLogger(out, &slog.HandlerOptions{Level: level})
 	return nil
 }
 
@@ -97,9 +121,30 @@ func (m *Main) DBPath() string {
 	return filepath.Join(m.Config.DataDir, m.Config.Park+"-"+m.Spec.Name+".db")
 }
 
-// Open opens the store and the listener; after it, Addr is known.
-func (m *Main) Open(ctx context.Context) error {
-	m.Logger = m.Logger.With("service", "parkmesh-"+m.Spec.Name, "park", m.Config.Park)
+// Open sets up tracing and opens the store and the listener; after it, Addr
+// is known.
+func (m *Main) Open(ctx context.Context) (err error) {
+	name := "parkmesh-" + m.Spec.Name
+	m.Logger = slog.New(telemetry.LogHandler(m.Logger.Handler())).With("service", name, "park", m.Config.Park)
+	tcfg := m.Telemetry
+	tcfg.ServiceName, tcfg.ServiceVersion, tcfg.Park = name, Version, m.Config.Park
+	tel, err := telemetry.New(ctx, tcfg)
+	if err != nil {
+		return err
+	}
+	defer func() { // on failure, undo whatever was opened
+		if err != nil {
+			if m.ln != nil {
+				m.ln.Close()
+				m.ln = nil
+			}
+			if m.store != nil {
+				m.store.Close()
+				m.store = nil
+			}
+			_ = tel.Shutdown(context.Background())
+		}
+	}()
 	if err := os.MkdirAll(m.Config.DataDir, 0o750); err != nil {
 		return fmt.Errorf("-data-dir: %w", err)
 	}
@@ -108,25 +153,27 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.store = st
+	var store listing.Store = st
+	if tel.Enabled() {
+		store = sqlitestore.NewTraced(st, tel.TracerProvider())
+	}
 	metrics := httpserver.NewMetrics()
-	svc := New(m.Spec.Kind, m.Config.Park, st)
-	api := NewHTTPHandler(m.Spec.Kind, NewSet(svc), m.Logger, metrics.Middleware(m.Logger))
+	svc := New(m.Spec.Kind, m.Config.Park, store)
+	// Tracing outermost, so the request log line carries the trace ids.
+	mw := tel.Middleware(metrics.Middleware(m.Logger), telemetry.SkipRoutes(untracedRoutes...))
+	api := NewHTTPHandler(m.Spec.Kind, NewSet(svc), m.Logger, mw)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
 	mux.Handle("/", api)
 	m.handler = mux
 	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
-		st.Close()
 		return fmt.Errorf("-listen: %w", err)
 	}
 	if m.Config.Consul != "off" {
 		host, port, err := httpserver.AdvertiseAddr(m.Config.Advertise, m.ln)
 		if err != nil {
-			m.ln.Close()
-			st.Close()
 			return fmt.Errorf("-advertise: %w", err)
 		}
-		name := "parkmesh-" + m.Spec.Name
 		m.reg, err = registration.New(m.Config.Consul, registration.Service{
 			Name:    name,
 			ID:      registration.InstanceID(name, m.Config.Park, host, port),
@@ -136,11 +183,10 @@ func (m *Main) Open(ctx context.Context) error {
 			Meta:    map[string]string{"park": m.Config.Park, "version": Version, "kind": string(m.Spec.Kind)},
 		}, m.Logger)
 		if err != nil {
-			m.ln.Close()
-			st.Close()
 			return fmt.Errorf("-consul: %w", err)
 		}
 	}
+	m.tel = tel
 	return nil
 }
 
@@ -156,7 +202,7 @@ func (m *Main) Handler() http.Handler { return m.handler }
 // Run serves until ctx is done, then shuts down gracefully: stop accepting,
 // finish in-flight requests, close the store.
 func (m *Main) Run(ctx context.Context) error {
-	m.Logger.Info("serving", "addr", m.Addr(), "db", m.DBPath(), "version", Version)
+	m.Logger.Info("serving", "addr", m.Addr(), "db", m.DBPath(), "version", Version, "tracing", m.tel.Enabled())
 	srv := httpserver.New(m.handler, m.Logger)
 	var reg httpserver.Registrar
 	if m.reg != nil {
@@ -167,13 +213,19 @@ func (m *Main) Run(ctx context.Context) error {
 	return errors.Join(err, m.Close())
 }
 
-// Close closes the store.
+// Close closes the store and flushes pending spans. It is idempotent.
 func (m *Main) Close() error {
-	if m.store == nil {
-		return nil
+	var err error
+	if m.store != nil {
+		err = m.store.Close()
+		m.store = nil
 	}
-	err := m.store.Close()
-	m.store = nil
+	if m.tel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
+		defer cancel()
+		err = errors.Join(err, m.tel.Shutdown(ctx))
+		m.tel = nil
+	}
 	return err
 }
 
@@ -193,6 +245,9 @@ func Run(spec Spec, args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", spec.Name, strings.TrimSpace(err.Error()))
 		return 1
 	}
+	// One process, one provider: libraries that only know OpenTelemetry's
+	// globals trace into it too.
+	m.tel.SetGlobal()
 	if err := m.Run(ctx); err != nil {
 		m.Logger.Error("exit", "err", err)
 		return 1

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	httptransport "github.com/go-kit/kit/transport/http"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
@@ -28,6 +29,8 @@ func NewHTTPHandler(k listing.Kind, set Set, logger *slog.Logger, mw func(route 
 	errEnc := func(ctx context.Context, err error, w http.ResponseWriter) {
 		if apierror.CodeOf(err) == apierror.Internal {
 			logger.ErrorContext(ctx, "internal error", "err", err)
+			// The operator sees the cause on the trace; the caller never does.
+			trace.SpanFromContext(ctx).RecordError(err)
 		}
 		apierror.Write(w, err)
 	}

@@ -1,0 +1,650 @@
+// Package jaegerserver starts and stops a real Jaeger v2 process, the trace
+// backend of the demo and of the tracing smoke tests: one process on
+// loopback with in-memory storage, receiving OTLP and answering Jaeger's
+// query API.
+//
+// The binary is not vendored: [FindBinary] takes it from the
+// PARKMESH_JAEGER_BIN environment variable or builds and caches it with the
+// project's deploy/tools/install-jaeger.sh. The configuration is the
+// project's deploy/jaeger/config.yaml; [Launch] moves each of its listeners
+// to the ports given in [Options] through the environment variables that
+// file reads, and returns once Jaeger reports itself healthy and its query
+// API answers.
+package jaegerserver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// BinEnv names the environment variable that, when set, holds the path of
+// the Jaeger binary to run; it wins over building one.
+const BinEnv = "PARKMESH_JAEGER_BIN"
+
+// Paths relative to the repository root.
+const (
+	installScript = "deploy/tools/install-jaeger.sh"
+	// ConfigFile is the Jaeger configuration every ParkMesh Jaeger runs.
+	ConfigFile = "deploy/jaeger/config.yaml"
+)
+
+// Environment variables deploy/jaeger/config.yaml reads for its listen
+// addresses (host:port) and log level.
+const (
+	envOTLPGRPC  = "PARKMESH_JAEGER_OTLP_GRPC_ADDR"
+	envOTLPHTTP  = "PARKMESH_JAEGER_OTLP_HTTP_ADDR"
+	envQueryHTTP = "PARKMESH_JAEGER_QUERY_HTTP_ADDR"
+	envQueryGRPC = "PARKMESH_JAEGER_QUERY_GRPC_ADDR"
+	envHealth    = "PARKMESH_JAEGER_HEALTH_ADDR"
+	envLogLevel  = "PARKMESH_JAEGER_LOG_LEVEL"
+)
+
+// ErrExited reports that Jaeger ended while [Launch] was waiting for it to
+// become ready, typically because a port was taken or the configuration is
+// wrong. The returned error wraps it and carries the end of Jaeger's log.
+var ErrExited = errors.New("jaeger exited")
+
+// ErrPortInUse reports that one of the ports could not be bound before
+// start. Nothing was started.
+var ErrPortInUse = errors.New("jaeger port in use")
+
+// Options describes one Jaeger process. Bin and the five ports are required.
+type Options struct {
+	// Bin is the path of the jaeger executable, see [FindBinary].
+	Bin string
+	// ConfigPath is the YAML configuration; default: deploy/jaeger/config.yaml
+	// in the repository holding the working directory.
+	ConfigPath string
+	// Host is the loopback address every listener binds; default 127.0.0.1.
+	Host string
+	// OTLPGRPCPort and OTLPHTTPPort receive spans (Jaeger's defaults: 4317,
+	// 4318).
+	OTLPGRPCPort int
+	OTLPHTTPPort int
+	// QueryHTTPPort serves the query API and UI (default 16686);
+	// QueryGRPCPort its gRPC twin (default 16685).
+	QueryHTTPPort int
+	QueryGRPCPort int
+	// HealthPort serves the healthcheckv2 extension's /status (default 13133).
+	HealthPort int
+	// LogPath, when set, is a file Jaeger's output is appended to (created
+	// with its parent directory). When empty the output is discarded.
+	LogPath string
+	// LogLevel is Jaeger's log level; default "info".
+	LogLevel string
+	// ReadyTimeout bounds how long Launch waits for readiness, on top of the
+	// caller's context; default 30s.
+	ReadyTimeout time.Duration
+	// KillWithParent asks the kernel to kill Jaeger when the thread that
+	// started it exits (Linux only), so a crashed test binary leaves no
+	// process holding ports. Meant for tests and short-lived launchers.
+	KillWithParent bool
+	// Logger receives the launcher's own messages; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() error {
+	if o.Bin == "" {
+		return errors.New("jaegerserver: Options.Bin is empty")
+	}
+	for _, p := range o.ports() {
+		if p.port <= 0 || p.port > 65535 {
+			return fmt.Errorf("jaegerserver: Options.%s %d is not a TCP port", p.name, p.port)
+		}
+	}
+	if o.ConfigPath == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fmt.Errorf("jaegerserver: working directory: %w", err)
+		}
+		root, err := RepoRoot(wd)
+		if err != nil {
+			return fmt.Errorf("jaegerserver: set Options.ConfigPath or run inside the repository: %w", err)
+		}
+		o.ConfigPath = filepath.Join(root, ConfigFile)
+	}
+	if _, err := os.Stat(o.ConfigPath); err != nil {
+		return fmt.Errorf("jaegerserver: config: %w", err)
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+type namedPort struct {
+	name, env string
+	port      int
+}
+
+func (o Options) ports() []namedPort {
+	return []namedPort{
+		{"OTLPGRPCPort", envOTLPGRPC, o.OTLPGRPCPort},
+		{"OTLPHTTPPort", envOTLPHTTP, o.OTLPHTTPPort},
+		{"QueryHTTPPort", envQueryHTTP, o.QueryHTTPPort},
+		{"QueryGRPCPort", envQueryGRPC, o.QueryGRPCPort},
+		{"HealthPort", envHealth, o.HealthPort},
+	}
+}
+
+func (o Options) addr(port int) string { return net.JoinHostPort(o.Host, strconv.Itoa(port)) }
+
+// checkPorts fails with ErrPortInUse when a port cannot be bound: a stale
+// Jaeger still holding the health port would otherwise answer the readiness
+// probe in place of ours.
+func (o Options) checkPorts() error {
+	for _, p := range o.ports() {
+		l, err := net.Listen("tcp", o.addr(p.port))
+		if err != nil {
+			return fmt.Errorf("%w: %s %s: %v", ErrPortInUse, p.name, o.addr(p.port), err)
+		}
+		_ = l.Close()
+	}
+	return nil
+}
+
+// Env returns the environment variables (NAME=value) that place Jaeger's
+// listeners where these options say; Launch adds them to its own
+// environment.
+func (o Options) Env() []string {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	env := make([]string, 0, 6)
+	for _, p := range o.ports() {
+		env = append(env, p.env+"="+o.addr(p.port))
+	}
+	level := o.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	return append(env, envLogLevel+"="+level)
+}
+
+// Server is one running (or stopped) Jaeger process started by [Launch].
+// Its methods are safe for concurrent use.
+type Server struct {
+	opts Options
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	logf *os.File      // nil when Options.LogPath is empty
+	http *http.Client
+
+	mu      sync.Mutex
+	waitErr error
+	stopped bool
+}
+
+// Launch starts Jaeger as opts describe and waits until it is ready: its
+// health endpoint reports healthy and the query API answers. ctx (and
+// Options.ReadyTimeout) bound only this wait; Jaeger runs until
+// [Server.Stop] or [Server.Kill]. If a port cannot be bound beforehand the
+// error wraps [ErrPortInUse]; if Jaeger exits before it is ready, it wraps
+// [ErrExited] and shows the end of its log. On any error nothing is left
+// running.
+func Launch(ctx context.Context, opts Options) (*Server, error) {
+	if err := opts.withDefaults(); err != nil {
+		return nil, err
+	}
+	if err := opts.checkPorts(); err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, done: make(chan struct{}), http: &http.Client{Timeout: 10 * time.Second}}
+
+	out := io.Discard
+	if opts.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(opts.LogPath), 0o755); err != nil {
+			return nil, fmt.Errorf("jaegerserver: log directory: %w", err)
+		}
+		f, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("jaegerserver: log file: %w", err)
+		}
+		fmt.Fprintf(f, "==> parkmesh jaegerserver %s: starting %s %s with %s\n",
+			time.Now().Format(time.RFC3339), opts.Bin, strings.Join(opts.Args(), " "), strings.Join(opts.Env(), " "))
+		s.logf, out = f, f
+	}
+
+	// Not exec.CommandContext: Jaeger must outlive the start-up context.
+	s.cmd = exec.Command(opts.Bin, opts.Args()...)
+	s.cmd.Env = append(os.Environ(), opts.Env()...)
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if opts.KillWithParent {
+		setKillWithParent(s.cmd)
+	}
+	if err := s.cmd.Start(); err != nil {
+		s.closeLog()
+		return nil, fmt.Errorf("jaegerserver: start %s: %w", opts.Bin, err)
+	}
+	go s.wait()
+	opts.Logger.Debug("jaeger started", "pid", s.cmd.Process.Pid, "query", s.QueryURL())
+
+	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
+	defer cancel()
+	if err := s.waitReady(readyCtx); err != nil {
+		_ = s.Kill()
+		return nil, err
+	}
+	opts.Logger.Info("jaeger ready", "pid", s.cmd.Process.Pid, "query", s.QueryURL(), "otlp_grpc", s.OTLPGRPCAddr())
+	return s, nil
+}
+
+// Args returns the command-line arguments (without the binary) Launch
+// passes to jaeger.
+func (o Options) Args() []string { return []string{"--config=file:" + o.ConfigPath} }
+
+func (s *Server) wait() {
+	err := s.cmd.Wait()
+	s.mu.Lock()
+	s.waitErr = err
+	s.mu.Unlock()
+	s.closeLog()
+	close(s.done)
+}
+
+func (s *Server) closeLog() {
+	if s.logf != nil {
+		_ = s.logf.Close()
+	}
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		if last = s.probe(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, s.exitErr(), s.tailForError())
+		case <-ctx.Done():
+			return fmt.Errorf("jaegerserver: jaeger on %s not ready: %w (last: %v)%s",
+				s.QueryURL(), ctx.Err(), last, s.tailForError())
+		case <-tick.C:
+		}
+	}
+}
+
+// probe runs one readiness check, cut short after a second or when the
+// process exits.
+func (s *Server) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var health struct {
+		Healthy bool `json:"healthy"`
+	}
+	if err := s.getJSON(ctx, "http://"+s.opts.addr(s.opts.HealthPort)+"/status", &health); err != nil {
+		return err
+	}
+	if !health.Healthy {
+		return errors.New("not healthy yet")
+	}
+	var services struct{}
+	return s.getJSON(ctx, s.QueryURL()+"/api/services", &services)
+}
+
+func (s *Server) getJSON(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	res, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %.200s", u, res.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	return nil
+}
+
+func (s *Server) tailForError() string {
+	if s.opts.LogPath == "" {
+		return ""
+	}
+	return "\nlast lines of " + s.opts.LogPath + ":\n" + s.LogTail(30)
+}
+
+// Options returns the options Jaeger was launched with, defaults applied.
+func (s *Server) Options() Options { return s.opts }
+
+// QueryURL is the base URL of the query API and UI, "http://127.0.0.1:16686".
+func (s *Server) QueryURL() string { return "http://" + s.opts.addr(s.opts.QueryHTTPPort) }
+
+// OTLPGRPCAddr is the OTLP/gRPC receiver, host:port.
+func (s *Server) OTLPGRPCAddr() string { return s.opts.addr(s.opts.OTLPGRPCPort) }
+
+// OTLPHTTPAddr is the OTLP/HTTP receiver, host:port.
+func (s *Server) OTLPHTTPAddr() string { return s.opts.addr(s.opts.OTLPHTTPPort) }
+
+// ExporterEnv returns the OTEL_* variables (NAME=value) that point a
+// ParkMesh process's exporter at this Jaeger with protocol "grpc" or
+// "http/protobuf" (empty: grpc).
+func (s *Server) ExporterEnv(protocol string) []string {
+	switch protocol {
+	case "", "grpc":
+		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + s.OTLPGRPCAddr(), "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}
+	default:
+		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + s.OTLPHTTPAddr(), "OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol}
+	}
+}
+
+// PID returns the process id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Done returns a channel closed when the process has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err returns why the process ended: nil while it runs or when it ended
+// because of Stop or Kill, the exit error otherwise.
+func (s *Server) Err() error {
+	select {
+	case <-s.done:
+	default:
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	return s.waitErr
+}
+
+func (s *Server) exitErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waitErr
+}
+
+// Stop shuts Jaeger down gracefully (SIGTERM) and waits for it to exit; if
+// ctx ends first it kills the process. Idempotent.
+func (s *Server) Stop(ctx context.Context) error {
+	s.markStopped()
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return s.Kill()
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.opts.Logger.Warn("jaeger did not stop in time; killing it", "pid", s.PID())
+		return s.Kill()
+	}
+}
+
+// Kill ends Jaeger at once (SIGKILL) and waits for it to be gone. Idempotent.
+func (s *Server) Kill() error {
+	s.markStopped()
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("jaegerserver: kill pid %d: %w", s.PID(), err)
+	}
+	<-s.done
+	return nil
+}
+
+func (s *Server) markStopped() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+}
+
+// LogTail returns the last n lines of Jaeger's log file, "" without one.
+func (s *Server) LogTail(n int) string {
+	if s.opts.LogPath == "" {
+		return ""
+	}
+	return tailFile(s.opts.LogPath, n)
+}
+
+// Services lists the service names Jaeger has received spans from.
+func (s *Server) Services(ctx context.Context) ([]string, error) {
+	var resp struct {
+		Data []string `json:"data"`
+	}
+	if err := s.getJSON(ctx, s.QueryURL()+"/api/services", &resp); err != nil {
+		return nil, err
+	}
+	return resp.Data, nil
+}
+
+// Trace is one trace as Jaeger's query API (/api/traces) returns it.
+type Trace struct {
+	TraceID   string             `json:"traceID"`
+	Spans     []Span             `json:"spans"`
+	Processes map[string]Process `json:"processes"`
+}
+
+// Span is one span of a [Trace].
+type Span struct {
+	TraceID       string      `json:"traceID"`
+	SpanID        string      `json:"spanID"`
+	OperationName string      `json:"operationName"`
+	References    []Reference `json:"references"`
+	StartTime     int64       `json:"startTime"` // µs since the epoch
+	Duration      int64       `json:"duration"`  // µs
+	Tags          []KeyValue  `json:"tags"`
+	ProcessID     string      `json:"processID"`
+}
+
+// Reference links a span to another (CHILD_OF its parent, FOLLOWS_FROM a link).
+type Reference struct {
+	RefType string `json:"refType"`
+	TraceID string `json:"traceID"`
+	SpanID  string `json:"spanID"`
+}
+
+// Process is the resource a span came from: the service name and the other
+// resource attributes as tags (parkmesh.park, service.version, …).
+type Process struct {
+	ServiceName string     `json:"serviceName"`
+	Tags        []KeyValue `json:"tags"`
+}
+
+// KeyValue is a tag.
+type KeyValue struct {
+	Key   string `json:"key"`
+	Type  string `json:"type"`
+	Value any    `json:"value"`
+}
+
+// Tag returns the value of the tag key as a string, "" when absent.
+func Tag(tags []KeyValue, key string) string {
+	for _, kv := range tags {
+		if kv.Key == key {
+			return fmt.Sprint(kv.Value)
+		}
+	}
+	return ""
+}
+
+// Traces returns the recent traces (at most limit; 0 means 20) holding a
+// span of service.
+func (s *Server) Traces(ctx context.Context, service string, limit int) ([]Trace, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	q := url.Values{"service": {service}, "limit": {strconv.Itoa(limit)}, "lookback": {"1h"}}
+	var resp struct {
+		Data []Trace `json:"data"`
+	}
+	if err := s.getJSON(ctx, s.QueryURL()+"/api/traces?"+q.Encode(), &resp); err != nil {
+		return nil, err
+	}
+	return resp.Data, nil
+}
+
+// Trace returns the trace with the given hex id, or an error when Jaeger
+// does not have it (yet).
+func (s *Server) Trace(ctx context.Context, traceID string) (Trace, error) {
+	var resp struct {
+		Data []Trace `json:"data"`
+	}
+	if err := s.getJSON(ctx, s.QueryURL()+"/api/traces/"+url.PathEscape(traceID), &resp); err != nil {
+		return Trace{}, err
+	}
+	if len(resp.Data) == 0 {
+		return Trace{}, fmt.Errorf("jaegerserver: no trace %s", traceID)
+	}
+	return resp.Data[0], nil
+}
+
+// tailFile returns the last n lines of the file at path, reading at most
+// its last 256 KiB.
+func tailFile(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const window = 256 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > window {
+		_, _ = f.Seek(st.Size()-window, io.SeekStart)
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// FindBinary returns the path of the Jaeger binary to run: the value of
+// PARKMESH_JAEGER_BIN when set (it must be an executable file), otherwise
+// what deploy/tools/install-jaeger.sh prints. The script is found by walking
+// up from the working directory to the repository root; the first time it
+// builds and caches the pinned Jaeger, which takes several minutes and about
+// 2 GB of memory. Its progress messages go to progress (nil discards them).
+func FindBinary(ctx context.Context, progress io.Writer) (string, error) {
+	if bin := os.Getenv(BinEnv); bin != "" {
+		if err := checkExecutable(bin); err != nil {
+			return "", fmt.Errorf("jaegerserver: %s=%q: %w", BinEnv, bin, err)
+		}
+		return bin, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("jaegerserver: working directory: %w", err)
+	}
+	root, err := RepoRoot(wd)
+	if err != nil {
+		return "", fmt.Errorf("jaegerserver: set %s or run inside the repository: %w", BinEnv, err)
+	}
+	script := filepath.Join(root, installScript)
+	if err := checkExecutable(script); err != nil {
+		return "", fmt.Errorf("jaegerserver: install script: %w", err)
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	var stdout bytes.Buffer
+	cmd := exec.CommandContext(ctx, script)
+	cmd.Dir = root
+	cmd.Stdout = &stdout
+	cmd.Stderr = progress
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("jaegerserver: %s failed: %w", installScript, err)
+	}
+	bin := lastLine(stdout.String())
+	if err := checkExecutable(bin); err != nil {
+		return "", fmt.Errorf("jaegerserver: %s printed %q: %w", installScript, bin, err)
+	}
+	return bin, nil
+}
+
+// RepoRoot walks up from dir to the nearest directory containing go.mod.
+func RepoRoot(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		if st, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && !st.IsDir() {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod in any parent directory")
+		}
+		dir = parent
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.TrimSpace(s)
+}
+
+func checkExecutable(path string) error {
+	if path == "" {
+		return errors.New("empty path")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", path)
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package jaegerserver_test
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
+)
+
+func TestEnvPlacesEveryListener(t *testing.T) {
+	t.Parallel()
+	got := jaegerserver.Options{OTLPGRPCPort: 1, OTLPHTTPPort: 2, QueryHTTPPort: 3, QueryGRPCPort: 4, HealthPort: 5}.Env()
+	for _, want := range []string{
+		"PARKMESH_JAEGER_OTLP_GRPC_ADDR=127.0.0.1:1",
+		"PARKMESH_JAEGER_OTLP_HTTP_ADDR=127.0.0.1:2",
+		"PARKMESH_JAEGER_QUERY_HTTP_ADDR=127.0.0.1:3",
+		"PARKMESH_JAEGER_QUERY_GRPC_ADDR=127.0.0.1:4",
+		"PARKMESH_JAEGER_HEALTH_ADDR=127.0.0.1:5",
+		"PARKMESH_JAEGER_LOG_LEVEL=info",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("Env() = %v, missing %s", got, want)
+		}
+	}
+}
+
+// Every variable Env sets is one the shipped configuration reads, so a
+// renamed variable cannot silently leave Jaeger on its default port.
+func TestConfigReadsEveryVariable(t *testing.T) {
+	t.Parallel()
+	root, err := jaegerserver.RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(root, jaegerserver.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range (jaegerserver.Options{}).Env() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.Contains(string(cfg), "${env:"+name+":-") {
+			t.Errorf("%s does not read %s", jaegerserver.ConfigFile, name)
+		}
+	}
+}
+
+func TestLaunchValidates(t *testing.T) {
+	t.Parallel()
+	ports := func(o jaegerserver.Options) jaegerserver.Options {
+		o.OTLPGRPCPort, o.OTLPHTTPPort, o.QueryHTTPPort, o.QueryGRPCPort, o.HealthPort = 1, 2, 3, 4, 5
+		return o
+	}
+	tests := []struct {
+		name string
+		opts jaegerserver.Options
+		want string
+	}{
+		{"no binary", ports(jaegerserver.Options{}), "Bin is empty"},
+		{"no port", jaegerserver.Options{Bin: "/bin/true"}, "not a TCP port"},
+		{"missing config", ports(jaegerserver.Options{Bin: "/bin/true", ConfigPath: "/nonexistent.yaml"}), "config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := jaegerserver.Launch(t.Context(), tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Launch error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLaunchRefusesATakenPort(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken, _ := strconv.Atoi(strings.TrimPrefix(l.Addr().String(), "127.0.0.1:"))
+	_, err = jaegerserver.Launch(t.Context(), jaegerserver.Options{
+		Bin: "/bin/true", OTLPGRPCPort: taken, OTLPHTTPPort: 1, QueryHTTPPort: 1, QueryGRPCPort: 1, HealthPort: 1,
+	})
+	if !errors.Is(err, jaegerserver.ErrPortInUse) {
+		t.Fatalf("Launch error = %v, want port in use", err)
+	}
+}

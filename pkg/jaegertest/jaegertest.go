@@ -1,0 +1,163 @@
+// Package jaegertest starts a real Jaeger for a test: one in-memory Jaeger
+// v2 per call, on free loopback ports, ready before the test goes on and
+// stopped when it ends, so tracing is tested against the backend operators
+// use rather than a fake.
+//
+// The binary comes from PARKMESH_JAEGER_BIN or is built and cached by
+// deploy/tools/install-jaeger.sh (see [jaegerserver.FindBinary]). When
+// neither yields one the test fails rather than skips, so CI cannot pass
+// without having run it. Processes outside tests use [jaegerserver.Launch].
+package jaegertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
+)
+
+// startAttempts is how often Start picks fresh ports when one is taken or
+// Jaeger dies at start-up, which almost always means another process took
+// a port between the check and Jaeger's bind.
+const startAttempts = 3
+
+// stopTimeout bounds a graceful shutdown before Jaeger is killed.
+const stopTimeout = 5 * time.Second
+
+// Jaeger is a Jaeger process owned by one test; it has all of
+// [jaegerserver.Server]'s methods (QueryURL, ExporterEnv, Traces, …).
+type Jaeger struct {
+	*jaegerserver.Server
+}
+
+// Start starts a fresh in-memory Jaeger on free loopback ports and returns
+// once it is healthy and its query API answers. It is stopped when the test
+// and its subtests finish; if the test failed, the end of Jaeger's log is
+// logged. Start calls tb.Fatal when the binary cannot be found or built or
+// Jaeger does not come up; building it the first time on a machine takes
+// several minutes.
+func Start(tb testing.TB) *Jaeger {
+	tb.Helper()
+	bin, err := jaegerserver.FindBinary(tb.Context(), os.Stderr)
+	if err != nil {
+		tb.Fatalf("jaegertest: no Jaeger binary, so no real trace backend to test against "+
+			"(set %s to a jaeger v2.13 binary or fix deploy/tools/install-jaeger.sh): %v",
+			jaegerserver.BinEnv, err)
+	}
+	opts := jaegerserver.Options{
+		Bin:            bin,
+		LogPath:        filepath.Join(tb.TempDir(), "jaeger.log"),
+		KillWithParent: true,
+	}
+	for attempt := 1; ; attempt++ {
+		ports, perr := freePorts(5)
+		if perr != nil {
+			tb.Fatalf("jaegertest: %v", perr)
+		}
+		opts.OTLPGRPCPort, opts.OTLPHTTPPort, opts.QueryHTTPPort, opts.QueryGRPCPort, opts.HealthPort =
+			ports[0], ports[1], ports[2], ports[3], ports[4]
+		ctx, cancel := context.WithTimeout(tb.Context(), 60*time.Second)
+		srv, err := jaegerserver.Launch(ctx, opts)
+		cancel()
+		if err == nil {
+			j := &Jaeger{Server: srv}
+			tb.Cleanup(func() {
+				if tb.Failed() {
+					tb.Logf("jaegertest: last lines of the Jaeger log %s:\n%s", opts.LogPath, srv.LogTail(40))
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+				defer cancel()
+				_ = srv.Stop(ctx) // it only fails when even SIGKILL does
+			})
+			return j
+		}
+		retry := errors.Is(err, jaegerserver.ErrExited) || errors.Is(err, jaegerserver.ErrPortInUse)
+		if !retry || attempt == startAttempts {
+			tb.Fatalf("jaegertest: %v", err)
+		}
+		tb.Logf("jaegertest: Jaeger did not start (attempt %d/%d), retrying on new ports: %v", attempt, startAttempts, err)
+	}
+}
+
+// WaitTrace polls Jaeger until it holds the trace with the given hex id and
+// done accepts it (nil: any), and returns it. Jaeger stores spans a moment
+// after they arrive and a trace's spans may arrive in several batches, so
+// tests wait rather than query once. It calls tb.Fatal after timeout.
+func (j *Jaeger) WaitTrace(tb testing.TB, traceID string, timeout time.Duration, done func(jaegerserver.Trace) error) jaegerserver.Trace {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ctx, cancel := context.WithTimeout(tb.Context(), 5*time.Second)
+		tr, err := j.Trace(ctx, traceID)
+		cancel()
+		if err == nil && done != nil {
+			err = done(tr)
+		}
+		if err == nil {
+			return tr
+		}
+		last = err
+		if time.Now().After(deadline) {
+			tb.Fatalf("jaegertest: trace %s not as expected after %s: %v", traceID, timeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Ports are drawn from below Linux's ephemeral range (32768–60999 by
+// default), so outgoing connections cannot grab one between the check here
+// and Jaeger's bind (as pkg/consultest does).
+const (
+	portLow  = 10000
+	portHigh = 32000
+)
+
+func freePorts(n int) ([]int, error) {
+	seen := make(map[int]bool, n)
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			return nil, errors.New("no free loopback ports found")
+		}
+		p := portLow + rand.IntN(portHigh-portLow)
+		if seen[p] || !portFree(p) {
+			continue
+		}
+		seen[p] = true
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// Parks returns the distinct parkmesh.park values of the processes that
+// contributed spans to tr, an error naming a process that has none.
+func Parks(tr jaegerserver.Trace) (map[string]bool, error) {
+	parks := map[string]bool{}
+	for _, s := range tr.Spans {
+		p := tr.Processes[s.ProcessID]
+		park := jaegerserver.Tag(p.Tags, "parkmesh.park")
+		if park == "" {
+			return nil, fmt.Errorf("span %s (%s) comes from %s with no parkmesh.park tag", s.SpanID, s.OperationName, p.ServiceName)
+		}
+		parks[park] = true
+	}
+	return parks, nil
+}
