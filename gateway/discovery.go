@@ -215,7 +215,8 @@ func (d *Discovery) Do(ctx context.Context, k listing.Kind, c Call) (Reply, erro
 	})
 	resp, err := retry(ctx, c)
 	if err != nil {
-		d.logger.WarnContext(ctx, "service call failed", "kind", k, "err", err)
+		// The caller reports the failure (a 503, or its own log line).
+		d.logger.DebugContext(ctx, "service call failed", "kind", k, "err", err)
 		return Reply{}, apierror.New(apierror.Unavailable, "no healthy %s service instance answered", serviceLabel(k))
 	}
 	return resp.(Reply), nil

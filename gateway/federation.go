@@ -259,7 +259,7 @@ func (f *FederationAPI) changes(w http.ResponseWriter, r *http.Request, c *parkt
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	s, err := startSSE(w)
+	s, err := startSSE(w, r, f.FeedOptions.WriteTimeout)
 	if err != nil {
 		apierror.Write(w, apierror.New(apierror.Internal, "streaming unsupported"))
 		return

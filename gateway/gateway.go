@@ -99,6 +99,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.StringVar(&m.Config.Country, "country", "", "the park's ISO 3166-1 alpha-2 country")
 	fs.DurationVar(&m.Config.BreakerOpenFor, "breaker-open", 5*time.Second, "how long a peer's open circuit breaker refuses calls before probing")
 	fs.DurationVar(&m.Config.Feed.Heartbeat, "feed-heartbeat", 15*time.Second, "interval of keep-alive comments on event streams")
+	fs.DurationVar(&m.Config.Feed.WriteTimeout, "feed-write-timeout", 10*time.Second, "a stream subscriber that reads nothing for this long is cut off")
 	fs.Int64Var(&m.Config.Feed.MaxLag, "feed-max-lag", 50000, "events a stream subscriber may fall behind before it is cut off (resumable)")
 	fs.IntVar(&m.Config.WebhookAttempts, "webhook-attempts", 5, "failed deliveries after which a webhook event is dead-lettered")
 	fs.DurationVar(&m.Config.WebhookBackoff, "webhook-backoff", time.Second, "first webhook retry delay; doubles per attempt")

@@ -203,7 +203,19 @@ func (s *PeerStore) Put(ctx context.Context, p *Peer) error {
 	s.mu.Lock()
 	s.peers[p.ID] = p
 	s.mu.Unlock()
+	s.changed()
 	return nil
+}
+
+// changed runs the change listeners (a write made here; other replicas
+// learn of it through their watch).
+func (s *PeerStore) changed() {
+	s.mu.RLock()
+	listeners := slices.Clone(s.listeners)
+	s.mu.RUnlock()
+	for _, f := range listeners {
+		f()
+	}
 }
 
 // Delete removes the peer id; every replica stops trusting it as soon as
@@ -218,6 +230,7 @@ func (s *PeerStore) Delete(ctx context.Context, id string) (bool, error) {
 	s.mu.Lock()
 	delete(s.peers, id)
 	s.mu.Unlock()
+	s.changed()
 	return true, nil
 }
 

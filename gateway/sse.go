@@ -4,24 +4,37 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/httpserver"
 )
 
 // sseWriteTimeout bounds each write to a stream subscriber: one that does
 // not read for this long is cut off (it can resume with its last id).
 const sseWriteTimeout = 10 * time.Second
 
+// sseSendBuffer is the kernel send buffer of a stream connection.
+const sseSendBuffer = 64 << 10
+
 // sseStream writes Server-Sent Events to one subscriber.
 type sseStream struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
 }
 
 // startSSE answers with an event stream. The server's write timeout is
 // lifted for the stream; every write gets its own deadline instead.
-func startSSE(w http.ResponseWriter) (*sseStream, error) {
+func startSSE(w http.ResponseWriter, r *http.Request, writeTimeout time.Duration) (*sseStream, error) {
+	// Bound what the kernel buffers for this subscriber, so one that stops
+	// reading is noticed (its writes block, then time out) long before it
+	// holds megabytes of this host's memory.
+	if tc, ok := httpserver.Conn(r.Context()).(*net.TCPConn); ok {
+		tc.SetWriteBuffer(sseSendBuffer)
+	}
 	rc := http.NewResponseController(w)
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil {
 		return nil, err
@@ -31,18 +44,21 @@ func startSSE(w http.ResponseWriter) (*sseStream, error) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	s := &sseStream{w: w, rc: rc}
+	if writeTimeout <= 0 {
+		writeTimeout = sseWriteTimeout
+	}
+	s := &sseStream{w: w, rc: rc, timeout: writeTimeout}
 	return s, s.flush()
 }
 
 func (s *sseStream) flush() error {
-	s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
 	return s.rc.Flush()
 }
 
 // event writes one event (typ "" for the default "message" type).
 func (s *sseStream) event(id, typ string, data []byte) error {
-	s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
 	var b strings.Builder
 	if id != "" {
 		fmt.Fprintf(&b, "id: %s\n", id)
@@ -62,7 +78,7 @@ func (s *sseStream) event(id, typ string, data []byte) error {
 
 // comment writes a comment line: a heartbeat proxies see as traffic.
 func (s *sseStream) comment(text string) error {
-	s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
 	if _, err := fmt.Fprintf(s.w, ": %s\n\n", text); err != nil {
 		return err
 	}
@@ -96,6 +112,15 @@ type FeedOptions struct {
 	MaxLag int64
 	// Batch is how many changes are read at a time.
 	Batch int
+	// WriteTimeout cuts off a subscriber that does not read for this long.
+	WriteTimeout time.Duration
+}
+
+func (o FeedOptions) writeTimeout() time.Duration {
+	if o.WriteTimeout > 0 {
+		return o.WriteTimeout
+	}
+	return sseWriteTimeout
 }
 
 func (o FeedOptions) withDefaults() FeedOptions {
@@ -117,11 +142,23 @@ func streamLocal(ctx context.Context, s *sseStream, feed *LocalFeed, pos Positio
 	opts = opts.withDefaults()
 	heartbeat := time.NewTicker(opts.Heartbeat)
 	defer heartbeat.Stop()
+	live := false
+	var behindSince time.Time // when the subscriber last went more than MaxLag behind // a subscriber catching up from an old id is not "too slow"
 	for ctx.Err() == nil {
 		signal := feed.Signal()
 		head := feed.Head()
 		lag := (head[0] - pos[0]) + (head[1] - pos[1]) + (head[2] - pos[2])
-		if lag > opts.MaxLag {
+		if lag == 0 {
+			live = true
+		}
+		if !live || lag <= opts.MaxLag {
+			behindSince = time.Time{}
+		} else if behindSince.IsZero() {
+			behindSince = time.Now()
+		}
+		// Too slow: still more than MaxLag behind after a whole write
+		// timeout of trying (a burst alone does not count).
+		if !behindSince.IsZero() && time.Since(behindSince) > opts.writeTimeout() {
 			s.fail(StreamError{Code: "too_slow", Message: fmt.Sprintf("this subscriber is %d changes behind; reconnect to resume", lag), ResumeID: pos.String()})
 			return nil
 		}

@@ -189,7 +189,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	s, err := startSSE(w)
+	s, err := startSSE(w, r, a.FeedOptions.WriteTimeout)
 	if err != nil {
 		return
 	}
@@ -216,11 +216,23 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	heartbeat := time.NewTicker(opts.Heartbeat)
 	defer heartbeat.Stop()
 	ctx := r.Context()
+	live := false
+	var behindSince time.Time // when the subscriber last went more than MaxLag behind
 	for ctx.Err() == nil {
 		localSig, inboxSig := ps.feed.Signal(), ps.inbox.Signal()
 		h := ps.head(ctx)
 		lag := (h.Local[0] - pos.Local[0]) + (h.Local[1] - pos.Local[1]) + (h.Local[2] - pos.Local[2]) + (h.Inbox - pos.Inbox)
-		if lag > opts.MaxLag {
+		if lag == 0 {
+			live = true
+		}
+		if !live || lag <= opts.MaxLag {
+			behindSince = time.Time{}
+		} else if behindSince.IsZero() {
+			behindSince = time.Now()
+		}
+		// Too slow: still more than MaxLag behind after a whole write
+		// timeout of trying (a burst alone does not count).
+		if !behindSince.IsZero() && time.Since(behindSince) > opts.writeTimeout() {
 			s.fail(StreamError{Code: "too_slow", Message: fmt.Sprintf("this subscriber is %d events behind; reconnect to resume", lag), ResumeID: pos.String()})
 			return
 		}

@@ -39,7 +39,19 @@ func New(h http.Handler, logger *slog.Logger) *http.Server {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
+}
+
+type connKey struct{}
+
+// Conn returns the connection a request arrived on (servers made by New).
+// Streaming handlers use it to bound the kernel's send buffer.
+func Conn(ctx context.Context) net.Conn {
+	c, _ := ctx.Value(connKey{}).(net.Conn)
+	return c
 }
 
 // Serve serves srv on ln until ctx is done, then stops accepting, lets

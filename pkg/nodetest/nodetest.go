@@ -163,9 +163,21 @@ func (p *Park) StartGateway() *Proc {
 func (p *Park) StartReplica() *Proc {
 	p.tb.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
-	args := append([]string{"-listen", addr, "-data-dir", p.DataDir, "-park", p.ID,
+	return p.start("gateway", addr, p.gatewayArgs(addr)...)
+}
+
+func (p *Park) gatewayArgs(addr string) []string {
+	return append([]string{"-listen", addr, "-data-dir", p.DataDir, "-park", p.ID,
 		"-consul", p.Agent.HTTPAddr(), "-public-url", "http://" + addr}, p.opts.GatewayArgs...)
-	return p.start("gateway", addr, args...)
+}
+
+// RestartGateway kills the gateway at once (as a crash would) and starts it
+// again on the same address.
+func (p *Park) RestartGateway() {
+	p.tb.Helper()
+	p.Gateway.Kill()
+	addr := p.Gateway.Addr
+	p.Gateway = p.start("gateway", addr, p.gatewayArgs(addr)...)
 }
 
 func (p *Park) start(name, addr string, args ...string) *Proc {
