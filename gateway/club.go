@@ -17,6 +17,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
@@ -44,6 +48,8 @@ type Club struct {
 	BreakerTrips uint32
 	// Follower, when set, adds feed health to the peers view.
 	Follower *Follower
+	// Tracer makes the peer-call spans (nil: no spans).
+	Tracer trace.Tracer
 
 	mu    sync.Mutex
 	peers map[string]*peerLink
@@ -276,9 +282,34 @@ type errPeerStatus struct {
 
 func (e *errPeerStatus) Error() string { return e.status + ": " + e.msg }
 
-// callPeer runs one page of a search at peer, through its breaker.
-func (c *Club) callPeer(ctx context.Context, p *Peer, req FederationSearch) (*peerAnswer, error) {
+// callPeer runs one page of a search at peer, through its breaker, in a
+// span that names the peer, the breaker state and the per-park status.
+func (c *Club) callPeer(ctx context.Context, p *Peer, req FederationSearch) (ans *peerAnswer, err error) {
 	l := c.link(p.ID)
+	if c.Tracer != nil {
+		var span trace.Span
+		ctx, span = c.Tracer.Start(ctx, "peer.search", trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithAttributes(attribute.String("parkmesh.peer.id", p.ID),
+				attribute.String("parkmesh.peer.breaker_state", l.breaker.State().String())))
+		defer func() {
+			status := StatusOK
+			var ps *errPeerStatus
+			if errors.As(err, &ps) {
+				status = ps.status
+			} else if err != nil {
+				status = StatusError
+			}
+			span.SetAttributes(attribute.String("parkmesh.peer.status", status),
+				attribute.String("parkmesh.peer.breaker_state_after", l.breaker.State().String()))
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, status)
+			}
+			span.End()
+		}()
+	}
+	// Our own baggage stays in the park.
+	ctx = baggage.ContextWithoutBaggage(ctx)
 	res, err := l.breaker.Execute(func() (any, error) {
 		return c.doPeerSearch(ctx, p, req)
 	})

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,7 +36,33 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 	"github.com/parkmesh/parkmesh/pkg/registration"
+	"github.com/parkmesh/parkmesh/pkg/telemetry"
 )
+
+// trustedCaller reports whether r comes from the park's own staff or tools
+// (a valid park-local token) or from an authenticated peer (a valid
+// federation token for the route's scope). Only their trace context is
+// continued.
+func trustedCaller(r *http.Request, auth Authorizer, fed *parktoken.FederationVerifier) bool {
+	tok, err := parktoken.FromRequest(r)
+	if err != nil {
+		return false
+	}
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/api/"):
+		_, err = auth.Verify(tok)
+		return err == nil
+	case strings.HasPrefix(r.URL.Path, "/federation/v1/search"):
+		_, err = fed.Verify(tok, parktoken.ScopeSearch)
+	case strings.HasPrefix(r.URL.Path, "/federation/v1/listings/"):
+		_, err = fed.Verify(tok, parktoken.ScopeListings)
+	case strings.HasPrefix(r.URL.Path, "/federation/v1/changes"):
+		_, err = fed.Verify(tok, parktoken.ScopeChanges)
+	default:
+		return false
+	}
+	return err == nil
+}
 
 // Version is the build version, set with -ldflags.
 var Version = "dev"
@@ -65,6 +92,10 @@ type Config struct {
 type Main struct {
 	Config Config
 	Logger *slog.Logger
+	// Telemetry is the tracing set-up; Open fills in the service name,
+	// version and park (tests set an in-memory exporter here).
+	Telemetry telemetry.Config
+	tel       *telemetry.Telemetry
 
 	keys      *parkkey.Reloader
 	discovery *Discovery
@@ -153,7 +184,14 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 
 // Open loads the park's keys, starts discovery and opens the listener.
 func (m *Main) Open(ctx context.Context) error {
-	m.Logger = m.Logger.With("service", "parkmesh-gateway", "park", m.Config.Park)
+	m.Logger = slog.New(telemetry.LogHandler(m.Logger.Handler())).With("service", "parkmesh-gateway", "park", m.Config.Park)
+	tcfg := m.Telemetry
+	tcfg.ServiceName, tcfg.ServiceVersion, tcfg.Park = "parkmesh-gateway", Version, m.Config.Park
+	tel, err := telemetry.New(ctx, tcfg)
+	if err != nil {
+		return err
+	}
+	m.tel = tel
 	keys, err := parkkey.NewReloader(m.Config.DataDir, 0)
 	if err != nil {
 		return fmt.Errorf("-data-dir %s: loading park keys (run `parkmesh init`): %w", m.Config.DataDir, err)
@@ -162,10 +200,10 @@ func (m *Main) Open(ctx context.Context) error {
 		return fmt.Errorf("-park %q: the keys in -data-dir belong to park %q", m.Config.Park, p)
 	}
 	m.keys = keys
-	client := &http.Client{Transport: &http.Transport{
+	client := &http.Client{Transport: tel.Transport(&http.Transport{
 		MaxIdleConnsPerHost: 32, IdleConnTimeout: 90 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-	}}
+	})}
 	if m.discovery, err = NewDiscovery(m.Config.Consul, client, m.Logger); err != nil {
 		return err
 	}
@@ -180,11 +218,11 @@ func (m *Main) Open(ctx context.Context) error {
 		m.discovery.Close()
 		return fmt.Errorf("-consul %q: %w", m.Config.Consul, err)
 	}
-	peerClient := &http.Client{Transport: &http.Transport{
+	peerClient := &http.Client{Transport: tel.Transport(&http.Transport{
 		MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: MaxBudget,
-	}}
+	})}
 	m.peers = NewPeerStore(cc, peerClient, m.Logger)
 	streamClient := &http.Client{Transport: &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
@@ -225,7 +263,13 @@ func (m *Main) Open(ctx context.Context) error {
 		Verifier:     &parktoken.FederationVerifier{Self: m.Config.Park, Peers: m.peers},
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("federation", reason).Inc() },
 	}
-	mw := m.metrics.Middleware(m.Logger)
+	// Tracing outermost (the request log line carries the trace ids), then
+	// logging and metrics. A trace offered by a caller is continued only
+	// for the park's own token holders and authenticated peers.
+	mw := tel.Middleware(m.metrics.Middleware(m.Logger),
+		telemetry.SkipRoutes("GET /healthz", "GET /readyz", "GET /metrics"),
+		telemetry.Untrusted(func(r *http.Request) bool { return !trustedCaller(r, api.Auth, fedAPI.Verifier) }))
+	m.club.Tracer = tel.Tracer("github.com/parkmesh/parkmesh/gateway")
 	mux := http.NewServeMux()
 	api.Routes(mux, mw)
 	fedAPI.Routes(mux, mw)
@@ -330,6 +374,12 @@ func (m *Main) Close() {
 		m.bg.Wait()
 		m.stopBg = nil
 	}
+	if m.tel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m.tel.Shutdown(ctx)
+		cancel()
+		m.tel = nil
+	}
 	if m.inbox != nil {
 		m.inbox.Close()
 		m.inbox = nil
@@ -356,6 +406,9 @@ func Run(args []string) int {
 		fmt.Fprintf(os.Stderr, "gateway: %v\n", err)
 		return 1
 	}
+	// One process, one provider: libraries that only know the global
+	// OpenTelemetry API use it too.
+	m.tel.SetGlobal()
 	if err := m.Run(ctx); err != nil {
 		m.Logger.Error("exit", "err", err)
 		return 1

@@ -116,6 +116,8 @@ func FreePort(tb testing.TB) int {
 type Options struct {
 	// GatewayArgs are extra flags for the gateway (e.g. -breaker-open 1s).
 	GatewayArgs []string
+	// Env is added to every process's environment (e.g. OTEL_* variables).
+	Env []string
 }
 
 // StartPark starts a park: agent, keys, one instance of each service, and
@@ -189,6 +191,7 @@ func (p *Park) start(name, addr string, args ...string) *Proc {
 		p.tb.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), p.opts.Env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
