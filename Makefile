@@ -9,15 +9,18 @@ export PARKMESH_CACHE := $(CACHE)
 
 all: build
 
-## tools: build and cache the real Consul agent the tests and demo need
+## tools: build and cache the real Consul agent and Jaeger the tests and demo need
 tools:
 	@deploy/tools/install-consul.sh >/dev/null
+	@deploy/tools/install-jaeger.sh >/dev/null
 
 build:
 	$(GO) build ./...
 
 ## demo: three parks on this machine, each with its Consul, services and gateway
-demo: tools
+demo:
+	@deploy/tools/install-consul.sh >/dev/null
+	@deploy/tools/install-jaeger.sh >/dev/null || echo "make demo: Jaeger could not be built here; the demo runs without a trace backend"
 	$(GO) build -o .parkmesh/bin/demo ./deploy/local/cmd/demo
 	.parkmesh/bin/demo
 
@@ -32,7 +35,8 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	PARKMESH_CONSUL_BIN=$$(deploy/tools/install-consul.sh) $(GO) test -race -count=1 -timeout 30m ./...
+	PARKMESH_CONSUL_BIN=$$(deploy/tools/install-consul.sh) PARKMESH_JAEGER_BIN=$$(deploy/tools/install-jaeger.sh) \
+		$(GO) test -race -count=1 -timeout 30m ./...
 
 # Each fuzz target runs briefly; a finding fails the build and is saved
 # under testdata/fuzz as a regression seed.

@@ -151,7 +151,9 @@ func search(client *http.Client, p local.ParkInfo, query string) sample {
 	defer res.Body.Close()
 	var body struct {
 		Partial bool
-		Parks   struct{ Details []struct{ Park, Status string } }
+		Parks   struct {
+			Details []struct{ Park, Status string }
+		}
 	}
 	s.ok = res.StatusCode == 200 && json.NewDecoder(res.Body).Decode(&body) == nil
 	s.partial = body.Partial

@@ -132,7 +132,7 @@ func TestDemoSmoke(t *testing.T) {
 	}
 	root := t.TempDir()
 	base := nodetest.FreePort(t)
-	ports := []string{"-gateway-port", fmt.Sprint(base), "-service-port", "27100", "-consul-port", "28500"}
+	ports := []string{"-gateway-port", fmt.Sprint(base), "-service-port", "27100", "-consul-port", "28500", "-jaeger-port", "0"}
 	// The launcher runs from the repository (it builds the binaries there).
 	t.Chdir(repo)
 

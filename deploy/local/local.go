@@ -20,6 +20,7 @@ import (
 
 	"github.com/parkmesh/parkmesh/deploy/local/sample"
 	"github.com/parkmesh/parkmesh/pkg/consulagent"
+	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
@@ -40,6 +41,10 @@ type Config struct {
 	Seed func(park, dataDir string) error
 	// GatewayArgs are extra flags for every gateway.
 	GatewayArgs []string
+	// JaegerPorts, when set, start a Jaeger (query HTTP, query gRPC, OTLP
+	// gRPC, OTLP HTTP, health) every process exports its traces to. When
+	// Jaeger cannot be built here the parks run without it.
+	JaegerPorts []int
 }
 
 // ParkInfo is one park of demo.json.
@@ -55,6 +60,8 @@ type DemoFile struct {
 	Parks []ParkInfo `json:"parks"`
 	// PIDs of every process the demo started, the launcher's first.
 	PIDs []int `json:"pids"`
+	// JaegerURL is the trace backend's query URL, when it runs.
+	JaegerURL string `json:"jaeger_url,omitempty"`
 }
 
 var binaries = []struct{ name, pkg string }{
@@ -69,7 +76,9 @@ var binaries = []struct{ name, pkg string }{
 type Cluster struct {
 	Root  string
 	Parks []ParkInfo
-	g     *group
+	// JaegerURL is the trace backend's query URL ("" without one).
+	JaegerURL string
+	g         *group
 }
 
 // Start builds the binaries and starts cfg.Parks, each with its own Consul
@@ -104,6 +113,9 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	if err != nil {
 		return c, err
 	}
+	if len(cfg.JaegerPorts) == 5 {
+		c.startJaeger(ctx, cfg.JaegerPorts, out)
+	}
 	for i, park := range cfg.Parks {
 		if cfg.Seed != nil {
 			if err := cfg.Seed(park, filepath.Join(root, "data", park)); err != nil {
@@ -122,6 +134,26 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// startJaeger launches the trace backend; without it the parks still run.
+func (c *Cluster) startJaeger(ctx context.Context, ports []int, out io.Writer) {
+	bin, err := jaegerserver.FindBinary(ctx, out)
+	if err != nil {
+		fmt.Fprintf(out, "Jaeger is not available on this machine (%v); running without a trace backend\n", err)
+		return
+	}
+	j, err := jaegerserver.Launch(ctx, jaegerserver.Options{
+		Bin: bin, QueryHTTPPort: ports[0], QueryGRPCPort: ports[1], OTLPGRPCPort: ports[2], OTLPHTTPPort: ports[3], HealthPort: ports[4],
+		LogPath: filepath.Join(c.Root, "logs", "jaeger.log"), KillWithParent: true,
+	})
+	if err != nil {
+		fmt.Fprintf(out, "Jaeger did not start (%v); running without a trace backend\n", err)
+		return
+	}
+	c.g.jaeger = j
+	c.g.env = append(j.ExporterEnv("grpc"), "OTEL_BSP_SCHEDULE_DELAY=500")
+	c.JaegerURL = j.QueryURL()
 }
 
 // Stop stops every process: gateways, then services, then Consul agents.
@@ -171,7 +203,7 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		return err
 	}
 	root := c.Root
-	demo := DemoFile{PIDs: []int{os.Getpid()}, Parks: c.Parks}
+	demo := DemoFile{PIDs: []int{os.Getpid()}, Parks: c.Parks, JaegerURL: c.JaegerURL}
 	for _, p := range demo.Parks {
 		n, err := loadSample(ctx, p)
 		if err != nil {
@@ -194,6 +226,9 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	fmt.Fprintln(out, "\nParkMesh demo is up:")
 	for _, p := range demo.Parks {
 		fmt.Fprintf(out, "  %-24s gateway %s   consul http://%s\n", p.ID, p.GatewayURL, p.ConsulHTTPAddr)
+	}
+	if c.JaegerURL != "" {
+		fmt.Fprintf(out, "  traces (Jaeger query API)  %s/api/traces?service=parkmesh-gateway\n", c.JaegerURL)
 	}
 	fmt.Fprintf(out, "\nAdmin tokens are in %s. Try:\n", filepath.Join(root, "demo.json"))
 	fmt.Fprintf(out, "  curl -H \"Authorization: Bearer $(jq -r '.parks[0].admin_token' %s)\" '%s/api/v1/search?scope=club&q=硅谷'\n",
@@ -323,6 +358,8 @@ type group struct {
 	out    io.Writer
 	procs  []*proc
 	agents []*consulagent.Agent
+	jaeger *jaegerserver.Server
+	env    []string // added to every process's environment
 	exited chan procExit
 }
 
@@ -335,6 +372,7 @@ func (g *group) start(ctx context.Context, tier int, name, bin string, args []st
 		return err
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), g.env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// Own process group, so a terminal's Ctrl-C reaches only the launcher,
 	// which then stops the children in order; killed with the launcher.
@@ -361,6 +399,9 @@ func (g *group) pids() []int {
 	var out []int
 	for _, a := range g.agents {
 		out = append(out, a.PID())
+	}
+	if g.jaeger != nil {
+		out = append(out, g.jaeger.PID())
 	}
 	for _, p := range g.procs {
 		out = append(out, p.cmd.Process.Pid)
@@ -393,6 +434,13 @@ func (g *group) stop() error {
 	for _, a := range g.agents {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		if err := a.Stop(ctx); err != nil && !strings.Contains(err.Error(), "signal") {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if g.jaeger != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := g.jaeger.Stop(ctx); err != nil && !strings.Contains(err.Error(), "signal") {
 			errs = append(errs, err)
 		}
 		cancel()

@@ -21,7 +21,11 @@ func main() {
 	flag.IntVar(&cfg.GatewayBasePort, "gateway-port", 8081, "port of the first park's gateway; the others follow")
 	flag.IntVar(&cfg.ServiceBasePort, "service-port", 7100, "base of the services' ports (park i uses base+10i+1..3)")
 	flag.IntVar(&cfg.ConsulBasePort, "consul-port", 18500, "base of the Consul agents' ports (park i uses base+10i..+3)")
+	jaeger := flag.Int("jaeger-port", 16686, "Jaeger's query port; OTLP on 4317/4318 (0: no Jaeger)")
 	flag.Parse()
+	if *jaeger > 0 {
+		cfg.JaegerPorts = []int{*jaeger, *jaeger - 1, 4317, 4318, 13133}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := local.Demo(ctx, cfg, os.Stdout); err != nil {
