@@ -106,6 +106,7 @@ type Main struct {
 	peers     *PeerStore
 	club      *Club
 	inbox     *Inbox
+	draining  chan struct{}
 	stopBg    context.CancelFunc
 	bg        sync.WaitGroup
 }
@@ -254,6 +255,8 @@ func (m *Main) Open(ctx context.Context) error {
 	m.peers.OnChange(m.club.SyncPeers)
 	m.peers.OnChange(follower.Sync)
 	api.Stream = &parkStream{park: m.Config.Park, feed: feed, inbox: m.inbox}
+	m.draining = make(chan struct{})
+	m.Config.Feed.Draining = m.draining
 	api.FeedOptions = m.Config.Feed
 	webhooks := &Webhooks{Inbox: m.inbox, Stream: api.Stream, Client: peerClient, Logger: m.Logger,
 		MaxAttempts: m.Config.WebhookAttempts, Backoff: m.Config.WebhookBackoff}
@@ -361,7 +364,16 @@ func (m *Main) Discovery() *Discovery { return m.discovery }
 // Run serves until ctx is done, then shuts down gracefully.
 func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("serving", "addr", m.Addr(), "public_url", m.Config.PublicURL, "consul", m.Config.Consul, "version", Version)
-	err := httpserver.ServeRegistered(ctx, httpserver.New(m.handler, m.Logger), m.ln, m.reg, m.Logger)
+	srv := httpserver.New(m.handler, m.Logger)
+	// Streams never end on their own: end them when shutdown starts, and
+	// stop following peers, so the drain does not wait on them.
+	srv.RegisterOnShutdown(func() {
+		close(m.draining)
+		if m.stopBg != nil {
+			m.stopBg()
+		}
+	})
+	err := httpserver.ServeRegistered(ctx, srv, m.ln, m.reg, m.Logger)
 	m.Close()
 	m.Logger.Info("stopped")
 	return err

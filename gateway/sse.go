@@ -114,6 +114,9 @@ type FeedOptions struct {
 	Batch int
 	// WriteTimeout cuts off a subscriber that does not read for this long.
 	WriteTimeout time.Duration
+	// Draining is closed when the server starts shutting down: streams end
+	// then (with a resumable id), so shutdown need not wait for them.
+	Draining <-chan struct{}
 }
 
 func (o FeedOptions) writeTimeout() time.Duration {
@@ -189,6 +192,9 @@ func streamLocal(ctx context.Context, s *sseStream, feed *LocalFeed, pos Positio
 		}
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-opts.Draining:
+			s.fail(StreamError{Code: "shutting_down", Message: "this gateway is shutting down; reconnect to resume", ResumeID: pos.String()})
 			return nil
 		case <-signal:
 		case <-heartbeat.C:

@@ -263,6 +263,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-opts.Draining:
+			s.fail(StreamError{Code: "shutting_down", Message: "this gateway is shutting down; reconnect to resume", ResumeID: pos.String()})
+			return
 		case <-localSig:
 		case <-inboxSig:
 		case <-heartbeat.C:
