@@ -44,6 +44,8 @@ type config struct {
 	root        string
 	record      string
 	queries     []string
+	mode        string
+	rate        int
 }
 
 func main() {
@@ -56,12 +58,21 @@ func main() {
 	flag.IntVar(&cfg.budgetMS, "timeout-ms", 2000, "search budget (timeout_ms)")
 	flag.StringVar(&cfg.root, "root", filepath.Join(".parkmesh", "bench"), "working directory (binaries, data, logs)")
 	flag.StringVar(&cfg.record, "record", filepath.Join("docs", "benchmarks.md"), "file the results are appended to (\"\" to skip)")
+	flag.StringVar(&cfg.mode, "mode", "search", "search (federated search, faults) or feed (change delivery)")
+	flag.IntVar(&cfg.rate, "rate", 200, "feed mode: listings created per second at the first park in the latency phase")
 	flag.StringVar(&queries, "queries", "硅谷,新材料,copper,medical device,芯片 设计,innovation", "comma-separated query mix")
 	flag.Parse()
 	cfg.queries = strings.Split(queries, ",")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, os.Stdout); err != nil {
+	runner := run
+	if cfg.mode == "feed" {
+		runner = runFeed
+	} else if cfg.mode != "search" {
+		fmt.Fprintf(os.Stderr, "bench: -mode %q: must be search or feed\n", cfg.mode)
+		os.Exit(2)
+	}
+	if err := runner(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
