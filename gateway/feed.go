@@ -218,7 +218,10 @@ func (f *LocalFeed) tail(ctx context.Context, i int, k listing.Kind) {
 // fetch reads changes of kind k after seq from a service instance.
 func (f *LocalFeed) fetch(ctx context.Context, k listing.Kind, after int64, limit int, wait string) ([]listing.Change, error) {
 	q := url.Values{"after": {strconv.FormatInt(after, 10)}, "limit": {strconv.Itoa(limit)}, "wait": {wait}}
-	rep, err := f.Services.Do(ctx, k, Call{Method: http.MethodGet, Path: "/v1/changes", Query: q.Encode(), Timeout: 30 * time.Second})
+	// The budget must outlast the long-poll's wait (20 s).
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rep, err := f.Services.Do(ctx, k, Call{Method: http.MethodGet, Path: "/v1/changes", Query: q.Encode(), Timeout: 29 * time.Second})
 	if err != nil {
 		return nil, err
 	}
