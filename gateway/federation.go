@@ -253,7 +253,8 @@ func unknownField(name, msg string) error {
 // changes serves GET /federation/v1/changes: the park's changes as a calling
 // peer may see them, as Server-Sent Events carrying CloudEvents JSON. The
 // SSE id is resumable with Last-Event-ID; without one the stream starts at
-// the beginning of the change log (a full replay is the initial sync).
+// the beginning of the change log (a full replay), or at the newest change
+// with ?start=now.
 func (f *FederationAPI) changes(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
@@ -265,6 +266,16 @@ func (f *FederationAPI) changes(w http.ResponseWriter, r *http.Request, c *parkt
 		return
 	}
 	var pos Position
+	switch start := r.URL.Query().Get("start"); {
+	case last != "":
+	case start == "now":
+		// Only what happens from now on (a new follower that syncs the
+		// past by searching).
+		pos = f.Feed.Head()
+	case start != "" && start != "beginning":
+		s.fail(StreamError{Code: "invalid_start", Message: "start must be beginning or now"})
+		return
+	}
 	if last != "" {
 		p, err := ParsePosition(last)
 		head := f.Feed.Head()
@@ -281,5 +292,10 @@ func (f *FederationAPI) changes(w http.ResponseWriter, r *http.Request, c *parkt
 		pos = p
 	}
 	f.Logger.InfoContext(r.Context(), "peer subscribed to changes", "peer", c.Issuer, "from", pos.String())
+	// Tell the subscriber where it starts, so a reconnect before the first
+	// change resumes from here rather than from a later "now".
+	if err := s.event(pos.String(), "position", []byte("{}")); err != nil || s.flush() != nil {
+		return
+	}
 	streamLocal(r.Context(), s, f.Feed, pos, c.Issuer, f.FeedOptions, nil)
 }

@@ -179,7 +179,13 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(p.URL, "/")+"/federation/v1/changes", nil)
+	u := strings.TrimRight(p.URL, "/") + "/federation/v1/changes"
+	if last == "" {
+		// A new peering follows what happens from now on; the past is
+		// one club search away. Once following, nothing is missed.
+		u += "?start=now"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return false, err
 	}
@@ -215,6 +221,16 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 				d := bytes.TrimSuffix(data.Bytes(), []byte("\n"))
 				if typ == "error" {
 					return delivered, f.streamError(ctx, peer, d)
+				}
+				if typ == "position" {
+					if id != "" {
+						if err := f.Inbox.SetPosition(ctx, peer, id); err != nil {
+							return delivered, err
+						}
+					}
+					id, typ = "", ""
+					data.Reset()
+					continue
 				}
 				if err := f.handle(ctx, peer, id, d); err != nil {
 					return delivered, err
@@ -262,9 +278,10 @@ func (f *Follower) streamError(ctx context.Context, peer string, d []byte) error
 	json.Unmarshal(d, &e)
 	switch e.Code {
 	case "invalid_last_event_id", "cannot_resume":
-		// Our position is useless there: replay from the start; idempotent
-		// apply drops what we already have.
-		f.Logger.Error("peer cannot resume our feed position; replaying its feed", "peer", peer, "code", e.Code)
+		// Our position is useless there (the peer restored its change log
+		// from a backup?): follow from now on and say so loudly; what
+		// happened in between is one club search away.
+		f.Logger.Error("peer cannot resume our feed position; following it from now on", "peer", peer, "code", e.Code)
 		if err := f.Inbox.ResetPosition(ctx, peer); err != nil {
 			return err
 		}

@@ -106,6 +106,14 @@ func (in *Inbox) Position(ctx context.Context, peer string) (string, error) {
 	return id, err
 }
 
+// SetPosition records where the gateway stands in peer's feed (the stream's
+// announced start), without an event.
+func (in *Inbox) SetPosition(ctx context.Context, peer, id string) error {
+	_, err := in.write.ExecContext(ctx, `INSERT INTO peer_positions(peer, last_event_id, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT(peer) DO UPDATE SET last_event_id = excluded.last_event_id, updated_at = excluded.updated_at`, peer, id, time.Now().UnixMicro())
+	return err
+}
+
 // ResetPosition forgets where the gateway stands in peer's feed.
 func (in *Inbox) ResetPosition(ctx context.Context, peer string) error {
 	_, err := in.write.ExecContext(ctx, `DELETE FROM peer_positions WHERE peer = ?`, peer)
