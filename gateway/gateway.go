@@ -214,7 +214,9 @@ func (m *Main) Open(ctx context.Context) error {
 		Help: "Requests refused for their token, by reason.",
 	}, []string{"side", "reason"})
 	m.metrics.Registry.MustRegister(authFailures)
-	cc, err := consulapi.NewClient(&consulapi.Config{Address: m.Config.Consul})
+	ccfg := consulapi.DefaultConfig() // honours CONSUL_HTTP_TOKEN and TLS variables
+	ccfg.Address = m.Config.Consul
+	cc, err := consulapi.NewClient(ccfg)
 	if err != nil {
 		m.discovery.Close()
 		return fmt.Errorf("-consul %q: %w", m.Config.Consul, err)
