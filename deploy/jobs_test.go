@@ -81,7 +81,7 @@ func TestParkInitJob(t *testing.T) {
 // against two real parks, twice each, as two `docker compose up` would.
 func TestPeeringAndSampleJobs(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts two parks with their Consul agents")
+		t.Skip("short: starts two parks with their Consul agents")
 	}
 	parks := []*nodetest.Park{nodetest.StartPark(t, "xian-hitech"), nodetest.StartPark(t, "chengdu-hitech")}
 	root := t.TempDir() // PARKS_ROOT: each park's key directory under its id

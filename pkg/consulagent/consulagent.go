@@ -12,8 +12,6 @@
 package consulagent
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +26,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/localproc"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -460,113 +460,21 @@ func (a *Agent) LogTail(n int) string {
 	if a.opts.LogPath == "" {
 		return ""
 	}
-	return tailFile(a.opts.LogPath, n)
-}
-
-// tailFile returns the last n lines of the file at path; it reads at most
-// the last 256 KiB, plenty for a few dozen log lines.
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	const window = 256 << 10
-	if st, err := f.Stat(); err == nil && st.Size() > window {
-		_, _ = f.Seek(st.Size()-window, io.SeekStart)
-	}
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
+	return localproc.TailFile(a.opts.LogPath, n)
 }
 
 // FindBinary returns the path of the Consul binary to run: the value of
 // PARKMESH_CONSUL_BIN when set (it must be an executable file), otherwise
-// what deploy/tools/install-consul.sh prints. The script is found by walking
-// up from the working directory to the repository root (the directory
-// holding go.mod); it builds and caches the pinned Consul version the first
-// time, which takes several minutes. The script's progress messages go to
-// progress (nil discards them).
+// what deploy/tools/install-consul.sh prints (it builds and caches the
+// pinned Consul version the first time, which takes several minutes). The
+// script's progress messages go to progress (nil discards them).
 func FindBinary(ctx context.Context, progress io.Writer) (string, error) {
-	if bin := os.Getenv(BinEnv); bin != "" {
-		if err := checkExecutable(bin); err != nil {
-			return "", fmt.Errorf("consulagent: %s=%q: %w", BinEnv, bin, err)
-		}
-		return bin, nil
-	}
-	wd, err := os.Getwd()
+	bin, err := localproc.FindBinary(ctx, BinEnv, installScript, progress)
 	if err != nil {
-		return "", fmt.Errorf("consulagent: working directory: %w", err)
-	}
-	root, err := RepoRoot(wd)
-	if err != nil {
-		return "", fmt.Errorf("consulagent: set %s or run inside the repository: %w", BinEnv, err)
-	}
-	script := filepath.Join(root, installScript)
-	if err := checkExecutable(script); err != nil {
-		return "", fmt.Errorf("consulagent: install script: %w", err)
-	}
-	if progress == nil {
-		progress = io.Discard
-	}
-	var stdout bytes.Buffer
-	cmd := exec.CommandContext(ctx, script)
-	cmd.Dir = root
-	cmd.Stdout = &stdout
-	cmd.Stderr = progress
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("consulagent: %s failed: %w", installScript, err)
-	}
-	bin := lastLine(stdout.String())
-	if err := checkExecutable(bin); err != nil {
-		return "", fmt.Errorf("consulagent: %s printed %q: %w", installScript, bin, err)
+		return "", fmt.Errorf("consulagent: %w", err)
 	}
 	return bin, nil
 }
 
 // RepoRoot walks up from dir to the nearest directory containing go.mod.
-func RepoRoot(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for {
-		if st, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && !st.IsDir() {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod in any parent directory")
-		}
-		dir = parent
-	}
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return strings.TrimSpace(s)
-}
-
-func checkExecutable(path string) error {
-	if path == "" {
-		return errors.New("empty path")
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", path)
-	}
-	return nil
-}
+func RepoRoot(dir string) (string, error) { return localproc.RepoRoot(dir) }

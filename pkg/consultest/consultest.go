@@ -13,16 +13,15 @@ package consultest
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/localproc"
 
 	"github.com/hashicorp/consul/api"
 
@@ -65,7 +64,7 @@ func Start(tb testing.TB) *Agent {
 			break
 		}
 		tb.Logf("consultest: agent did not start (attempt %d/%d), retrying on new ports: %v", attempt, startAttempts, err)
-		ports, perr := freePorts(4)
+		ports, perr := localproc.FreePorts(4)
 		if perr != nil {
 			tb.Fatalf("consultest: %v", perr)
 		}
@@ -93,7 +92,7 @@ func newAgent(tb testing.TB) *Agent {
 			"(set %s to a consul 1.21 binary or fix deploy/tools/install-consul.sh): %v",
 			consulagent.BinEnv, err)
 	}
-	ports, err := freePorts(4)
+	ports, err := localproc.FreePorts(4)
 	if err != nil {
 		tb.Fatalf("consultest: %v", err)
 	}
@@ -227,62 +226,5 @@ func (a *Agent) LogPath() string {
 
 // LogTail returns the last n lines of the agent's log.
 func (a *Agent) LogTail(n int) string {
-	return tailFile(a.LogPath(), n)
-}
-
-// tailFile returns the last n lines of the file at path, or a note saying
-// why it cannot.
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Ports are drawn from below Linux's ephemeral range (32768–60999 by
-// default), so outgoing connections, which take their local ports from that
-// range, cannot grab one between the check here and the agent's bind; that
-// is the same reasoning as Consul's sdk/freeport.
-const (
-	portLow  = 10000
-	portHigh = 32000
-)
-
-// freePorts returns n distinct loopback ports that are free for both TCP
-// and UDP right now (serf gossips over both).
-func freePorts(n int) ([]int, error) {
-	seen := make(map[int]bool, n)
-	ports := make([]int, 0, n)
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 1000 {
-			return nil, errors.New("no free loopback ports found")
-		}
-		p := portLow + rand.IntN(portHigh-portLow)
-		if seen[p] || !portFree(p) {
-			continue
-		}
-		seen[p] = true
-		ports = append(ports, p)
-	}
-	return ports, nil
-}
-
-func portFree(p int) bool {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	defer l.Close()
-	u, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return false
-	}
-	u.Close()
-	return true
+	return localproc.TailFile(a.LogPath(), n)
 }

@@ -13,8 +13,6 @@
 package jaegerserver
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +30,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/localproc"
 )
 
 // BinEnv names the environment variable that, when set, holds the path of
@@ -447,7 +447,7 @@ func (s *Server) LogTail(n int) string {
 	if s.opts.LogPath == "" {
 		return ""
 	}
-	return tailFile(s.opts.LogPath, n)
+	return localproc.TailFile(s.opts.LogPath, n)
 }
 
 // Services lists the service names Jaeger has received spans from.
@@ -542,109 +542,18 @@ func (s *Server) Trace(ctx context.Context, traceID string) (Trace, error) {
 	return resp.Data[0], nil
 }
 
-// tailFile returns the last n lines of the file at path, reading at most
-// its last 256 KiB.
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	const window = 256 << 10
-	if st, err := f.Stat(); err == nil && st.Size() > window {
-		_, _ = f.Seek(st.Size()-window, io.SeekStart)
-	}
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
 // FindBinary returns the path of the Jaeger binary to run: the value of
 // PARKMESH_JAEGER_BIN when set (it must be an executable file), otherwise
-// what deploy/tools/install-jaeger.sh prints. The script is found by walking
-// up from the working directory to the repository root; the first time it
-// builds and caches the pinned Jaeger, which takes several minutes and about
-// 2 GB of memory. Its progress messages go to progress (nil discards them).
+// what deploy/tools/install-jaeger.sh prints (the first time it builds and
+// caches the pinned Jaeger, several minutes and about 2 GB of memory). Its
+// progress messages go to progress (nil discards them).
 func FindBinary(ctx context.Context, progress io.Writer) (string, error) {
-	if bin := os.Getenv(BinEnv); bin != "" {
-		if err := checkExecutable(bin); err != nil {
-			return "", fmt.Errorf("jaegerserver: %s=%q: %w", BinEnv, bin, err)
-		}
-		return bin, nil
-	}
-	wd, err := os.Getwd()
+	bin, err := localproc.FindBinary(ctx, BinEnv, installScript, progress)
 	if err != nil {
-		return "", fmt.Errorf("jaegerserver: working directory: %w", err)
-	}
-	root, err := RepoRoot(wd)
-	if err != nil {
-		return "", fmt.Errorf("jaegerserver: set %s or run inside the repository: %w", BinEnv, err)
-	}
-	script := filepath.Join(root, installScript)
-	if err := checkExecutable(script); err != nil {
-		return "", fmt.Errorf("jaegerserver: install script: %w", err)
-	}
-	if progress == nil {
-		progress = io.Discard
-	}
-	var stdout bytes.Buffer
-	cmd := exec.CommandContext(ctx, script)
-	cmd.Dir = root
-	cmd.Stdout = &stdout
-	cmd.Stderr = progress
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("jaegerserver: %s failed: %w", installScript, err)
-	}
-	bin := lastLine(stdout.String())
-	if err := checkExecutable(bin); err != nil {
-		return "", fmt.Errorf("jaegerserver: %s printed %q: %w", installScript, bin, err)
+		return "", fmt.Errorf("jaegerserver: %w", err)
 	}
 	return bin, nil
 }
 
 // RepoRoot walks up from dir to the nearest directory containing go.mod.
-func RepoRoot(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for {
-		if st, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && !st.IsDir() {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod in any parent directory")
-		}
-		dir = parent
-	}
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return strings.TrimSpace(s)
-}
-
-func checkExecutable(path string) error {
-	if path == "" {
-		return errors.New("empty path")
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", path)
-	}
-	return nil
-}
+func RepoRoot(dir string) (string, error) { return localproc.RepoRoot(dir) }

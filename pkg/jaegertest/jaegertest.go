@@ -13,13 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/localproc"
 
 	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
 )
@@ -58,7 +57,7 @@ func Start(tb testing.TB) *Jaeger {
 		KillWithParent: true,
 	}
 	for attempt := 1; ; attempt++ {
-		ports, perr := freePorts(5)
+		ports, perr := localproc.FreePorts(5)
 		if perr != nil {
 			tb.Fatalf("jaegertest: %v", perr)
 		}
@@ -111,40 +110,6 @@ func (j *Jaeger) WaitTrace(tb testing.TB, traceID string, timeout time.Duration,
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// Ports are drawn from below Linux's ephemeral range (32768–60999 by
-// default), so outgoing connections cannot grab one between the check here
-// and Jaeger's bind (as pkg/consultest does).
-const (
-	portLow  = 10000
-	portHigh = 32000
-)
-
-func freePorts(n int) ([]int, error) {
-	seen := make(map[int]bool, n)
-	ports := make([]int, 0, n)
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 1000 {
-			return nil, errors.New("no free loopback ports found")
-		}
-		p := portLow + rand.IntN(portHigh-portLow)
-		if seen[p] || !portFree(p) {
-			continue
-		}
-		seen[p] = true
-		ports = append(ports, p)
-	}
-	return ports, nil
-}
-
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
 }
 
 // Parks returns the distinct parkmesh.park values of the processes that

@@ -6,7 +6,6 @@
 package nodetest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/localproc"
 
 	"github.com/parkmesh/parkmesh/pkg/consulagent"
 	"github.com/parkmesh/parkmesh/pkg/consultest"
@@ -262,23 +263,7 @@ func (pr *Proc) Exited() bool {
 }
 
 // LogTail returns the last n lines of the process's log.
-func (pr *Proc) LogTail(n int) string {
-	f, err := os.Open(pr.log)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}
+func (pr *Proc) LogTail(n int) string { return localproc.TailFile(pr.log, n) }
 
 // Log returns the process's whole log.
 func (pr *Proc) Log() string {

@@ -1,0 +1,171 @@
+// Package localproc holds what the launchers of ParkMesh's helper processes
+// (the Consul agent, Jaeger) and their test harnesses share: finding the
+// repository, finding or building a pinned tool binary through its install
+// script, free loopback ports, and the tail of a log file.
+package localproc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// RepoRoot walks up from dir to the nearest directory containing go.mod.
+func RepoRoot(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		if st, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && !st.IsDir() {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod in any parent directory")
+		}
+		dir = parent
+	}
+}
+
+// FindBinary returns the tool binary to run: the value of the environment
+// variable envVar when set (it must be an executable file), otherwise the
+// last line the install script (a path relative to the repository root,
+// found from the working directory) prints. The script builds and caches
+// the pinned version the first time; its progress goes to progress (nil
+// discards it).
+func FindBinary(ctx context.Context, envVar, script string, progress io.Writer) (string, error) {
+	if bin := os.Getenv(envVar); bin != "" {
+		if err := checkExecutable(bin); err != nil {
+			return "", fmt.Errorf("%s=%q: %w", envVar, bin, err)
+		}
+		return bin, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
+	}
+	root, err := RepoRoot(wd)
+	if err != nil {
+		return "", fmt.Errorf("set %s or run inside the repository: %w", envVar, err)
+	}
+	path := filepath.Join(root, script)
+	if err := checkExecutable(path); err != nil {
+		return "", fmt.Errorf("install script: %w", err)
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	var stdout bytes.Buffer
+	cmd := exec.CommandContext(ctx, path)
+	cmd.Dir = root
+	cmd.Stdout = &stdout
+	cmd.Stderr = progress
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s failed: %w", script, err)
+	}
+	bin := lastLine(stdout.String())
+	if err := checkExecutable(bin); err != nil {
+		return "", fmt.Errorf("%s printed %q: %w", script, bin, err)
+	}
+	return bin, nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.TrimSpace(s)
+}
+
+func checkExecutable(path string) error {
+	if path == "" {
+		return errors.New("empty path")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", path)
+	}
+	return nil
+}
+
+// TailFile returns the last n lines of the file at path, reading at most
+// its last 256 KiB ("" when it cannot be read).
+func TailFile(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const window = 256 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > window {
+		_, _ = f.Seek(st.Size()-window, io.SeekStart)
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Ports are drawn from below Linux's ephemeral range (32768–60999 by
+// default), so outgoing connections, which take their local ports from that
+// range, cannot grab one between the check here and the tool's bind (the
+// reasoning of Consul's sdk/freeport).
+const (
+	portLow  = 10000
+	portHigh = 32000
+)
+
+// FreePorts returns n distinct loopback ports free right now for both TCP
+// and UDP (Consul's serf gossips over both).
+func FreePorts(n int) ([]int, error) {
+	seen := make(map[int]bool, n)
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			return nil, errors.New("no free loopback ports found")
+		}
+		p := portLow + rand.IntN(portHigh-portLow)
+		if seen[p] || !portFree(p) {
+			continue
+		}
+		seen[p] = true
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+func portFree(p int) bool {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
+}

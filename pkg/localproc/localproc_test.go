@@ -1,0 +1,58 @@
+package localproc
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTailFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	os.WriteFile(path, []byte(b.String()), 0o600)
+	if got := TailFile(path, 3); got != "line 97\nline 98\nline 99" {
+		t.Errorf("TailFile = %q", got)
+	}
+	if TailFile(filepath.Join(t.TempDir(), "none"), 3) != "" {
+		t.Error("missing file gives text")
+	}
+}
+
+func TestFreePortsAreFreeAndDistinct(t *testing.T) {
+	ports, err := FreePorts(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] || p < portLow || p >= portHigh {
+			t.Fatalf("port %d repeated or out of range", p)
+		}
+		seen[p] = true
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatalf("port %d not free: %v", p, err)
+		}
+		l.Close()
+	}
+}
+
+func TestFindBinaryFromEnv(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "tool")
+	os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755)
+	t.Setenv("PARKMESH_TEST_TOOL", bin)
+	got, err := FindBinary(t.Context(), "PARKMESH_TEST_TOOL", "deploy/tools/none.sh", nil)
+	if err != nil || got != bin {
+		t.Fatalf("FindBinary = %q, %v", got, err)
+	}
+	t.Setenv("PARKMESH_TEST_TOOL", filepath.Join(t.TempDir(), "missing"))
+	if _, err := FindBinary(t.Context(), "PARKMESH_TEST_TOOL", "x", nil); err == nil || !strings.Contains(err.Error(), "PARKMESH_TEST_TOOL") {
+		t.Errorf("missing binary: err = %v, want one naming the variable", err)
+	}
+}
