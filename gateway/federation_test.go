@@ -426,3 +426,40 @@ func mustPrivate(t *testing.T, p *nodetest.Park) ed25519.PrivateKey {
 	}
 	return priv
 }
+
+// TestPeerKeyRotationIsPickedUp: a park rotates its key; its peers see a
+// token with an unknown kid, refresh its JWKS once from the pinned URL and
+// accept it, with no manual step.
+func TestPeerKeyRotationIsPickedUp(t *testing.T) {
+	parks := nodetest.StartClub(t, nodetest.Options{}, "xian-hitech", "chengdu-hitech")
+	a, b := parks[0], parks[1]
+	b.Create("projects", project("b copper", ""))
+	oldKid := a.Keys.Current().ID
+	rotated, err := parkkey.Rotate(a.DataDir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated.Current().ID == oldKid {
+		t.Fatal("rotation kept the kid")
+	}
+	// A's gateway re-reads its keys within a second; then its calls to B
+	// carry the new kid, which B has never seen.
+	waitFor(t, "A's gateway publishing the new key", 5*time.Second, func() bool {
+		_, body := a.Do(context.Background(), "GET", "/.well-known/jwks.json", "", nil)
+		return strings.Contains(string(body), rotated.Current().ID) && strings.Contains(string(body), oldKid)
+	})
+	ans, status, _ := clubSearch(t, a, "q=copper")
+	if status != 200 || statusOf(ans, b.ID) != gateway.StatusOK {
+		t.Fatalf("club search after A rotated: %d %+v", status, ans.Parks.Details)
+	}
+	// B pinned the new key (in its Consul KV, for every replica).
+	_, body := b.Do(context.Background(), "GET", "/api/v1/peers", b.Token(parktoken.Viewer), nil)
+	if !strings.Contains(string(body), rotated.Current().ID) {
+		t.Errorf("B's peers view does not list A's new kid: %s", body)
+	}
+	// A token signed with the retired key still works while it is published.
+	old, _ := parktoken.IssueFederation(a.Keys, b.ID, parktoken.ScopeSearch, time.Minute, time.Now())
+	if s, body := b.Do(context.Background(), "POST", "/federation/v1/search", old, strings.NewReader(`{}`)); s != 200 {
+		t.Errorf("token signed by A's previous key: %d %s", s, body)
+	}
+}

@@ -470,3 +470,59 @@ func TestWebhookRetriesAndDeadLetters(t *testing.T) {
 		t.Errorf("bad webhook url: %d %s", s, b)
 	}
 }
+
+// TestMalformedPeerEventsAreSkipped: a peer whose feed sends malformed
+// events has them logged and counted, and the rest of its stream applies.
+func TestMalformedPeerEventsAreSkipped(t *testing.T) {
+	parks := nodetest.StartClub(t, nodetest.Options{}, "xian-hitech", "chengdu-hitech")
+	a, b := parks[0], parks[1]
+	good := func(n int) string {
+		l := listing.Listing{ID: listing.NewID(listing.KindProject, time.Now()), Park: a.ID, Kind: listing.KindProject,
+			Title: fmt.Sprintf("good %d", n), Sectors: []string{"ai"}, Country: "CN", Visibility: listing.Club, Version: 1,
+			CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(), Attrs: listing.Attrs{Stage: "idea"}}
+		data, _ := json.Marshal(l)
+		ev, _ := json.Marshal(gateway.CloudEvent{SpecVersion: "1.0", ID: fmt.Sprintf("%s/project/%d", a.ID, n), Source: "/parks/" + a.ID,
+			Type: gateway.TypeCreated, Subject: l.ID, Time: time.Now().UTC(), DataContentType: "application/json", Data: data})
+		return string(ev)
+	}
+	goodOne, goodTwo := good(1), good(2)
+	var served atomic.Bool
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/federation/v1/changes" || served.Swap(true) {
+			<-r.Context().Done() // later connections: an idle stream
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "id: v1.0.1.0\ndata: %s\n\n", goodOne)
+		fmt.Fprintf(w, "id: v1.0.2.0\ndata: {\"specversion\":\"1.0\",\"type\":\"bogus\"\n\n")
+		fmt.Fprintf(w, "id: v1.0.3.0\ndata: not json at all\n\n")
+		fmt.Fprintf(w, "id: v1.0.4.0\ndata: %s\n\n", strings.Replace(goodTwo, `"park":"xian-hitech"`, `"park":"somewhere-else"`, 1))
+		fmt.Fprintf(w, "id: v1.0.5.0\ndata: %s\n\n", goodTwo)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer fake.Close()
+	sub := subscribe(t, func() string { return b.GatewayURL }, b.Token(parktoken.Viewer), "parks="+a.ID)
+	waitFor(t, "subscriber connected", 5*time.Second, func() bool { return sub.conns.Load() > 0 })
+	repoint(t, b, a.ID, fake.URL)
+	// B's follower reconnects to the new URL once its current stream ends.
+	a.RestartGateway()
+	evs := sub.waitFor(t, "both good events", 20*time.Second, func(e []received) bool { return len(e) >= 2 })
+	if len(evs) != 2 || evs[0].Title != "good 1" || evs[1].Title != "good 2" {
+		t.Errorf("events after malformed ones: %+v", evs)
+	}
+	_, metrics := b.Do(context.Background(), "GET", "/metrics", "", nil)
+	if !strings.Contains(string(metrics), `parkmesh_feed_malformed_events_total{peer="xian-hitech"} 3`) {
+		t.Errorf("malformed events not counted as 3:\n%s", grepLines(string(metrics), "malformed"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -90,24 +89,29 @@ func create(ctx context.Context, p local.ParkInfo, rate, workers int, d time.Dur
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := &http.Client{Timeout: 10 * time.Second}
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			for range jobs {
 				i := n.Add(1)
 				body := fmt.Sprintf(`{"title":"feed bench %d 新材料","sectors":["new-materials"],"country":"CN","seeking":["landing"],"attrs":{"stage":"pilot"}}`, i)
 				req, _ := http.NewRequest("POST", p.GatewayURL+"/api/v1/projects", strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+p.AdminToken)
 				req.Header.Set("Content-Type", "application/json")
-				t0 := time.Now()
 				res, err := client.Do(req)
 				if err != nil {
 					continue
 				}
-				var l struct{ ID string }
+				// Latency counts from the moment the service created the
+				// listing (its created_at, same clock), not from when this
+				// client managed to send the request.
+				var l struct {
+					ID        string
+					CreatedAt time.Time `json:"created_at"`
+				}
 				json.NewDecoder(res.Body).Decode(&l)
 				res.Body.Close()
 				if res.StatusCode == 201 {
 					mu.Lock()
-					out = append(out, created{l.ID, t0})
+					out = append(out, created{l.ID, l.CreatedAt})
 					mu.Unlock()
 				}
 			}
@@ -244,15 +248,5 @@ func runFeed(ctx context.Context, cfg config, out io.Writer) (err error) {
 	fmt.Fprintf(&b, "| %d/s for %s | %d | %d | %d | %d | %s | %s | %s |\n", cfg.rate, cfg.duration, len(made), len(lat), missing, dups, ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)))
 	fmt.Fprintf(&b, "| unthrottled, %d writers | %d | %d | %d | %d | %s | %s | %s |\n", cfg.concurrency, len(burst), len(bl), bmissing, bdups, ms(pct(bl, 50)), ms(pct(bl, 99)), ms(pct(bl, 100)))
 	fmt.Fprintf(&b, "\nUnthrottled: %.0f creates/s accepted through one gateway; all delivered to every subscriber at %.0f changes/s per subscriber, with %d missing.\n", writeRate, deliverRate, bmissing)
-	fmt.Fprint(out, b.String())
-	if cfg.record != "" {
-		f, err := os.OpenFile(cfg.record, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		f.WriteString(b.String())
-		fmt.Fprintf(out, "\nappended to %s\n", cfg.record)
-	}
-	return nil
+	return report(cfg, b.String(), out)
 }

@@ -391,17 +391,23 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		ms(slowest), slowestPark, ms(seqFed.p50), cfg.parks, float64(seqFed.p50)/float64(max(slowest, time.Microsecond)), cfg.parks)
 	fmt.Fprintf(&b, "Black-holed peer: p99 before the breaker opened %s ms (budget %d ms); back to the healthy p99 %s after it opened.\n",
 		ms(bb.p99), cfg.budgetMS, recovered)
-	fmt.Fprint(out, b.String())
-	if cfg.record != "" {
-		f, err := os.OpenFile(cfg.record, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if _, err := f.WriteString(b.String()); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "\nappended to %s\n", cfg.record)
+	return report(cfg, b.String(), out)
+}
+
+// report prints a result and appends it to the record file.
+func report(cfg config, text string, out io.Writer) error {
+	fmt.Fprint(out, text)
+	if cfg.record == "" {
+		return nil
 	}
+	f, err := os.OpenFile(cfg.record, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nappended to %s\n", cfg.record)
 	return nil
 }
