@@ -487,9 +487,16 @@ func TestMalformedPeerEventsAreSkipped(t *testing.T) {
 	}
 	goodOne, goodTwo := good(1), good(2)
 	var served atomic.Bool
+	stop := make(chan struct{})
+	idle := func(r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}
 	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/federation/v1/changes" || served.Swap(true) {
-			<-r.Context().Done() // later connections: an idle stream
+			idle(r) // later connections: an idle stream
 			return
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -499,9 +506,9 @@ func TestMalformedPeerEventsAreSkipped(t *testing.T) {
 		fmt.Fprintf(w, "id: v1.0.4.0\ndata: %s\n\n", strings.Replace(goodTwo, `"park":"xian-hitech"`, `"park":"somewhere-else"`, 1))
 		fmt.Fprintf(w, "id: v1.0.5.0\ndata: %s\n\n", goodTwo)
 		w.(http.Flusher).Flush()
-		<-r.Context().Done()
+		idle(r)
 	}))
-	defer fake.Close()
+	defer func() { close(stop); fake.Close() }()
 	sub := subscribe(t, func() string { return b.GatewayURL }, b.Token(parktoken.Viewer), "parks="+a.ID)
 	waitFor(t, "subscriber connected", 5*time.Second, func() bool { return sub.conns.Load() > 0 })
 	repoint(t, b, a.ID, fake.URL)
