@@ -253,8 +253,8 @@ func unknownField(name, msg string) error {
 // changes serves GET /federation/v1/changes: the park's changes as a calling
 // peer may see them, as Server-Sent Events carrying CloudEvents JSON. The
 // SSE id is resumable with Last-Event-ID; without one the stream starts at
-// the beginning of the change log (a full replay), or at the newest change
-// with ?start=now.
+// the beginning of the change log (a full replay), at a point in time with
+// ?since=RFC3339, or at the newest change with ?start=now.
 func (f *FederationAPI) changes(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
@@ -266,11 +266,22 @@ func (f *FederationAPI) changes(w http.ResponseWriter, r *http.Request, c *parkt
 		return
 	}
 	var pos Position
-	switch start := r.URL.Query().Get("start"); {
+	start, since := r.URL.Query().Get("start"), r.URL.Query().Get("since")
+	switch {
 	case last != "":
+	case since != "":
+		// From a point in time: a new follower starts at the moment the
+		// peering was made and syncs what came before by searching.
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			s.fail(StreamError{Code: "invalid_since", Message: "since must be an RFC 3339 time"})
+			return
+		}
+		if pos, err = f.Feed.PositionAt(r.Context(), t); err != nil {
+			s.fail(StreamError{Code: "unavailable", Message: "the park's change logs are unavailable; reconnect later"})
+			return
+		}
 	case start == "now":
-		// Only what happens from now on (a new follower that syncs the
-		// past by searching).
 		pos = f.Feed.Head()
 	case start != "" && start != "beginning":
 		s.fail(StreamError{Code: "invalid_start", Message: "start must be beginning or now"})

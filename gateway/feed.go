@@ -296,3 +296,24 @@ type PositionedChange struct {
 	Change listing.Change
 	After  Position
 }
+
+// PositionAt returns the feed position of a point in time: reading after it
+// yields the changes made from t on.
+func (f *LocalFeed) PositionAt(ctx context.Context, t time.Time) (Position, error) {
+	var p Position
+	for i, k := range listing.Kinds {
+		q := url.Values{"since": {t.UTC().Format(time.RFC3339Nano)}, "limit": {"1"}, "wait": {"0s"}}
+		rep, err := f.Services.Do(ctx, k, Call{Method: http.MethodGet, Path: "/v1/changes", Query: q.Encode()})
+		if err != nil {
+			return p, err
+		}
+		var page struct {
+			From int64 `json:"from"`
+		}
+		if rep.Status != http.StatusOK || json.Unmarshal(rep.Body, &page) != nil {
+			return p, fmt.Errorf("%s change log answered %d", k, rep.Status)
+		}
+		p[i] = page.From
+	}
+	return p, nil
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -181,9 +182,10 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 	}
 	u := strings.TrimRight(p.URL, "/") + "/federation/v1/changes"
 	if last == "" {
-		// A new peering follows what happens from now on; the past is
+		// A new peering follows what happened since it was made (a minute
+		// earlier, for clock skew between parks); the past before it is
 		// one club search away. Once following, nothing is missed.
-		u += "?start=now"
+		u += "?since=" + url.QueryEscape(p.EstablishedAt.Add(-time.Minute).UTC().Format(time.RFC3339Nano))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

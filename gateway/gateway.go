@@ -29,6 +29,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parkmesh/parkmesh/gateway/portal"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/cliflag"
 	"github.com/parkmesh/parkmesh/pkg/httpserver"
@@ -283,6 +284,10 @@ func (m *Main) Open(ctx context.Context) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})))
 	mux.Handle("GET /readyz", mw("GET /readyz", http.HandlerFunc(m.ready)))
+	// The portal for park staff; everything else unknown is a JSON 404.
+	page := portal.Handler()
+	mux.Handle("GET /{$}", mw("GET /", page))
+	mux.Handle("GET /portal/", mw("GET /portal/", page))
 	mux.Handle("/", mw("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, clip(r.URL.Path)))
 	})))

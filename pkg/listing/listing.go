@@ -234,6 +234,9 @@ type Store interface {
 	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
 	// LastSeq returns the sequence number of the newest change (0 if none).
 	LastSeq(ctx context.Context) (int64, error)
+	// SeqBefore returns the sequence number of the newest change made
+	// before t (0 if none): reading after it yields the changes from t on.
+	SeqBefore(ctx context.Context, t time.Time) (int64, error)
 	// ChangeSignal returns a channel closed at the next committed change.
 	ChangeSignal() <-chan struct{}
 	// Ping reports whether the store is reachable.

@@ -51,6 +51,13 @@ func NewSet(svc Service) Set {
 		},
 		Changes: func(ctx context.Context, req any) (any, error) {
 			r := req.(changesRequest)
+			if !r.Since.IsZero() {
+				after, err := svc.SeqBefore(ctx, r.Since)
+				if err != nil {
+					return changesResponse{Err: err}, nil
+				}
+				r.After = after
+			}
 			p, err := svc.Changes(ctx, r.After, r.Limit, r.Wait)
 			return changesResponse{Page: p, Err: err}, nil
 		},
@@ -77,6 +84,7 @@ type deleteRequest struct {
 
 type changesRequest struct {
 	After int64
+	Since time.Time // when set, After is the position of this time
 	Limit int
 	Wait  time.Duration
 }

@@ -31,14 +31,18 @@ type Service interface {
 	// Changes returns change-log entries after seq, waiting up to wait for
 	// one to land when there are none yet.
 	Changes(ctx context.Context, after int64, limit int, wait time.Duration) (*ChangesPage, error)
+	// SeqBefore is the change-log position of a point in time: reading
+	// after it yields the changes made from then on.
+	SeqBefore(ctx context.Context, t time.Time) (int64, error)
 	// Ready reports whether the service can serve (its store answers).
 	Ready(ctx context.Context) error
 }
 
-// ChangesPage is an answer of the change log. Next is the value of `after`
-// for the following call.
+// ChangesPage is an answer of the change log. From is the position read
+// after; Next is the value of `after` for the following call.
 type ChangesPage struct {
 	Changes []listing.Change `json:"changes"`
+	From    int64            `json:"from"`
 	Next    int64            `json:"next"`
 }
 
@@ -139,16 +143,20 @@ func (s *service) Changes(ctx context.Context, after int64, limit int, wait time
 			if n := len(changes); n > 0 {
 				next = changes[n-1].Seq
 			}
-			return &ChangesPage{Changes: changes, Next: next}, nil
+			return &ChangesPage{Changes: changes, From: after, Next: next}, nil
 		}
 		select {
 		case <-signal:
 		case <-timeout:
 			wait = 0
 		case <-ctx.Done():
-			return &ChangesPage{Changes: []listing.Change{}, Next: after}, nil
+			return &ChangesPage{Changes: []listing.Change{}, From: after, Next: after}, nil
 		}
 	}
+}
+
+func (s *service) SeqBefore(ctx context.Context, t time.Time) (int64, error) {
+	return s.store.SeqBefore(ctx, t)
 }
 
 func (s *service) Ready(ctx context.Context) error {

@@ -124,7 +124,7 @@ func decodeSearch(k listing.Kind) httptransport.DecodeRequestFunc {
 func decodeChanges(_ context.Context, r *http.Request) (any, error) {
 	v := r.URL.Query()
 	for name := range v {
-		if name != "after" && name != "wait" && name != "limit" {
+		if name != "after" && name != "wait" && name != "limit" && name != "since" {
 			return nil, apierror.InvalidField(clip(name), "is not a parameter of the change log")
 		}
 	}
@@ -135,6 +135,16 @@ func decodeChanges(_ context.Context, r *http.Request) (any, error) {
 			return nil, apierror.InvalidField("after", "must be a non-negative sequence number")
 		}
 		req.After = n
+	}
+	if s := v.Get("since"); s != "" {
+		if v.Get("after") != "" {
+			return nil, apierror.InvalidField("since", "cannot be combined with after")
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, apierror.InvalidField("since", "must be an RFC 3339 time")
+		}
+		req.Since = t
 	}
 	if s := v.Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)

@@ -358,3 +358,10 @@ func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 	}
 	return seq.Int64, err
 }
+
+// SeqBefore implements listing.Store.
+func (s *Store) SeqBefore(ctx context.Context, t time.Time) (int64, error) {
+	var seq int64
+	err := s.read.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM changes WHERE at < ?`, micros(t)).Scan(&seq)
+	return seq, err
+}

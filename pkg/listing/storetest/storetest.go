@@ -180,6 +180,13 @@ func testChanges(t *testing.T, open Opener) {
 		ch[3].Previous == nil || ch[3].Previous.Version != 1 {
 		t.Errorf("previous states: %+v %+v %+v", ch[0].Previous, ch[2].Previous, ch[3].Previous)
 	}
+	// SeqBefore finds where a point in time falls in the log.
+	if seq, err := s.SeqBefore(ctx(t), ch[0].At.Add(-time.Second)); err != nil || seq != 0 {
+		t.Errorf("SeqBefore(before everything) = %d, %v", seq, err)
+	}
+	if seq, _ := s.SeqBefore(ctx(t), time.Now().Add(time.Hour)); seq != ch[3].Seq {
+		t.Errorf("SeqBefore(future) = %d, want %d", seq, ch[3].Seq)
+	}
 	tail, _ := s.Changes(ctx(t), ch[1].Seq, 1)
 	if len(tail) != 1 || tail[0].Seq != ch[2].Seq {
 		t.Errorf("Changes(after=%d, 1) = %+v", ch[1].Seq, tail)
