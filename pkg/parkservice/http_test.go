@@ -378,3 +378,26 @@ func TestProbesAndMetrics(t *testing.T) {
 		t.Errorf("metrics lack the search request:\n%s", r.body)
 	}
 }
+
+// A long-poll in flight does not hold up a graceful shutdown.
+func TestShutdownEndsLongPolls(t *testing.T) {
+	base, stop := startService(t, specs[1], t.TempDir())
+	polled := make(chan time.Duration, 1)
+	go func() {
+		t0 := time.Now()
+		res, err := http.Get(base + "/v1/changes?after=0&wait=25s")
+		if err == nil {
+			res.Body.Close()
+		}
+		polled <- time.Since(t0)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	t0 := time.Now()
+	stop()
+	if took := time.Since(t0); took > 10*time.Second {
+		t.Errorf("shutdown took %s with a long-poll in flight", took)
+	}
+	if d := <-polled; d > 10*time.Second {
+		t.Errorf("the long-poll lasted %s past shutdown", d)
+	}
+}

@@ -67,6 +67,8 @@ type Main struct {
 	ln      net.Listener
 	handler http.Handler
 	reg     *registration.Registrar
+	// draining is closed when the HTTP server starts shutting down.
+	draining chan struct{}
 }
 
 // NewMain returns a Main for spec logging JSON to w.
@@ -158,7 +160,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		store = sqlitestore.NewTraced(st, tel.TracerProvider())
 	}
 	metrics := httpserver.NewMetrics()
-	svc := New(m.Spec.Kind, m.Config.Park, store)
+	m.draining = make(chan struct{})
+	svc := New(m.Spec.Kind, m.Config.Park, store, WithDraining(m.draining))
 	// Tracing outermost, so the request log line carries the trace ids.
 	mw := tel.Middleware(metrics.Middleware(m.Logger), telemetry.SkipRoutes(untracedRoutes...))
 	api := NewHTTPHandler(m.Spec.Kind, NewSet(svc), m.Logger, mw)
@@ -204,6 +207,8 @@ func (m *Main) Handler() http.Handler { return m.handler }
 func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("serving", "addr", m.Addr(), "db", m.DBPath(), "version", Version, "tracing", m.tel.Enabled())
 	srv := httpserver.New(m.handler, m.Logger)
+	// Long-polls of the change log end when shutdown starts.
+	srv.RegisterOnShutdown(func() { close(m.draining) })
 	var reg httpserver.Registrar
 	if m.reg != nil {
 		reg = m.reg

@@ -47,15 +47,30 @@ type ChangesPage struct {
 }
 
 type service struct {
-	kind  listing.Kind
-	park  string
-	store listing.Store
-	now   func() time.Time
+	kind     listing.Kind
+	park     string
+	store    listing.Store
+	now      func() time.Time
+	draining <-chan struct{}
+}
+
+// Option changes a Service.
+type Option func(*service)
+
+// WithDraining ends change-log long-polls as soon as draining is closed
+// (the server is shutting down), so a graceful shutdown need not wait out
+// their wait.
+func WithDraining(draining <-chan struct{}) Option {
+	return func(s *service) { s.draining = draining }
 }
 
 // New returns the Service for kind in park, keeping listings in store.
-func New(kind listing.Kind, park string, store listing.Store) Service {
-	return &service{kind: kind, park: park, store: store, now: func() time.Time { return time.Now().UTC() }}
+func New(kind listing.Kind, park string, store listing.Store, opts ...Option) Service {
+	s := &service{kind: kind, park: park, store: store, now: func() time.Time { return time.Now().UTC() }}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 func (s *service) checkID(id string) error {
@@ -148,6 +163,8 @@ func (s *service) Changes(ctx context.Context, after int64, limit int, wait time
 		select {
 		case <-signal:
 		case <-timeout:
+			wait = 0
+		case <-s.draining:
 			wait = 0
 		case <-ctx.Done():
 			return &ChangesPage{Changes: []listing.Change{}, From: after, Next: after}, nil
