@@ -23,8 +23,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/parkmesh/parkmesh/pkg/localproc"
@@ -210,15 +208,11 @@ func (o Options) Args() []string {
 // Agent is one running (or stopped) Consul agent process started by
 // [Launch]. Its methods are safe for concurrent use.
 type Agent struct {
+	// Process gives PID, Done, Err, Stop and Kill.
+	*localproc.Process
 	opts   Options
-	cmd    *exec.Cmd
 	client *api.Client
-	done   chan struct{} // closed when the process has exited
-	logf   *os.File      // nil when Options.LogPath is empty
-
-	mu      sync.Mutex
-	waitErr error // the result of cmd.Wait, valid once done is closed
-	stopped bool  // Stop or Kill was called: the exit was asked for
+	logf   *os.File // nil when Options.LogPath is empty
 }
 
 // Launch starts a Consul dev agent as described by opts and waits until it
@@ -236,7 +230,7 @@ func Launch(ctx context.Context, opts Options) (*Agent, error) {
 	if err := opts.checkPorts(); err != nil {
 		return nil, err
 	}
-	a := &Agent{opts: opts, done: make(chan struct{})}
+	a := &Agent{opts: opts}
 
 	cfg := api.DefaultNonPooledConfig()
 	cfg.Address = a.HTTPAddr()
@@ -262,18 +256,19 @@ func Launch(ctx context.Context, opts Options) (*Agent, error) {
 	}
 
 	// Not exec.CommandContext: the agent must outlive the start-up context.
-	a.cmd = exec.Command(opts.Bin, opts.Args()...)
-	a.cmd.Stdout, a.cmd.Stderr = out, out
-	a.cmd.Stdin = nil
+	cmd := exec.Command(opts.Bin, opts.Args()...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdin = nil
 	if opts.KillWithParent {
-		setKillWithParent(a.cmd)
+		setKillWithParent(cmd)
 	}
-	if err := a.cmd.Start(); err != nil {
+	proc, err := localproc.StartProcess(cmd, "consul agent", opts.Logger, a.closeLog)
+	if err != nil {
 		a.closeLog()
 		return nil, fmt.Errorf("consulagent: start %s: %w", opts.Bin, err)
 	}
-	go a.wait()
-	opts.Logger.Debug("consul agent started", "pid", a.cmd.Process.Pid, "http_addr", a.HTTPAddr())
+	a.Process = proc
+	opts.Logger.Debug("consul agent started", "pid", a.PID(), "http_addr", a.HTTPAddr())
 
 	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
@@ -281,18 +276,8 @@ func Launch(ctx context.Context, opts Options) (*Agent, error) {
 		_ = a.Kill()
 		return nil, err
 	}
-	opts.Logger.Info("consul agent ready", "pid", a.cmd.Process.Pid, "http_addr", a.HTTPAddr())
+	opts.Logger.Info("consul agent ready", "pid", a.PID(), "http_addr", a.HTTPAddr())
 	return a, nil
-}
-
-// wait reaps the process and records why it ended.
-func (a *Agent) wait() {
-	err := a.cmd.Wait()
-	a.mu.Lock()
-	a.waitErr = err
-	a.mu.Unlock()
-	a.closeLog()
-	close(a.done)
 }
 
 func (a *Agent) closeLog() {
@@ -312,8 +297,8 @@ func (a *Agent) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-a.done:
-			return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, a.exitErr(), a.tailForError())
+		case <-a.Done():
+			return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, a.ExitErr(), a.tailForError())
 		case <-ctx.Done():
 			return fmt.Errorf("consulagent: agent on %s not ready: %w (last: %v)%s",
 				a.HTTPAddr(), ctx.Err(), last, a.tailForError())
@@ -330,7 +315,7 @@ func (a *Agent) probe(ctx context.Context) error {
 	defer cancel()
 	go func() {
 		select {
-		case <-a.done:
+		case <-a.Done():
 			cancel()
 		case <-ctx.Done():
 		}
@@ -380,79 +365,6 @@ func (a *Agent) HTTPAddr() string {
 // Client returns an API client for the agent. It keeps working across a
 // restart of an agent on the same ports.
 func (a *Agent) Client() *api.Client { return a.client }
-
-// PID returns the agent's process id.
-func (a *Agent) PID() int { return a.cmd.Process.Pid }
-
-// Done returns a channel closed when the agent process has exited, whether
-// asked to or not.
-func (a *Agent) Done() <-chan struct{} { return a.done }
-
-// Err returns why the process ended: nil while it runs or when it ended
-// because of Stop or Kill, the exit error otherwise.
-func (a *Agent) Err() error {
-	select {
-	case <-a.done:
-	default:
-		return nil
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.stopped {
-		return nil
-	}
-	return a.waitErr
-}
-
-func (a *Agent) exitErr() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.waitErr
-}
-
-// Stop shuts the agent down gracefully (SIGTERM) and waits for it to exit;
-// if ctx ends first it kills the process and still waits. It is idempotent
-// and returns nil once the process is gone.
-func (a *Agent) Stop(ctx context.Context) error {
-	a.markStopped()
-	select {
-	case <-a.done:
-		return nil
-	default:
-	}
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return a.Kill()
-	}
-	select {
-	case <-a.done:
-		return nil
-	case <-ctx.Done():
-		a.opts.Logger.Warn("consul agent did not stop in time; killing it", "pid", a.PID())
-		return a.Kill()
-	}
-}
-
-// Kill ends the agent at once (SIGKILL), as a crash would, and waits for the
-// process to be gone. It is idempotent.
-func (a *Agent) Kill() error {
-	a.markStopped()
-	select {
-	case <-a.done:
-		return nil
-	default:
-	}
-	if err := a.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("consulagent: kill pid %d: %w", a.PID(), err)
-	}
-	<-a.done
-	return nil
-}
-
-func (a *Agent) markStopped() {
-	a.mu.Lock()
-	a.stopped = true
-	a.mu.Unlock()
-}
 
 // LogTail returns the last n lines of the agent's log file, or "" when the
 // agent has no log file or it cannot be read. Use it to explain a failure.

@@ -27,8 +27,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/parkmesh/parkmesh/pkg/localproc"
@@ -190,15 +188,11 @@ func (o Options) Env() []string {
 // Server is one running (or stopped) Jaeger process started by [Launch].
 // Its methods are safe for concurrent use.
 type Server struct {
+	// Process gives PID, Done, Err, Stop and Kill.
+	*localproc.Process
 	opts Options
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	logf *os.File      // nil when Options.LogPath is empty
+	logf *os.File // nil when Options.LogPath is empty
 	http *http.Client
-
-	mu      sync.Mutex
-	waitErr error
-	stopped bool
 }
 
 // Launch starts Jaeger as opts describe and waits until it is ready: its
@@ -215,7 +209,7 @@ func Launch(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.checkPorts(); err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, done: make(chan struct{}), http: &http.Client{Timeout: 10 * time.Second}}
+	s := &Server{opts: opts, http: &http.Client{Timeout: 10 * time.Second}}
 
 	out := io.Discard
 	if opts.LogPath != "" {
@@ -232,18 +226,19 @@ func Launch(ctx context.Context, opts Options) (*Server, error) {
 	}
 
 	// Not exec.CommandContext: Jaeger must outlive the start-up context.
-	s.cmd = exec.Command(opts.Bin, opts.Args()...)
-	s.cmd.Env = append(os.Environ(), opts.Env()...)
-	s.cmd.Stdout, s.cmd.Stderr = out, out
+	cmd := exec.Command(opts.Bin, opts.Args()...)
+	cmd.Env = append(os.Environ(), opts.Env()...)
+	cmd.Stdout, cmd.Stderr = out, out
 	if opts.KillWithParent {
-		setKillWithParent(s.cmd)
+		setKillWithParent(cmd)
 	}
-	if err := s.cmd.Start(); err != nil {
+	proc, err := localproc.StartProcess(cmd, "jaeger", opts.Logger, s.closeLog)
+	if err != nil {
 		s.closeLog()
 		return nil, fmt.Errorf("jaegerserver: start %s: %w", opts.Bin, err)
 	}
-	go s.wait()
-	opts.Logger.Debug("jaeger started", "pid", s.cmd.Process.Pid, "query", s.QueryURL())
+	s.Process = proc
+	opts.Logger.Debug("jaeger started", "pid", s.PID(), "query", s.QueryURL())
 
 	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
@@ -251,22 +246,13 @@ func Launch(ctx context.Context, opts Options) (*Server, error) {
 		_ = s.Kill()
 		return nil, err
 	}
-	opts.Logger.Info("jaeger ready", "pid", s.cmd.Process.Pid, "query", s.QueryURL(), "otlp_grpc", s.OTLPGRPCAddr())
+	opts.Logger.Info("jaeger ready", "pid", s.PID(), "query", s.QueryURL(), "otlp_grpc", s.OTLPGRPCAddr())
 	return s, nil
 }
 
 // Args returns the command-line arguments (without the binary) Launch
 // passes to jaeger.
 func (o Options) Args() []string { return []string{"--config=file:" + o.ConfigPath} }
-
-func (s *Server) wait() {
-	err := s.cmd.Wait()
-	s.mu.Lock()
-	s.waitErr = err
-	s.mu.Unlock()
-	s.closeLog()
-	close(s.done)
-}
 
 func (s *Server) closeLog() {
 	if s.logf != nil {
@@ -283,8 +269,8 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-s.done:
-			return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, s.exitErr(), s.tailForError())
+		case <-s.Done():
+			return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, s.ExitErr(), s.tailForError())
 		case <-ctx.Done():
 			return fmt.Errorf("jaegerserver: jaeger on %s not ready: %w (last: %v)%s",
 				s.QueryURL(), ctx.Err(), last, s.tailForError())
@@ -300,7 +286,7 @@ func (s *Server) probe(ctx context.Context) error {
 	defer cancel()
 	go func() {
 		select {
-		case <-s.done:
+		case <-s.Done():
 			cancel()
 		case <-ctx.Done():
 		}
@@ -370,76 +356,6 @@ func (s *Server) ExporterEnv(protocol string) []string {
 	default:
 		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + s.OTLPHTTPAddr(), "OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol}
 	}
-}
-
-// PID returns the process id.
-func (s *Server) PID() int { return s.cmd.Process.Pid }
-
-// Done returns a channel closed when the process has exited.
-func (s *Server) Done() <-chan struct{} { return s.done }
-
-// Err returns why the process ended: nil while it runs or when it ended
-// because of Stop or Kill, the exit error otherwise.
-func (s *Server) Err() error {
-	select {
-	case <-s.done:
-	default:
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return nil
-	}
-	return s.waitErr
-}
-
-func (s *Server) exitErr() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.waitErr
-}
-
-// Stop shuts Jaeger down gracefully (SIGTERM) and waits for it to exit; if
-// ctx ends first it kills the process. Idempotent.
-func (s *Server) Stop(ctx context.Context) error {
-	s.markStopped()
-	select {
-	case <-s.done:
-		return nil
-	default:
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return s.Kill()
-	}
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		s.opts.Logger.Warn("jaeger did not stop in time; killing it", "pid", s.PID())
-		return s.Kill()
-	}
-}
-
-// Kill ends Jaeger at once (SIGKILL) and waits for it to be gone. Idempotent.
-func (s *Server) Kill() error {
-	s.markStopped()
-	select {
-	case <-s.done:
-		return nil
-	default:
-	}
-	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("jaegerserver: kill pid %d: %w", s.PID(), err)
-	}
-	<-s.done
-	return nil
-}
-
-func (s *Server) markStopped() {
-	s.mu.Lock()
-	s.stopped = true
-	s.mu.Unlock()
 }
 
 // LogTail returns the last n lines of Jaeger's log file, "" without one.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,5 +55,31 @@ func TestFindBinaryFromEnv(t *testing.T) {
 	t.Setenv("PARKMESH_TEST_TOOL", filepath.Join(t.TempDir(), "missing"))
 	if _, err := FindBinary(t.Context(), "PARKMESH_TEST_TOOL", "x", nil); err == nil || !strings.Contains(err.Error(), "PARKMESH_TEST_TOOL") {
 		t.Errorf("missing binary: err = %v, want one naming the variable", err)
+	}
+}
+
+func TestProcessStopKillAndErr(t *testing.T) {
+	closed := make(chan struct{})
+	p, err := StartProcess(exec.Command("sleep", "30"), "sleeper", nil, func() { close(closed) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Err() != nil {
+		t.Error("Err while running")
+	}
+	if err := p.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	<-closed
+	if p.Err() != nil || p.ExitErr() == nil {
+		t.Errorf("after Stop: Err %v (want nil), ExitErr %v (want the signal)", p.Err(), p.ExitErr())
+	}
+	q, _ := StartProcess(exec.Command("sh", "-c", "exit 3"), "failer", nil, nil)
+	<-q.Done()
+	if q.Err() == nil {
+		t.Error("a process that failed on its own reports no error")
+	}
+	if err := q.Kill(); err != nil {
+		t.Errorf("Kill after exit: %v", err)
 	}
 }
