@@ -288,6 +288,7 @@ func (m *Main) Open(ctx context.Context) error {
 	page := portal.Handler()
 	mux.Handle("GET /{$}", mw("GET /", page))
 	mux.Handle("GET /portal/", mw("GET /portal/", page))
+	mux.Handle("GET /favicon.ico", mw("GET /favicon.ico", page))
 	mux.Handle("/", mw("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, clip(r.URL.Path)))
 	})))

@@ -27,6 +27,8 @@ func Handler() http.Handler {
 		switch r.URL.Path {
 		case "/":
 			http.ServeFileFS(w, r, sub, "index.html")
+		case "/favicon.ico":
+			w.WriteHeader(http.StatusNoContent) // no icon; spares the log a 404
 		case "/portal/portal.js", "/portal/portal.css":
 			r2 := r.Clone(r.Context())
 			r2.URL.Path = r.URL.Path[len("/portal"):]

@@ -36,6 +36,9 @@ func TestPortalServesPageAndAssetsWithCSP(t *testing.T) {
 	if strings.Contains(string(js), "token=") || !strings.Contains(string(js), `Authorization: "Bearer " + token()`) {
 		t.Error("portal.js sends the token other than in an Authorization header")
 	}
+	if res, _ := http.Get(srv.URL + "/favicon.ico"); res.StatusCode != 204 {
+		t.Errorf("favicon: %d", res.StatusCode)
+	}
 	if res, _ := http.Get(srv.URL + "/portal/secret.txt"); res.StatusCode != 404 {
 		t.Errorf("unknown asset: %d", res.StatusCode)
 	}
