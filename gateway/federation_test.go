@@ -198,9 +198,24 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 			}
 			return
 		}
-		rp.ServeHTTP(w, r)
+		// Proxied requests (a peer's feed stream among them) end when the
+		// proxy stops, or closing it would wait for them forever.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		go func() {
+			select {
+			case <-fp.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		rp.ServeHTTP(w, r.WithContext(ctx))
 	}))
-	t.Cleanup(func() { fp.once.Do(func() { close(fp.stop) }); fp.srv.Close() })
+	t.Cleanup(func() {
+		fp.once.Do(func() { close(fp.stop) })
+		fp.srv.CloseClientConnections()
+		fp.srv.Close()
+	})
 	return fp
 }
 
