@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/pkg/localproc"
+
 	"github.com/parkmesh/parkmesh/pkg/consulagent"
 )
 
@@ -197,14 +199,11 @@ func findBinary(t *testing.T) string {
 
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-		defer l.Close()
+	// Below the ephemeral range, so no outgoing connection takes one before
+	// the agent binds it (":0" ports come from that range).
+	ports, err := localproc.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }
