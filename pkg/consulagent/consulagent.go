@@ -289,38 +289,15 @@ func (a *Agent) closeLog() {
 // waitReady polls the HTTP API until the agent has a leader and its own node
 // is healthy in the catalog (the same two waits as Consul's own API tests).
 func (a *Agent) waitReady(ctx context.Context) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		if last = a.probe(ctx); last == nil {
-			return nil
-		}
-		select {
-		case <-a.Done():
-			return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, a.ExitErr(), a.tailForError())
-		case <-ctx.Done():
-			return fmt.Errorf("consulagent: agent on %s not ready: %w (last: %v)%s",
-				a.HTTPAddr(), ctx.Err(), last, a.tailForError())
-		case <-tick.C:
-		}
+	exited, last := a.WaitReady(ctx, a.ready)
+	switch {
+	case exited:
+		return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, a.ExitErr(), a.tailForError())
+	case last != nil:
+		return fmt.Errorf("consulagent: agent on %s not ready: %w (last: %v)%s",
+			a.HTTPAddr(), ctx.Err(), last, a.tailForError())
 	}
-}
-
-// probe runs one readiness check, cut short after a second or as soon as
-// the process exits: a port that accepts connections but never answers must
-// not hold the wait hostage.
-func (a *Agent) probe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	go func() {
-		select {
-		case <-a.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return a.ready(ctx)
+	return nil
 }
 
 func (a *Agent) ready(ctx context.Context) error {

@@ -261,36 +261,19 @@ func (s *Server) closeLog() {
 }
 
 func (s *Server) waitReady(ctx context.Context) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		if last = s.probe(ctx); last == nil {
-			return nil
-		}
-		select {
-		case <-s.Done():
-			return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, s.ExitErr(), s.tailForError())
-		case <-ctx.Done():
-			return fmt.Errorf("jaegerserver: jaeger on %s not ready: %w (last: %v)%s",
-				s.QueryURL(), ctx.Err(), last, s.tailForError())
-		case <-tick.C:
-		}
+	exited, last := s.WaitReady(ctx, s.ready)
+	switch {
+	case exited:
+		return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, s.ExitErr(), s.tailForError())
+	case last != nil:
+		return fmt.Errorf("jaegerserver: jaeger on %s not ready: %w (last: %v)%s",
+			s.QueryURL(), ctx.Err(), last, s.tailForError())
 	}
+	return nil
 }
 
-// probe runs one readiness check, cut short after a second or when the
-// process exits.
-func (s *Server) probe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	go func() {
-		select {
-		case <-s.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+// ready is one readiness check: healthy, and the query API answers.
+func (s *Server) ready(ctx context.Context) error {
 	var health struct {
 		Healthy bool `json:"healthy"`
 	}

@@ -1,6 +1,8 @@
 package localproc
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -8,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTailFile(t *testing.T) {
@@ -81,5 +84,29 @@ func TestProcessStopKillAndErr(t *testing.T) {
 	}
 	if err := q.Kill(); err != nil {
 		t.Errorf("Kill after exit: %v", err)
+	}
+}
+
+func TestWaitReady(t *testing.T) {
+	p, _ := StartProcess(exec.Command("sleep", "30"), "sleeper", nil, nil)
+	defer p.Kill()
+	tries := 0
+	if exited, err := p.WaitReady(t.Context(), func(context.Context) error {
+		if tries++; tries < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}); exited || err != nil || tries != 3 {
+		t.Errorf("ready on the third try: exited=%v err=%v tries=%d", exited, err, tries)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if exited, err := p.WaitReady(ctx, func(context.Context) error { return errors.New("never") }); exited || err == nil {
+		t.Errorf("never ready: exited=%v err=%v", exited, err)
+	}
+	q, _ := StartProcess(exec.Command("sh", "-c", "exit 1"), "failer", nil, nil)
+	// A check that would hang is cut short when the process dies.
+	if exited, _ := q.WaitReady(t.Context(), func(c context.Context) error { <-c.Done(); return c.Err() }); !exited {
+		t.Error("an exited process is not reported")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Process is a helper process a launcher started and reaps: it knows when
@@ -120,4 +121,39 @@ func (p *Process) markStopped() {
 	p.mu.Lock()
 	p.stopped = true
 	p.mu.Unlock()
+}
+
+// WaitReady runs check every 50 ms until it succeeds. Each try is cut
+// short after a second, or as soon as the process exits: a port that
+// accepts connections but never answers must not hold the wait hostage.
+// It returns exited=true when the process ended first, and otherwise the
+// last check error once ctx ends (nil on success).
+func (p *Process) WaitReady(ctx context.Context, check func(context.Context) error) (exited bool, last error) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if last = p.try(ctx, check); last == nil {
+			return false, nil
+		}
+		select {
+		case <-p.done:
+			return true, last
+		case <-ctx.Done():
+			return false, last
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *Process) try(ctx context.Context, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return check(ctx)
 }
