@@ -244,7 +244,7 @@ func TestClubSearchFaultsAndBreaker(t *testing.T) {
 	for _, p := range parks {
 		p.Create("projects", project(p.ID+" copper", ""))
 	}
-	proxy := newFaultProxy(t, c.GatewayURL)
+	proxy := newFaultProxy(t, c.FederationURL)
 	repoint(t, a, c.ID, proxy.srv.URL)
 	waitFor(t, "A using the proxy for C", 5*time.Second, func() bool {
 		ans, _, _ := clubSearch(t, a, "q=copper&timeout_ms=1000")
@@ -409,7 +409,7 @@ func TestFederationTokenAttacks(t *testing.T) {
 	replica := b.StartReplica()
 	replicaSearch := func() int {
 		tok, _ := parktoken.IssueFederation(a.Keys, b.ID, parktoken.ScopeSearch, time.Minute, time.Now())
-		req, _ := http.NewRequest("POST", "http://"+replica.Addr+"/federation/v1/search", strings.NewReader(`{}`))
+		req, _ := http.NewRequest("POST", "http://"+replica.FederationAddr+"/federation/v1/search", strings.NewReader(`{}`))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {

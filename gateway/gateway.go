@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,19 +41,25 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/telemetry"
 )
 
-// trustedCaller reports whether r comes from the park's own staff or tools
-// (a valid park-local token) or from an authenticated peer (a valid
-// federation token for the route's scope). Only their trace context is
-// continued.
-func trustedCaller(r *http.Request, auth Authorizer, fed *parktoken.FederationVerifier) bool {
+// trustedStaff reports whether r carries a valid park-local token: only the
+// park's own staff and tools may continue a trace they started.
+func trustedStaff(r *http.Request, auth Authorizer) bool {
+	tok, err := parktoken.FromRequest(r)
+	if err != nil {
+		return false
+	}
+	_, err = auth.Verify(tok)
+	return err == nil
+}
+
+// trustedPeer reports whether r carries a valid federation token for the
+// route's scope: only authenticated peers may continue their trace here.
+func trustedPeer(r *http.Request, fed *parktoken.FederationVerifier) bool {
 	tok, err := parktoken.FromRequest(r)
 	if err != nil {
 		return false
 	}
 	switch {
-	case strings.HasPrefix(r.URL.Path, "/api/"):
-		_, err = auth.Verify(tok)
-		return err == nil
 	case strings.HasPrefix(r.URL.Path, "/federation/v1/search"):
 		_, err = fed.Verify(tok, parktoken.ScopeSearch)
 	case strings.HasPrefix(r.URL.Path, "/federation/v1/listings/"):
@@ -70,16 +77,24 @@ var Version = "dev"
 
 // Config is the gateway's configuration, from flags and PARKMESH_… variables.
 type Config struct {
-	Listen    string
-	Park      string
-	DataDir   string
-	Consul    string
-	PublicURL string
-	Advertise string
-	LogLevel  string
-	Timeout   time.Duration
-	Name      string
-	Country   string
+	// Listen is the park side: staff API, portal, and (unless
+	// MetricsListen is set) metrics and health.
+	Listen string
+	// FederationListen is the only address peers reach: the federation
+	// API and the well-known documents.
+	FederationListen string
+	// MetricsListen, when set, serves /metrics, /healthz and /readyz
+	// apart from the staff API.
+	MetricsListen string
+	Park          string
+	DataDir       string
+	Consul        string
+	PublicURL     string
+	Advertise     string
+	LogLevel      string
+	Timeout       time.Duration
+	Name          string
+	Country       string
 	// BreakerOpenFor is how long a peer's open breaker refuses calls.
 	BreakerOpenFor time.Duration
 	// Feed tunes the change streams.
@@ -98,18 +113,22 @@ type Main struct {
 	Telemetry telemetry.Config
 	tel       *telemetry.Telemetry
 
-	keys      *parkkey.Reloader
-	discovery *Discovery
-	ln        net.Listener
-	handler   http.Handler
-	metrics   *httpserver.Metrics
-	reg       *registration.Registrar
-	peers     *PeerStore
-	club      *Club
-	inbox     *Inbox
-	draining  chan struct{}
-	stopBg    context.CancelFunc
-	bg        sync.WaitGroup
+	keys           *parkkey.Reloader
+	discovery      *Discovery
+	ln             net.Listener // park side
+	fedLn          net.Listener // federation side
+	metricsLn      net.Listener // metrics and health, when apart
+	handler        http.Handler // park side
+	fedHandler     http.Handler
+	metricsHandler http.Handler
+	metrics        *httpserver.Metrics
+	reg            *registration.Registrar
+	peers          *PeerStore
+	club           *Club
+	inbox          *Inbox
+	draining       chan struct{}
+	stopBg         context.CancelFunc
+	bg             sync.WaitGroup
 }
 
 // NewMain returns a Main logging JSON to w.
@@ -120,11 +139,13 @@ func NewMain(w io.Writer) *Main {
 // ParseFlags reads and validates the configuration, naming the flag at fault.
 func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Writer) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	fs.StringVar(&m.Config.Listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
+	fs.StringVar(&m.Config.Listen, "listen", "127.0.0.1:8080", "address of the park side: staff API, portal, and metrics/health unless -metrics-listen is set")
+	fs.StringVar(&m.Config.FederationListen, "federation-listen", "127.0.0.1:8081", "address of the federation side, the only one peers reach")
+	fs.StringVar(&m.Config.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz apart from the park side (default: on -listen)")
 	fs.StringVar(&m.Config.Park, "park", "xian-hitech", "id of this park")
 	fs.StringVar(&m.Config.DataDir, "data-dir", filepath.Join(".parkmesh", "data", "xian-hitech"), "directory holding the park's keys (made by `parkmesh init`)")
 	fs.StringVar(&m.Config.Consul, "consul", "", "Consul agent HTTP address (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)")
-	fs.StringVar(&m.Config.PublicURL, "public-url", "", "URL at which peers reach this gateway (default http://<listen>)")
+	fs.StringVar(&m.Config.PublicURL, "public-url", "", "URL at which peers reach this gateway's federation side (default http://<federation-listen>)")
 	fs.StringVar(&m.Config.Advertise, "advertise", "", "host[:port] registered in Consul (default: the -listen address)")
 	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&m.Config.Timeout, "timeout", 10*time.Second, "deadline of a park-side request")
@@ -142,15 +163,22 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	if !listing.ValidParkID(m.Config.Park) {
 		return fmt.Errorf("-park %q: must be lower-case letters, digits and hyphens, 2-63 characters", m.Config.Park)
 	}
-	if _, _, err := net.SplitHostPort(m.Config.Listen); err != nil {
-		return fmt.Errorf("-listen %q: %v", m.Config.Listen, err)
+	for _, l := range []struct{ flag, addr string }{
+		{"listen", m.Config.Listen}, {"federation-listen", m.Config.FederationListen}, {"metrics-listen", m.Config.MetricsListen},
+	} {
+		if l.addr == "" && l.flag == "metrics-listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			return fmt.Errorf("-%s %q: %v", l.flag, l.addr, err)
+		}
 	}
 	if m.Config.Consul == "" {
 		m.Config.Consul = getenv("CONSUL_HTTP_ADDR")
 	}
 	m.Config.Consul = registration.AgentAddr(m.Config.Consul)
 	if m.Config.PublicURL == "" {
-		m.Config.PublicURL = "http://" + m.Config.Listen
+		m.Config.PublicURL = "http://" + m.Config.FederationListen
 	}
 	if u, err := url.Parse(m.Config.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("-public-url %q: must be an http(s) URL", m.Config.PublicURL)
@@ -271,28 +299,41 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	// Tracing outermost (the request log line carries the trace ids), then
 	// logging and metrics. A trace offered by a caller is continued only
-	// for the park's own token holders and authenticated peers.
-	mw := tel.Middleware(m.metrics.Middleware(m.Logger),
-		telemetry.SkipRoutes("GET /healthz", "GET /readyz", "GET /metrics"),
-		telemetry.Untrusted(func(r *http.Request) bool { return !trustedCaller(r, api.Auth, fedAPI.Verifier) }))
+	// for the park's own token holders (park side) and authenticated peers
+	// (federation side).
+	skip := telemetry.SkipRoutes("GET /healthz", "GET /readyz", "GET /metrics")
+	parkMW := tel.Middleware(m.metrics.Middleware(m.Logger), skip,
+		telemetry.Untrusted(func(r *http.Request) bool { return !trustedStaff(r, api.Auth) }))
+	fedMW := tel.Middleware(m.metrics.Middleware(m.Logger), skip,
+		telemetry.Untrusted(func(r *http.Request) bool { return !trustedPeer(r, fedAPI.Verifier) }))
 	m.club.Tracer = tel.Tracer("github.com/parkmesh/parkmesh/gateway")
-	mux := http.NewServeMux()
-	api.Routes(mux, mw)
-	fedAPI.Routes(mux, mw)
-	mux.Handle("GET /metrics", m.metrics.Handler())
-	mux.Handle("GET /healthz", mw("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+
+	// The trust boundary is a port: the federation side is the only one
+	// peers reach and answers nothing else; the park side holds the staff
+	// API and portal; metrics and health go with the park side unless
+	// they have a listener of their own.
+	parkMux, fedMux := http.NewServeMux(), http.NewServeMux()
+	api.Routes(parkMux, parkMW)
+	fedAPI.Routes(fedMux, fedMW)
+	opsMux := parkMux
+	if m.Config.MetricsListen != "" {
+		opsMux = http.NewServeMux()
+		opsMux.Handle("/", parkMW("other", http.HandlerFunc(notFound)))
+		m.metricsHandler = opsMux
+	}
+	opsMux.Handle("GET /metrics", m.metrics.Handler())
+	opsMux.Handle("GET /healthz", parkMW("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})))
-	mux.Handle("GET /readyz", mw("GET /readyz", http.HandlerFunc(m.ready)))
+	opsMux.Handle("GET /readyz", parkMW("GET /readyz", http.HandlerFunc(m.ready)))
 	// The portal for park staff; everything else unknown is a JSON 404.
 	page := portal.Handler()
-	mux.Handle("GET /{$}", mw("GET /", page))
-	mux.Handle("GET /portal/", mw("GET /portal/", page))
-	mux.Handle("GET /favicon.ico", mw("GET /favicon.ico", page))
-	mux.Handle("/", mw("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, clip(r.URL.Path)))
-	})))
-	m.handler = mux
+	parkMux.Handle("GET /{$}", parkMW("GET /", page))
+	parkMux.Handle("GET /portal/", parkMW("GET /portal/", page))
+	parkMux.Handle("GET /favicon.ico", parkMW("GET /favicon.ico", page))
+	parkMux.Handle("/", parkMW("other", http.HandlerFunc(notFound)))
+	fedMux.Handle("/", fedMW("other", http.HandlerFunc(notFound)))
+	m.handler, m.fedHandler = parkMux, fedMux
 	bctx, bcancel := context.WithCancel(context.Background())
 	m.stopBg = bcancel
 	for _, run := range []func(context.Context){m.peers.Run, feed.Run, follower.Run, webhooks.Run} {
@@ -309,7 +350,30 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Close()
 		return fmt.Errorf("-listen: %w", err)
 	}
+	if m.fedLn, err = net.Listen("tcp", m.Config.FederationListen); err != nil {
+		m.closeListeners()
+		m.Close()
+		return fmt.Errorf("-federation-listen: %w", err)
+	}
+	if m.Config.MetricsListen != "" {
+		if m.metricsLn, err = net.Listen("tcp", m.Config.MetricsListen); err != nil {
+			m.closeListeners()
+			m.Close()
+			return fmt.Errorf("-metrics-listen: %w", err)
+		}
+	}
 	host, port, err := httpserver.AdvertiseAddr(m.Config.Advertise, m.ln)
+	var regOpts []registration.Option
+	if m.metricsLn != nil {
+		// The agent checks readiness where it is served.
+		mh, mp, err := httpserver.AdvertiseAddr("", m.metricsLn)
+		if err != nil {
+			m.closeListeners()
+			m.Close()
+			return fmt.Errorf("-metrics-listen: %w", err)
+		}
+		regOpts = append(regOpts, registration.WithCheckURL(fmt.Sprintf("http://%s%s", net.JoinHostPort(mh, strconv.Itoa(mp)), registration.DefaultCheckPath)))
+	}
 	if err == nil {
 		m.reg, err = registration.New(m.Config.Consul, registration.Service{
 			Name:    "parkmesh-gateway",
@@ -318,10 +382,10 @@ func (m *Main) Open(ctx context.Context) error {
 			Port:    port,
 			Tags:    []string{"parkmesh", "park-" + m.Config.Park},
 			Meta:    map[string]string{"park": m.Config.Park, "version": Version, "public_url": m.Config.PublicURL},
-		}, m.Logger)
+		}, m.Logger, regOpts...)
 	}
 	if err != nil {
-		m.ln.Close()
+		m.closeListeners()
 		m.Close()
 		return fmt.Errorf("registration: %w", err)
 	}
@@ -363,25 +427,60 @@ func cursorKey(ks *parkkey.KeySet) []byte {
 // Addr is the address the gateway listens on.
 func (m *Main) Addr() string { return m.ln.Addr().String() }
 
-// Handler is the gateway's whole HTTP handler.
+// Handler is the park side's HTTP handler (with metrics and health unless
+// they listen apart).
 func (m *Main) Handler() http.Handler { return m.handler }
 
 // Discovery is the gateway's view of the park's service instances.
 func (m *Main) Discovery() *Discovery { return m.discovery }
 
-// Run serves until ctx is done, then shuts down gracefully.
+// closeListeners closes what Open opened before Run took them over.
+func (m *Main) closeListeners() {
+	for _, ln := range []net.Listener{m.ln, m.fedLn, m.metricsLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// FederationAddr is the address of the federation side.
+func (m *Main) FederationAddr() string { return m.fedLn.Addr().String() }
+
+// FederationHandler is the federation side's HTTP handler.
+func (m *Main) FederationHandler() http.Handler { return m.fedHandler }
+
+// Run serves every listener until ctx is done, then shuts down gracefully:
+// the gateway deregisters from Consul first, then every server drains.
 func (m *Main) Run(ctx context.Context) error {
-	m.Logger.Info("serving", "addr", m.Addr(), "public_url", m.Config.PublicURL, "consul", m.Config.Consul, "version", Version)
-	srv := httpserver.New(m.handler, m.Logger)
+	m.Logger.Info("serving", "addr", m.Addr(), "federation_addr", m.FederationAddr(), "public_url", m.Config.PublicURL, "consul", m.Config.Consul, "version", Version)
 	// Streams never end on their own: end them when shutdown starts, and
 	// stop following peers, so the drain does not wait on them.
-	srv.RegisterOnShutdown(func() {
-		close(m.draining)
-		if m.stopBg != nil {
-			m.stopBg()
-		}
-	})
-	err := httpserver.ServeRegistered(ctx, srv, m.ln, m.reg, m.Logger)
+	var drainOnce sync.Once
+	drain := func() {
+		drainOnce.Do(func() {
+			close(m.draining)
+			if m.stopBg != nil {
+				m.stopBg()
+			}
+		})
+	}
+	park := httpserver.New(m.handler, m.Logger)
+	park.RegisterOnShutdown(drain)
+	fed := httpserver.New(m.fedHandler, m.Logger)
+	fed.RegisterOnShutdown(drain)
+	errs := make(chan error, 3)
+	n := 2
+	go func() { errs <- httpserver.ServeRegistered(ctx, park, m.ln, m.reg, m.Logger) }()
+	go func() { errs <- httpserver.Serve(ctx, fed, m.fedLn) }()
+	if m.metricsLn != nil {
+		n++
+		ops := httpserver.New(m.metricsHandler, m.Logger)
+		go func() { errs <- httpserver.Serve(ctx, ops, m.metricsLn) }()
+	}
+	var err error
+	for range n {
+		err = errors.Join(err, <-errs)
+	}
 	m.Close()
 	m.Logger.Info("stopped")
 	return err
@@ -434,4 +533,8 @@ func Run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, clip(r.URL.Path)))
 }

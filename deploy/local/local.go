@@ -32,7 +32,10 @@ var DemoParks = []string{"xian-hitech", "chengdu-hitech", "siliconvalley-offshor
 // Config says where the demo keeps its files and which ports it uses.
 type Config struct {
 	Root            string // binaries, data, logs and demo.json live here
-	GatewayBasePort int    // park i's gateway listens on GatewayBasePort+i
+	GatewayBasePort int    // park i's gateway listens on GatewayBasePort+i (park side)
+	// FederationBasePort: park i's gateway federation side listens on
+	// FederationBasePort+i (default GatewayBasePort+100).
+	FederationBasePort int
 	ServiceBasePort int    // park i's services on ServiceBasePort+10i+1..3
 	ConsulBasePort  int    // park i's agent on ConsulBasePort+10i..+3
 	Parks           []string
@@ -51,6 +54,7 @@ type Config struct {
 type ParkInfo struct {
 	ID             string `json:"id"`
 	GatewayURL     string `json:"gateway_url"`
+	FederationURL  string `json:"federation_url"`
 	ConsulHTTPAddr string `json:"consul_http_addr"`
 	AdminToken     string `json:"admin_token"`
 }
@@ -272,13 +276,18 @@ func startPark(ctx context.Context, g *group, cfg Config, root, consulBin string
 		}
 	}
 	gw := cfg.GatewayBasePort + i
+	fedBase := cfg.FederationBasePort
+	if fedBase == 0 {
+		fedBase = cfg.GatewayBasePort + 100
+	}
+	fed := "127.0.0.1:" + strconv.Itoa(fedBase+i)
 	url := "http://127.0.0.1:" + strconv.Itoa(gw)
-	args := append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(gw), "-public-url", url}, common...)
+	args := append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(gw), "-federation-listen", fed, "-public-url", "http://" + fed}, common...)
 	args = append(args, cfg.GatewayArgs...)
 	if err := g.start(ctx, 0, park+"-gateway", filepath.Join(root, "bin", "gateway"), args, filepath.Join(root, "logs", park+"-gateway.log")); err != nil {
 		return ParkInfo{}, err
 	}
-	return ParkInfo{ID: park, GatewayURL: url, ConsulHTTPAddr: agent.HTTPAddr(), AdminToken: token}, nil
+	return ParkInfo{ID: park, GatewayURL: url, FederationURL: "http://" + fed, ConsulHTTPAddr: agent.HTTPAddr(), AdminToken: token}, nil
 }
 
 // waitReady waits until the park's gateway knows an instance of every kind.

@@ -85,7 +85,10 @@ type Park struct {
 	DataDir    string
 	Keys       *parkkey.KeySet
 	Gateway    *Proc
-	GatewayURL string
+	GatewayURL string // park side: staff API, portal, metrics
+	// FederationURL is the gateway's federation side, the URL peers use.
+	FederationURL string
+	fedAddr       string
 	Services   map[listing.Kind][]*Proc
 	tb         testing.TB
 	opts       Options
@@ -94,7 +97,9 @@ type Park struct {
 // Proc is one running process of a park.
 type Proc struct {
 	Name string
-	Addr string // host:port it listens on
+	Addr string // host:port it listens on (a gateway's park side)
+	// FederationAddr is a gateway's federation side ("" for services).
+	FederationAddr string
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
@@ -156,8 +161,12 @@ func (p *Park) StartService(k listing.Kind, dataDir string) *Proc {
 // StartGateway starts (or restarts, on a new port) the park's gateway.
 func (p *Park) StartGateway() *Proc {
 	p.tb.Helper()
-	p.Gateway = p.StartReplica()
+	p.fedAddr = "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
+	addr := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
+	p.Gateway = p.start("gateway", addr, p.gatewayArgs(addr, p.fedAddr)...)
+	p.Gateway.FederationAddr = p.fedAddr
 	p.GatewayURL = "http://" + p.Gateway.Addr
+	p.FederationURL = "http://" + p.fedAddr
 	return p.Gateway
 }
 
@@ -166,12 +175,15 @@ func (p *Park) StartGateway() *Proc {
 func (p *Park) StartReplica() *Proc {
 	p.tb.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
-	return p.start("gateway", addr, p.gatewayArgs(addr)...)
+	fed := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
+	pr := p.start("gateway", addr, p.gatewayArgs(addr, fed)...)
+	pr.FederationAddr = fed
+	return pr
 }
 
-func (p *Park) gatewayArgs(addr string) []string {
-	return append([]string{"-listen", addr, "-data-dir", p.DataDir, "-park", p.ID,
-		"-consul", p.Agent.HTTPAddr(), "-public-url", "http://" + addr}, p.opts.GatewayArgs...)
+func (p *Park) gatewayArgs(addr, fed string) []string {
+	return append([]string{"-listen", addr, "-federation-listen", fed, "-data-dir", p.DataDir, "-park", p.ID,
+		"-consul", p.Agent.HTTPAddr(), "-public-url", "http://" + fed}, p.opts.GatewayArgs...)
 }
 
 // RestartGateway kills the gateway at once (as a crash would) and starts it
@@ -180,7 +192,8 @@ func (p *Park) RestartGateway() {
 	p.tb.Helper()
 	p.Gateway.Kill()
 	addr := p.Gateway.Addr
-	p.Gateway = p.start("gateway", addr, p.gatewayArgs(addr)...)
+	p.Gateway = p.start("gateway", addr, p.gatewayArgs(addr, p.fedAddr)...)
+	p.Gateway.FederationAddr = p.fedAddr
 }
 
 func (p *Park) start(name, addr string, args ...string) *Proc {
@@ -317,7 +330,11 @@ func (p *Park) Instances() map[string]int {
 // returns the status and body.
 func (p *Park) Do(ctx context.Context, method, path, token string, body io.Reader, hdr ...string) (int, []byte) {
 	p.tb.Helper()
-	req, err := http.NewRequestWithContext(ctx, method, p.GatewayURL+path, body)
+	base := p.GatewayURL
+	if strings.HasPrefix(path, "/federation/") || strings.HasPrefix(path, "/.well-known/") {
+		base = p.FederationURL // the trust boundary is a port
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		p.tb.Fatal(err)
 	}
