@@ -36,9 +36,9 @@ type Config struct {
 	// FederationBasePort: park i's gateway federation side listens on
 	// FederationBasePort+i (default GatewayBasePort+100).
 	FederationBasePort int
-	ServiceBasePort int    // park i's services on ServiceBasePort+10i+1..3
-	ConsulBasePort  int    // park i's agent on ConsulBasePort+10i..+3
-	Parks           []string
+	ServiceBasePort    int // park i's services on ServiceBasePort+10i+1..3
+	ConsulBasePort     int // park i's agent on ConsulBasePort+10i..+3
+	Parks              []string
 	// Seed, when set, prepares a park's data directory before its services
 	// start (the bench tool writes synthetic listings there).
 	Seed func(park, dataDir string) error

@@ -89,9 +89,9 @@ type Park struct {
 	// FederationURL is the gateway's federation side, the URL peers use.
 	FederationURL string
 	fedAddr       string
-	Services   map[listing.Kind][]*Proc
-	tb         testing.TB
-	opts       Options
+	Services      map[listing.Kind][]*Proc
+	tb            testing.TB
+	opts          Options
 }
 
 // Proc is one running process of a park.
@@ -100,10 +100,10 @@ type Proc struct {
 	Addr string // host:port it listens on (a gateway's park side)
 	// FederationAddr is a gateway's federation side ("" for services).
 	FederationAddr string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
+	cmd            *exec.Cmd
+	log            string
+	done           chan struct{}
+	err            error
 }
 
 // FreePort returns a loopback port that was free a moment ago, drawn from
