@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/parkmesh/parkmesh/gateway"
+	"github.com/parkmesh/parkmesh/gateway/app"
 )
 
-func main() { os.Exit(gateway.Run(os.Args[1:])) }
+func main() { os.Exit(app.Run(os.Args[1:])) }

@@ -1,0 +1,533 @@
+// Package app is the gateway's composition root: configuration from flags
+// and environment, the wiring of its packages (discovery, peering, feeds,
+// club search, webhooks, the park and federation APIs), its listeners —
+// the park side, the federation side and optionally metrics apart, so the
+// trust boundary is a port — and graceful start and stop. gateway/cmd/gateway
+// runs it.
+package app
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/discovery"
+	"github.com/parkmesh/parkmesh/gateway/fedapi"
+	"github.com/parkmesh/parkmesh/gateway/feed"
+	"github.com/parkmesh/parkmesh/gateway/follower"
+	"github.com/parkmesh/parkmesh/gateway/httpjson"
+	"github.com/parkmesh/parkmesh/gateway/localsearch"
+	"github.com/parkmesh/parkmesh/gateway/parkapi"
+	"github.com/parkmesh/parkmesh/gateway/peering"
+	"github.com/parkmesh/parkmesh/gateway/portal"
+	"github.com/parkmesh/parkmesh/gateway/search"
+	"github.com/parkmesh/parkmesh/gateway/state"
+	"github.com/parkmesh/parkmesh/gateway/webhook"
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/cliflag"
+	"github.com/parkmesh/parkmesh/pkg/httpserver"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+	"github.com/parkmesh/parkmesh/pkg/registration"
+	"github.com/parkmesh/parkmesh/pkg/telemetry"
+)
+
+// Version is the build version, set with -ldflags.
+var Version = "dev"
+
+// Config is the gateway's configuration, from flags and PARKMESH_… variables.
+type Config struct {
+	// Listen is the park side: staff API, portal, and (unless
+	// MetricsListen is set) metrics and health.
+	Listen string
+	// FederationListen is the only address peers reach: the federation
+	// API and the well-known documents.
+	FederationListen string
+	// MetricsListen, when set, serves /metrics, /healthz and /readyz
+	// apart from the staff API.
+	MetricsListen string
+	Park          string
+	DataDir       string
+	Consul        string
+	PublicURL     string
+	Advertise     string
+	LogLevel      string
+	Timeout       time.Duration
+	Name          string
+	Country       string
+	// BreakerOpenFor is how long a peer's open breaker refuses calls.
+	BreakerOpenFor time.Duration
+	// PeerSlowFloor is the least budget a peer call must have for its
+	// timeout to count against the peer's breaker.
+	PeerSlowFloor time.Duration
+	// Feed tunes the change streams.
+	Feed feed.Options
+	// WebhookAttempts and WebhookBackoff tune webhook retries.
+	WebhookAttempts int
+	WebhookBackoff  time.Duration
+}
+
+// Main runs the gateway process: ParseFlags, Open, Run(ctx), Close.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	// Telemetry is the tracing set-up; Open fills in the service name,
+	// version and park (tests set an in-memory exporter here).
+	Telemetry telemetry.Config
+	tel       *telemetry.Telemetry
+
+	keys           *parkkey.Reloader
+	services       *discovery.Services
+	ln             net.Listener // park side
+	fedLn          net.Listener // federation side
+	metricsLn      net.Listener // metrics and health, when apart
+	handler        http.Handler // park side
+	fedHandler     http.Handler
+	metricsHandler http.Handler
+	metrics        *httpserver.Metrics
+	reg            *registration.Registrar
+	peers          *peering.Store
+	state          *state.DB
+	draining       chan struct{}
+	stopBg         context.CancelFunc
+	bg             sync.WaitGroup
+}
+
+// NewMain returns a Main logging JSON to w.
+func NewMain(w io.Writer) *Main {
+	return &Main{Logger: slog.New(slog.NewJSONHandler(w, nil))}
+}
+
+// ParseFlags reads and validates the configuration, naming the flag at fault.
+func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Writer) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.StringVar(&m.Config.Listen, "listen", "127.0.0.1:8080", "address of the park side: staff API, portal, and metrics/health unless -metrics-listen is set")
+	fs.StringVar(&m.Config.FederationListen, "federation-listen", "127.0.0.1:8081", "address of the federation side, the only one peers reach")
+	fs.StringVar(&m.Config.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz apart from the park side (default: on -listen)")
+	fs.StringVar(&m.Config.Park, "park", "xian-hitech", "id of this park")
+	fs.StringVar(&m.Config.DataDir, "data-dir", filepath.Join(".parkmesh", "data", "xian-hitech"), "directory holding the park's keys (made by `parkmesh init`)")
+	fs.StringVar(&m.Config.Consul, "consul", "", "Consul agent HTTP address (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)")
+	fs.StringVar(&m.Config.PublicURL, "public-url", "", "URL at which peers reach this gateway's federation side (default http://<federation-listen>)")
+	fs.StringVar(&m.Config.Advertise, "advertise", "", "host[:port] registered in Consul (default: the -listen address)")
+	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&m.Config.Timeout, "timeout", 10*time.Second, "deadline of a park-side request")
+	fs.StringVar(&m.Config.Name, "name", "", "the park's display name (default: the park id)")
+	fs.StringVar(&m.Config.Country, "country", "", "the park's ISO 3166-1 alpha-2 country")
+	fs.DurationVar(&m.Config.BreakerOpenFor, "breaker-open", 5*time.Second, "how long a peer's open circuit breaker refuses calls before probing")
+	fs.DurationVar(&m.Config.PeerSlowFloor, "peer-slow-floor", clubsearch.DefaultSlowFloor, "least budget a peer search call needs for its timeout to count against the peer's breaker")
+	fs.DurationVar(&m.Config.Feed.Heartbeat, "feed-heartbeat", 15*time.Second, "interval of keep-alive comments on event streams")
+	fs.DurationVar(&m.Config.Feed.WriteTimeout, "feed-write-timeout", 10*time.Second, "a stream subscriber that reads nothing for this long is cut off")
+	fs.Int64Var(&m.Config.Feed.MaxLag, "feed-max-lag", 50000, "events a stream subscriber may fall behind before it is cut off (resumable)")
+	fs.IntVar(&m.Config.WebhookAttempts, "webhook-attempts", 5, "failed deliveries after which a webhook event is dead-lettered")
+	fs.DurationVar(&m.Config.WebhookBackoff, "webhook-backoff", time.Second, "first webhook retry delay; doubles per attempt")
+	if err := cliflag.Parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if !listing.ValidParkID(m.Config.Park) {
+		return fmt.Errorf("-park %q: must be lower-case letters, digits and hyphens, 2-63 characters", m.Config.Park)
+	}
+	for _, l := range []struct{ flag, addr string }{
+		{"listen", m.Config.Listen}, {"federation-listen", m.Config.FederationListen}, {"metrics-listen", m.Config.MetricsListen},
+	} {
+		if l.addr == "" && l.flag == "metrics-listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			return fmt.Errorf("-%s %q: %v", l.flag, l.addr, err)
+		}
+	}
+	if m.Config.Consul == "" {
+		m.Config.Consul = getenv("CONSUL_HTTP_ADDR")
+	}
+	m.Config.Consul = registration.AgentAddr(m.Config.Consul)
+	if m.Config.PublicURL == "" {
+		m.Config.PublicURL = "http://" + m.Config.FederationListen
+	}
+	if u, err := url.Parse(m.Config.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("-public-url %q: must be an http(s) URL", m.Config.PublicURL)
+	}
+	if m.Config.Timeout <= 0 || m.Config.Timeout > time.Minute {
+		return fmt.Errorf("-timeout %s: must be between 0 and 1m", m.Config.Timeout)
+	}
+	if m.Config.Name == "" {
+		m.Config.Name = m.Config.Park
+	}
+	if m.Config.Country != "" && !listing.ValidCountry(m.Config.Country) {
+		return fmt.Errorf("-country %q: must be an ISO 3166-1 alpha-2 code", m.Config.Country)
+	}
+	if m.Config.Feed.Heartbeat <= 0 {
+		return fmt.Errorf("-feed-heartbeat %s: must be positive", m.Config.Feed.Heartbeat)
+	}
+	if m.Config.Feed.MaxLag <= 0 {
+		return fmt.Errorf("-feed-max-lag %d: must be positive", m.Config.Feed.MaxLag)
+	}
+	if m.Config.WebhookAttempts < 1 || m.Config.WebhookBackoff <= 0 {
+		return fmt.Errorf("-webhook-attempts must be at least 1 and -webhook-backoff positive")
+	}
+	if m.Config.BreakerOpenFor <= 0 {
+		return fmt.Errorf("-breaker-open %s: must be positive", m.Config.BreakerOpenFor)
+	}
+	if m.Config.PeerSlowFloor <= 0 || m.Config.PeerSlowFloor > search.MaxBudget {
+		return fmt.Errorf("-peer-slow-floor %s: must be positive and at most %s", m.Config.PeerSlowFloor, search.MaxBudget)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.Config.LogLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: %v", m.Config.LogLevel, err)
+	}
+	m.Logger = slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+// Open loads the park's keys, opens the gateway's state, starts discovery,
+// the peer watch, the feeds and webhooks, and opens the listeners. On
+// error everything opened so far is closed again.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.closeListeners()
+			m.Close()
+		}
+	}()
+	m.Logger = slog.New(telemetry.LogHandler(m.Logger.Handler())).With("service", "parkmesh-gateway", "park", m.Config.Park)
+	tcfg := m.Telemetry
+	tcfg.ServiceName, tcfg.ServiceVersion, tcfg.Park = "parkmesh-gateway", Version, m.Config.Park
+	if m.tel, err = telemetry.New(ctx, tcfg); err != nil {
+		return err
+	}
+	if m.keys, err = parkkey.NewReloader(m.Config.DataDir, 0); err != nil {
+		return fmt.Errorf("-data-dir %s: loading park keys (run `parkmesh init`): %w", m.Config.DataDir, err)
+	}
+	if p := m.keys.KeySet().Park(); p != m.Config.Park {
+		return fmt.Errorf("-park %q: the keys in -data-dir belong to park %q", m.Config.Park, p)
+	}
+	// Calls to the park's own services: short dials, pooled.
+	serviceClient := &http.Client{Transport: m.tel.Transport(&http.Transport{
+		MaxIdleConnsPerHost: 32, IdleConnTimeout: 90 * time.Second,
+		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+	})}
+	if m.services, err = discovery.New(m.Config.Consul, serviceClient, m.Logger); err != nil {
+		return err
+	}
+	m.metrics = httpserver.NewMetrics()
+	authFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parkmesh_gateway_auth_failures_total",
+		Help: "Requests refused for their token, by reason.",
+	}, []string{"side", "reason"})
+	m.metrics.Registry.MustRegister(authFailures)
+	ccfg := consulapi.DefaultConfig() // honours CONSUL_HTTP_TOKEN and TLS variables
+	ccfg.Address = m.Config.Consul
+	cc, err := consulapi.NewClient(ccfg)
+	if err != nil {
+		return fmt.Errorf("-consul %q: %w", m.Config.Consul, err)
+	}
+	// Calls to peers: bounded in every phase; the search budget bounds the
+	// wait for an answer.
+	peerClient := &http.Client{Transport: m.tel.Transport(&http.Transport{
+		MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: search.MaxBudget,
+	})}
+	// Peers' feeds: long-lived, so no overall timeout.
+	streamClient := &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
+	}}
+	m.peers = peering.NewStore(cc, peerClient, m.Logger)
+	fed := &peering.Federation{
+		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
+		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
+	}
+	if m.state, err = state.Open(ctx, m.Config.DataDir); err != nil {
+		return fmt.Errorf("-data-dir: %w", err)
+	}
+	m.draining = make(chan struct{})
+	m.Config.Feed.Draining = m.draining
+	local := feed.NewLocal(m.Config.Park, m.services, m.Logger)
+	stream := &feed.ParkStream{Feed: local, Inbox: m.state}
+	cursors := search.NewSigner(cursorKey(m.keys.KeySet()))
+	localSearch := &localsearch.Searcher{Services: m.services, Cursors: cursors}
+
+	fol := follower.New(m.state, m.Logger, m.metrics.Registry)
+	fol.Peers, fol.Keys, fol.Client = m.peers, m.keys.KeySet, streamClient
+	club := clubsearch.New(m.Logger, m.metrics.Registry)
+	club.Park, club.Local, club.Peers, club.Keys, club.Client, club.Cursors = m.Config.Park, localSearch, m.peers, m.keys.KeySet, peerClient, cursors
+	club.BreakerOpenFor, club.SlowFloor = m.Config.BreakerOpenFor, m.Config.PeerSlowFloor
+	club.FeedHealth = fol.Health
+	club.Tracer = m.tel.Tracer("github.com/parkmesh/parkmesh/gateway/clubsearch")
+	m.peers.OnChange(club.SyncPeers)
+	m.peers.OnChange(fol.Sync)
+	hooks := &webhook.Webhooks{State: m.state, Stream: stream, Client: peerClient, Logger: m.Logger,
+		MaxAttempts: m.Config.WebhookAttempts, Backoff: m.Config.WebhookBackoff}
+
+	park := &parkapi.API{
+		Park: m.Config.Park, Services: m.services, Auth: parktoken.NewVerifier(m.keys.KeySet), Logger: m.Logger,
+		Timeout:      m.Config.Timeout,
+		AuthFailures: func(reason string) { authFailures.WithLabelValues("park", reason).Inc() },
+		Local:        localSearch, Club: club, Peering: fed, Peers: m.peers,
+		Stream: stream, FeedOptions: m.Config.Feed, Webhooks: hooks,
+	}
+	federation := &fedapi.API{
+		Peering: fed, Verifier: &parktoken.FederationVerifier{Self: m.Config.Park, Peers: m.peers},
+		Local: localSearch, Listings: m.services, Logger: m.Logger,
+		AuthFailures: func(reason string) { authFailures.WithLabelValues("federation", reason).Inc() },
+		Feed:         local, FeedOptions: m.Config.Feed,
+	}
+	m.routes(park, federation)
+
+	bctx, bcancel := context.WithCancel(context.Background())
+	m.stopBg = bcancel
+	for _, run := range []func(context.Context){m.peers.Run, local.Run, fol.Run, hooks.Run} {
+		m.bg.Add(1)
+		go func() { defer m.bg.Done(); run(bctx) }()
+	}
+	// Start with the peers Consul holds, if it answers soon.
+	select {
+	case <-m.peers.Synced():
+	case <-time.After(3 * time.Second):
+		m.Logger.Warn("peer set not read from Consul yet; starting without peers")
+	}
+	return m.listen()
+}
+
+// routes builds the handlers of the listeners. Tracing is outermost (the
+// request log line carries the trace ids), then logging and metrics. A
+// trace offered by a caller is continued only for the park's own token
+// holders (park side) and authenticated peers (federation side).
+func (m *Main) routes(park *parkapi.API, federation *fedapi.API) {
+	skip := telemetry.SkipRoutes("GET /healthz", "GET /readyz", "GET /metrics")
+	parkMW := m.tel.Middleware(m.metrics.Middleware(m.Logger), skip,
+		telemetry.Untrusted(func(r *http.Request) bool { return !park.Trusted(r) }))
+	fedMW := m.tel.Middleware(m.metrics.Middleware(m.Logger), skip,
+		telemetry.Untrusted(func(r *http.Request) bool { return !federation.Trusted(r) }))
+
+	// The trust boundary is a port: the federation side is the only one
+	// peers reach and answers nothing else; the park side holds the staff
+	// API and portal; metrics and health go with the park side unless
+	// they have a listener of their own.
+	parkMux, fedMux := http.NewServeMux(), http.NewServeMux()
+	park.Routes(parkMux, parkMW)
+	federation.Routes(fedMux, fedMW)
+	opsMux := parkMux
+	if m.Config.MetricsListen != "" {
+		opsMux = http.NewServeMux()
+		opsMux.Handle("/", parkMW("other", http.HandlerFunc(notFound)))
+		m.metricsHandler = opsMux
+	}
+	opsMux.Handle("GET /metrics", m.metrics.Handler())
+	opsMux.Handle("GET /healthz", parkMW("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})))
+	opsMux.Handle("GET /readyz", parkMW("GET /readyz", http.HandlerFunc(m.ready)))
+	// The portal for park staff; everything else unknown is a JSON 404.
+	page := portal.Handler()
+	parkMux.Handle("GET /{$}", parkMW("GET /", page))
+	parkMux.Handle("GET /portal/", parkMW("GET /portal/", page))
+	parkMux.Handle("GET /favicon.ico", parkMW("GET /favicon.ico", page))
+	parkMux.Handle("/", parkMW("other", http.HandlerFunc(notFound)))
+	fedMux.Handle("/", fedMW("other", http.HandlerFunc(notFound)))
+	m.handler, m.fedHandler = parkMux, fedMux
+}
+
+// listen opens the listeners and registers the gateway in Consul.
+func (m *Main) listen() error {
+	var err error
+	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
+		return fmt.Errorf("-listen: %w", err)
+	}
+	if m.fedLn, err = net.Listen("tcp", m.Config.FederationListen); err != nil {
+		return fmt.Errorf("-federation-listen: %w", err)
+	}
+	var regOpts []registration.Option
+	if m.Config.MetricsListen != "" {
+		if m.metricsLn, err = net.Listen("tcp", m.Config.MetricsListen); err != nil {
+			return fmt.Errorf("-metrics-listen: %w", err)
+		}
+		// The agent checks readiness where it is served.
+		mh, mp, err := httpserver.AdvertiseAddr("", m.metricsLn)
+		if err != nil {
+			return fmt.Errorf("-metrics-listen: %w", err)
+		}
+		regOpts = append(regOpts, registration.WithCheckURL("http://"+net.JoinHostPort(mh, strconv.Itoa(mp))+registration.DefaultCheckPath))
+	}
+	host, port, err := httpserver.AdvertiseAddr(m.Config.Advertise, m.ln)
+	if err != nil {
+		return fmt.Errorf("-advertise: %w", err)
+	}
+	m.reg, err = registration.New(m.Config.Consul, registration.Service{
+		Name:    "parkmesh-gateway",
+		ID:      registration.InstanceID("parkmesh-gateway", m.Config.Park, host, port),
+		Address: host,
+		Port:    port,
+		Tags:    []string{"parkmesh", "park-" + m.Config.Park},
+		Meta:    map[string]string{"park": m.Config.Park, "version": Version, "public_url": m.Config.PublicURL},
+	}, m.Logger, regOpts...)
+	if err != nil {
+		return fmt.Errorf("registration: %w", err)
+	}
+	return nil
+}
+
+// ready reports the instances known per kind; the gateway is ready when its
+// keys are loaded (it answers 503 per request for a kind with no instance).
+func (m *Main) ready(w http.ResponseWriter, _ *http.Request) {
+	inst := map[string]int{}
+	for _, k := range listing.Kinds {
+		inst[string(k)] = len(m.services.Instances(k))
+	}
+	if m.keys.KeySet().Current() == nil {
+		httpjson.Write(w, http.StatusServiceUnavailable, map[string]any{"status": "no signing key", "instances": inst})
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"status": "ready", "instances": inst})
+}
+
+// cursorKey derives the key that signs search cursors from the park's
+// signing key (Ed25519 signatures are deterministic), so every replica of
+// the gateway accepts the others' cursors without sharing another secret.
+func cursorKey(ks *parkkey.KeySet) []byte {
+	sig, err := ks.Current().Signer().Sign(nil, []byte("parkmesh search cursor key v1"), crypto.Hash(0))
+	if err != nil {
+		panic("gateway: cannot derive cursor key: " + err.Error())
+	}
+	h := sha256.Sum256(sig)
+	return h[:]
+}
+
+// Addr is the address the gateway listens on.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Handler is the park side's HTTP handler (with metrics and health unless
+// they listen apart).
+func (m *Main) Handler() http.Handler { return m.handler }
+
+// Services is the gateway's view of the park's service instances.
+func (m *Main) Services() *discovery.Services { return m.services }
+
+// closeListeners closes what Open opened before Run took them over.
+func (m *Main) closeListeners() {
+	for _, ln := range []net.Listener{m.ln, m.fedLn, m.metricsLn} {
+		if ln != nil {
+			ln.Close() // net.ErrClosed when already closed: nothing to report
+		}
+	}
+}
+
+// FederationAddr is the address of the federation side.
+func (m *Main) FederationAddr() string { return m.fedLn.Addr().String() }
+
+// FederationHandler is the federation side's HTTP handler.
+func (m *Main) FederationHandler() http.Handler { return m.fedHandler }
+
+// Run serves every listener until ctx is done, then shuts down gracefully:
+// the gateway deregisters from Consul first, then every server drains.
+func (m *Main) Run(ctx context.Context) error {
+	m.Logger.Info("serving", "addr", m.Addr(), "federation_addr", m.FederationAddr(), "public_url", m.Config.PublicURL, "consul", m.Config.Consul, "version", Version)
+	// Streams never end on their own: end them when shutdown starts, and
+	// stop following peers, so the drain does not wait on them.
+	var drainOnce sync.Once
+	drain := func() {
+		drainOnce.Do(func() {
+			close(m.draining)
+			if m.stopBg != nil {
+				m.stopBg()
+			}
+		})
+	}
+	park := httpserver.New(m.handler, m.Logger)
+	park.RegisterOnShutdown(drain)
+	fed := httpserver.New(m.fedHandler, m.Logger)
+	fed.RegisterOnShutdown(drain)
+	errs := make(chan error, 3)
+	n := 2
+	go func() { errs <- httpserver.ServeRegistered(ctx, park, m.ln, m.reg, m.Logger) }()
+	go func() { errs <- httpserver.Serve(ctx, fed, m.fedLn) }()
+	if m.metricsLn != nil {
+		n++
+		ops := httpserver.New(m.metricsHandler, m.Logger)
+		go func() { errs <- httpserver.Serve(ctx, ops, m.metricsLn) }()
+	}
+	var err error
+	for range n {
+		err = errors.Join(err, <-errs)
+	}
+	m.Close()
+	m.Logger.Info("stopped")
+	return err
+}
+
+// Close stops the background work and closes what Open opened; it returns
+// every error met on the way. It is safe to call more than once.
+func (m *Main) Close() error {
+	var errs []error
+	m.closeListeners() // those Run has not served (it closes its own)
+	if m.stopBg != nil {
+		m.stopBg()
+		m.bg.Wait()
+		m.stopBg = nil
+	}
+	if m.tel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.tel.Shutdown(ctx))
+		cancel()
+		m.tel = nil
+	}
+	if m.state != nil {
+		errs = append(errs, m.state.Close())
+		m.state = nil
+	}
+	if m.services != nil {
+		m.services.Close()
+		m.services = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Run is the whole gateway process, what gateway/cmd/gateway calls.
+func Run(args []string) int {
+	m := NewMain(os.Stderr)
+	if err := m.ParseFlags(args, os.Getenv, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "gateway: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Open(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "gateway: %v\n", err)
+		return 1
+	}
+	// One process, one provider: libraries that only know the global
+	// OpenTelemetry API use it too.
+	m.tel.SetGlobal()
+	if err := m.Run(ctx); err != nil {
+		m.Logger.Error("exit", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, httpjson.Clip(r.URL.Path)))
+}

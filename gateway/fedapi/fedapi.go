@@ -1,0 +1,266 @@
+// Package fedapi serves the federation side of the gateway, the only port
+// peers reach: the park's well-known identity and keys, the peering
+// handshake, live search, single listings and the changes feed. Every
+// route but the well-known documents and the handshake needs a federation
+// token of an active peer for the route's scope.
+package fedapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/feed"
+	"github.com/parkmesh/parkmesh/gateway/httpjson"
+	"github.com/parkmesh/parkmesh/gateway/localsearch"
+	"github.com/parkmesh/parkmesh/gateway/peering"
+	"github.com/parkmesh/parkmesh/gateway/search"
+	"github.com/parkmesh/parkmesh/gateway/sse"
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+)
+
+// Listings reads one listing of the park's services.
+type Listings interface {
+	// Get returns listing id of kind k; NotFound when there is none.
+	Get(ctx context.Context, k listing.Kind, id string) (*listing.Listing, error)
+}
+
+// API serves the federation side: what peer gateways call.
+type API struct {
+	Peering  *peering.Federation
+	Verifier *parktoken.FederationVerifier
+	Local    *localsearch.Searcher
+	Listings Listings
+	Logger   *slog.Logger
+	// AuthFailures counts refused tokens by reason (may be nil).
+	AuthFailures func(reason string)
+	// Timeout bounds the work for one federation request.
+	Timeout time.Duration
+	// Feed is the park's change feed; FeedOptions tune its streams.
+	Feed        *feed.Local
+	FeedOptions feed.Options
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims)
+
+// Routes registers the federation side on mux.
+func (f *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Handler) {
+	handle := func(pattern string, h http.Handler) { mux.Handle(pattern, mw(pattern, h)) }
+	handle("GET /.well-known/parkmesh.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		httpjson.Write(w, http.StatusOK, f.Peering.Identity())
+	}))
+	handle("GET /.well-known/jwks.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		httpjson.Write(w, http.StatusOK, f.Peering.Keys().JWKS())
+	}))
+	handle("POST /federation/v1/peering/establish", http.HandlerFunc(f.establish))
+	handle("POST /federation/v1/search", f.authenticate(parktoken.ScopeSearch, f.search))
+	handle("GET /federation/v1/listings/{kind}/{id}", f.authenticate(parktoken.ScopeListings, f.listing))
+	handle("GET /federation/v1/changes", f.authenticate(parktoken.ScopeChanges, f.changes))
+}
+
+// Trusted reports whether r carries a valid federation token for its
+// route's scope: only authenticated peers may continue their trace here.
+func (f *API) Trusted(r *http.Request) bool {
+	tok, err := parktoken.FromRequest(r)
+	if err != nil {
+		return false
+	}
+	var scope string
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/federation/v1/search"):
+		scope = parktoken.ScopeSearch
+	case strings.HasPrefix(r.URL.Path, "/federation/v1/listings/"):
+		scope = parktoken.ScopeListings
+	case strings.HasPrefix(r.URL.Path, "/federation/v1/changes"):
+		scope = parktoken.ScopeChanges
+	default:
+		return false
+	}
+	_, err = f.Verifier.Verify(tok, scope)
+	return err == nil
+}
+
+func (f *API) refuse(w http.ResponseWriter, r *http.Request, reason string, err error) {
+	f.Logger.WarnContext(r.Context(), "federation request refused", "reason", reason, "path", r.URL.Path, "err", err)
+	if f.AuthFailures != nil {
+		f.AuthFailures(reason)
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="parkmesh-federation"`)
+	apierror.Write(w, apierror.New(apierror.Unauthorized, "missing or invalid access token"))
+}
+
+// authenticate admits only requests carrying a valid federation token from
+// an active peer, for scope. Anything else is a 401 with no detail.
+func (f *API) authenticate(scope string, next handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := parktoken.FromRequest(r)
+		var claims *parktoken.FederationClaims
+		if err == nil {
+			claims, err = f.Verifier.Verify(tok, scope)
+		}
+		if err != nil {
+			f.refuse(w, r, parktoken.Reason(err), err)
+			return
+		}
+		next(w, r, claims)
+	})
+}
+
+func (f *API) timeout() time.Duration {
+	if f.Timeout > 0 {
+		return f.Timeout
+	}
+	return search.MaxBudget
+}
+
+func (f *API) establish(w http.ResponseWriter, r *http.Request) {
+	tok, err := parktoken.FromRequest(r)
+	if err != nil {
+		f.refuse(w, r, parktoken.Reason(err), err)
+		return
+	}
+	var req peering.EstablishRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, httpjson.MaxSmallBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		f.refuse(w, r, "peering_body", err)
+		return
+	}
+	resp, reason, err := f.Peering.AcceptEstablish(r.Context(), tok, req)
+	if err != nil {
+		if apierror.CodeOf(err) == apierror.Unauthorized {
+			f.refuse(w, r, reason, err)
+			return
+		}
+		apierror.Write(w, err)
+		return
+	}
+	f.Logger.InfoContext(r.Context(), "peering established", "peer", req.Park, "url", req.URL)
+	httpjson.Write(w, http.StatusOK, resp)
+}
+
+func (f *API) search(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
+	if mt := r.Header.Get("Content-Type"); mt != "" && !strings.HasPrefix(mt, "application/json") {
+		apierror.Write(w, apierror.InvalidField("Content-Type", "must be application/json"))
+		return
+	}
+	q, kinds, err := clubsearch.DecodeFederationSearch(r.Body)
+	if err != nil {
+		apierror.Write(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), f.timeout())
+	defer cancel()
+	results, next, failures, err := f.Local.Search(ctx, q, kinds, c.Issuer)
+	if err != nil {
+		apierror.Write(w, err)
+		return
+	}
+	if len(failures) > 0 && len(results) == 0 {
+		apierror.Write(w, apierror.New(apierror.Unavailable, "the park's services are unavailable"))
+		return
+	}
+	out := make([]*listing.Listing, 0, len(results))
+	for _, l := range results {
+		// Defence in depth: the services already filtered by visibility.
+		if l.VisibleTo(c.Issuer) {
+			out = append(out, l.ForPeers())
+		}
+	}
+	httpjson.Write(w, http.StatusOK, clubsearch.Answer{Results: out, NextCursor: next})
+}
+
+func (f *API) listing(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
+	seg := r.PathValue("kind")
+	k, ok := listing.KindOfCollection(seg)
+	if !ok {
+		k = listing.Kind(seg)
+	}
+	id := r.PathValue("id")
+	notFound := apierror.New(apierror.NotFound, "no such listing")
+	if !k.Valid() || !listing.ValidID(k, id) {
+		apierror.Write(w, notFound)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), f.timeout())
+	defer cancel()
+	l, err := f.Listings.Get(ctx, k, id)
+	if apierror.CodeOf(err) == apierror.Unavailable {
+		apierror.Write(w, err)
+		return
+	}
+	if err != nil || !l.VisibleTo(c.Issuer) {
+		// Same answer whether it does not exist or is not for this peer.
+		apierror.Write(w, notFound)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, l.ForPeers())
+}
+
+// changes serves GET /federation/v1/changes: the park's changes as a calling
+// peer may see them, as Server-Sent Events carrying CloudEvents JSON. The
+// SSE id is resumable with Last-Event-ID; without one the stream starts at
+// the beginning of the change log (a full replay), at a point in time with
+// ?since=RFC3339, or at the newest change with ?start=now.
+func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("last_event_id")
+	}
+	s, err := sse.Start(w, r, f.FeedOptions.WriteTimeout)
+	if err != nil {
+		apierror.Write(w, apierror.New(apierror.Internal, "streaming unsupported"))
+		return
+	}
+	var pos feed.Position
+	start, since := r.URL.Query().Get("start"), r.URL.Query().Get("since")
+	switch {
+	case last != "":
+	case since != "":
+		// From a point in time: a new follower starts at the moment the
+		// peering was made and syncs what came before by searching.
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			s.Fail(sse.StreamError{Code: "invalid_since", Message: "since must be an RFC 3339 time"})
+			return
+		}
+		if pos, err = f.Feed.PositionAt(r.Context(), t); err != nil {
+			s.Fail(sse.StreamError{Code: "unavailable", Message: "the park's change logs are unavailable; reconnect later"})
+			return
+		}
+	case start == "now":
+		pos = f.Feed.Head()
+	case start != "" && start != "beginning":
+		s.Fail(sse.StreamError{Code: "invalid_start", Message: "start must be beginning or now"})
+		return
+	}
+	if last != "" {
+		p, err := feed.ParsePosition(last)
+		if err != nil {
+			s.Fail(sse.StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this feed; nothing was resumed",
+				Resync: "reconnect without Last-Event-ID to replay the feed from its start, or search with updated_since to catch up"})
+			return
+		}
+		if p.After(f.Feed.Head()) {
+			s.Fail(sse.StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this park's change log (restored from a backup?)",
+				Resync: "reconnect without Last-Event-ID to replay the feed from its start"})
+			return
+		}
+		pos = p
+	}
+	f.Logger.InfoContext(r.Context(), "peer subscribed to changes", "peer", c.Issuer, "from", pos.String())
+	// Tell the subscriber where it starts, so a reconnect before the first
+	// change resumes from here rather than from a later "now".
+	if err := s.Event(pos.String(), "position", []byte("{}")); err != nil || s.Flush() != nil {
+		return
+	}
+	feed.Serve(r.Context(), s, feed.Source[feed.Position](feed.PeerView{Feed: f.Feed, Viewer: c.Issuer}), pos, f.FeedOptions, nil)
+}

@@ -1,0 +1,205 @@
+package feed
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/parkmesh/parkmesh/gateway/retry"
+
+	"github.com/parkmesh/parkmesh/pkg/listing"
+)
+
+// ChangeLogs reads the park's services' change logs (the gateway's
+// discovery implements it over the services' client halves).
+type ChangeLogs interface {
+	// Changes returns up to limit changes of kind k after seq, waiting up
+	// to wait for one when there are none yet.
+	Changes(ctx context.Context, k listing.Kind, after int64, limit int, wait time.Duration) ([]listing.Change, error)
+	// SeqBefore is kind k's log position of a point in time: reading after
+	// it yields the changes made from then on.
+	SeqBefore(ctx context.Context, k listing.Kind, t time.Time) (int64, error)
+}
+
+// longPoll is how long one tail request waits for a change.
+const longPoll = 20 * time.Second
+
+// tailBatch is how many changes one tail request reads.
+const tailBatch = 1000
+
+// Local tails the park's three change logs (long-polls on the services)
+// and keeps the newest changes of each in a bounded window; readers behind
+// the window read straight from the services.
+type Local struct {
+	Park   string
+	Logs   ChangeLogs
+	Logger *slog.Logger
+	// Window is how many recent changes per kind stay in memory.
+	Window int
+
+	mu     sync.Mutex
+	recent [3][]listing.Change
+	head   Position // last seq known per kind
+	synced [3]bool
+	signal chan struct{}
+}
+
+// NewLocal returns a feed; Run tails the services.
+func NewLocal(park string, logs ChangeLogs, logger *slog.Logger) *Local {
+	return &Local{Park: park, Logs: logs, Logger: logger, Window: 4096, signal: make(chan struct{})}
+}
+
+// Signal returns a channel closed when new changes arrive.
+func (f *Local) Signal() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.signal
+}
+
+// Head is the newest position known.
+func (f *Local) Head() Position {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.head
+}
+
+// Run tails every kind's change log until ctx ends.
+func (f *Local) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i, k := range listing.Kinds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.tail(ctx, i, k)
+		}()
+	}
+	wg.Wait()
+}
+
+func (f *Local) tail(ctx context.Context, i int, k listing.Kind) {
+	var after int64
+	pause := retry.New(100*time.Millisecond, 5*time.Second)
+	failing := false
+	for ctx.Err() == nil {
+		f.mu.Lock()
+		wait := longPoll
+		if !f.synced[i] {
+			wait = 0 // catch up first, then long-poll
+		}
+		f.mu.Unlock()
+		changes, err := f.Logs.Changes(ctx, k, after, tailBatch, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				f.Logger.Warn("cannot tail change log", "kind", k, "err", err)
+				failing = true
+			}
+			if !retry.Sleep(ctx, pause.NextBackOff()) {
+				return
+			}
+			continue
+		}
+		failing = false
+		pause.Reset()
+		f.mu.Lock()
+		if len(changes) > 0 {
+			after = changes[len(changes)-1].Seq
+			r := append(f.recent[i], changes...)
+			if len(r) > f.Window {
+				r = append([]listing.Change(nil), r[len(r)-f.Window:]...)
+			}
+			f.recent[i] = r
+			f.head[i] = after
+		}
+		if len(changes) < tailBatch {
+			f.synced[i] = true
+		}
+		if len(changes) > 0 {
+			close(f.signal)
+			f.signal = make(chan struct{})
+		}
+		f.mu.Unlock()
+	}
+}
+
+// read returns up to limit changes of kind index i after seq: from the
+// window when it covers seq, else from the service.
+func (f *Local) read(ctx context.Context, i int, after int64, limit int) ([]listing.Change, error) {
+	f.mu.Lock()
+	r := f.recent[i]
+	covered := f.synced[i] && (len(r) == 0 && after >= f.head[i] || len(r) > 0 && after >= r[0].Seq-1)
+	if covered {
+		j := sort.Search(len(r), func(j int) bool { return r[j].Seq > after })
+		end := min(len(r), j+limit)
+		out := append([]listing.Change(nil), r[j:end]...)
+		f.mu.Unlock()
+		return out, nil
+	}
+	f.mu.Unlock()
+	return f.Logs.Changes(ctx, listing.Kinds[i], after, limit, 0)
+}
+
+// Next returns the next batch of changes after pos, in time order across
+// the three logs, each with the position after it. It returns nothing when
+// there is nothing new.
+func (f *Local) Next(ctx context.Context, pos Position, limit int) ([]PositionedChange, error) {
+	var queues [3][]listing.Change
+	for i := range listing.Kinds {
+		cs, err := f.read(ctx, i, pos[i], limit)
+		if err != nil {
+			return nil, err
+		}
+		queues[i] = cs
+	}
+	return mergeLogs(queues, pos, limit), nil
+}
+
+// mergeLogs merges the three logs by time, keeping each log's own order.
+func mergeLogs(queues [3][]listing.Change, pos Position, limit int) []PositionedChange {
+	var out []PositionedChange
+	p := pos
+	for len(out) < limit {
+		best := -1
+		for i := range queues {
+			if len(queues[i]) == 0 {
+				continue
+			}
+			if best == -1 || queues[i][0].At.Before(queues[best][0].At) {
+				best = i
+			}
+		}
+		if best == -1 {
+			break
+		}
+		c := queues[best][0]
+		queues[best] = queues[best][1:]
+		p[best] = c.Seq
+		out = append(out, PositionedChange{Kind: listing.Kinds[best], Change: c, After: p})
+	}
+	return out
+}
+
+// PositionedChange is a change with the feed position right after it.
+type PositionedChange struct {
+	Kind   listing.Kind
+	Change listing.Change
+	After  Position
+}
+
+// PositionAt returns the feed position of a point in time: reading after it
+// yields the changes made from t on.
+func (f *Local) PositionAt(ctx context.Context, t time.Time) (Position, error) {
+	var p Position
+	for i, k := range listing.Kinds {
+		seq, err := f.Logs.SeqBefore(ctx, k, t)
+		if err != nil {
+			return p, err
+		}
+		p[i] = seq
+	}
+	return p, nil
+}

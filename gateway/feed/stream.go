@@ -1,0 +1,216 @@
+package feed
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/parkmesh/parkmesh/gateway/sse"
+	"github.com/parkmesh/parkmesh/gateway/state"
+)
+
+// Options tune the streams.
+type Options struct {
+	// Heartbeat is the interval of keep-alive comments.
+	Heartbeat time.Duration
+	// MaxLag is how many events a subscriber may fall behind the newest
+	// before it is cut off with a resumable position.
+	MaxLag int64
+	// Batch is how many changes are read at a time.
+	Batch int
+	// WriteTimeout cuts off a subscriber that does not read for this long.
+	WriteTimeout time.Duration
+	// Draining is closed when the server starts shutting down: streams end
+	// then (with a resumable id), so shutdown need not wait for them.
+	Draining <-chan struct{}
+}
+
+// WithDefaults fills unset options.
+func (o Options) WithDefaults() Options {
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.MaxLag <= 0 {
+		o.MaxLag = 50_000
+	}
+	if o.Batch <= 0 {
+		o.Batch = 200
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = sse.DefaultWriteTimeout
+	}
+	return o
+}
+
+// Pos is what a stream position must offer the serving loop.
+type Pos[P any] interface {
+	comparable
+	// String is the SSE id.
+	String() string
+	// Behind is how many events the position is behind head.
+	Behind(head P) int64
+}
+
+// Item is one event of a stream with the position right after it.
+type Item[P any] struct {
+	Park  string
+	Event *Event
+	After P
+}
+
+// Source is a stream the loop can serve: the park's feed as a peer sees it,
+// or the park-side stream.
+type Source[P any] interface {
+	// Signals are closed when new events may be readable (at most two).
+	Signals() []<-chan struct{}
+	// Head is the newest position.
+	Head(ctx context.Context) P
+	// Next returns the events after pos (at most about limit) and the
+	// position after everything read, which moves even when every event
+	// read was hidden from this reader.
+	Next(ctx context.Context, pos P, limit int) ([]Item[P], P, error)
+}
+
+// Serve writes src's events after pos to s, as keep allows (nil keeps
+// all), until the subscriber leaves, falls too far behind, the source
+// fails or the server drains. Every way out but the subscriber leaving
+// ends with an error event carrying the id to resume from.
+func Serve[P Pos[P]](ctx context.Context, s *sse.Writer, src Source[P], pos P, opts Options, keep func(Item[P]) bool) error {
+	opts = opts.WithDefaults()
+	heartbeat := time.NewTicker(opts.Heartbeat)
+	defer heartbeat.Stop()
+	live := false
+	var behindSince time.Time // when the subscriber last went more than MaxLag behind
+	for ctx.Err() == nil {
+		var sig [2]<-chan struct{}
+		copy(sig[:], src.Signals())
+		lag := pos.Behind(src.Head(ctx))
+		if lag == 0 {
+			live = true
+		}
+		// A subscriber catching up from an old id is not "too slow"; one
+		// that was live and is still more than MaxLag behind after a whole
+		// write timeout of trying is (a burst alone does not count).
+		if !live || lag <= opts.MaxLag {
+			behindSince = time.Time{}
+		} else if behindSince.IsZero() {
+			behindSince = time.Now()
+		}
+		if !behindSince.IsZero() && time.Since(behindSince) > opts.WriteTimeout {
+			s.Fail(sse.StreamError{Code: "too_slow", Message: fmt.Sprintf("this subscriber is %d events behind; reconnect to resume", lag), ResumeID: pos.String()})
+			return nil
+		}
+		items, next, err := src.Next(ctx, pos, opts.Batch)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Fail(sse.StreamError{Code: "unavailable", Message: "the stream's sources are unavailable; reconnect later", ResumeID: pos.String()})
+			}
+			return nil
+		}
+		for _, it := range items {
+			if keep != nil && !keep(it) {
+				continue
+			}
+			if err := s.Event(it.After.String(), "", Marshal(it.Event)); err != nil {
+				return err
+			}
+		}
+		moved := next != pos
+		pos = next
+		if moved {
+			if err := s.Flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-opts.Draining:
+			s.Fail(sse.StreamError{Code: "shutting_down", Message: "this gateway is shutting down; reconnect to resume", ResumeID: pos.String()})
+			return nil
+		case <-sig[0]:
+		case <-sig[1]:
+		case <-heartbeat.C:
+			if err := s.Comment("heartbeat"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// PeerView is the park's feed as one viewer may see it (a peer id; ""
+// for the park's own staff).
+type PeerView struct {
+	Feed   *Local
+	Viewer string
+}
+
+// Signals implements Source.
+func (v PeerView) Signals() []<-chan struct{} { return []<-chan struct{}{v.Feed.Signal()} }
+
+// Head implements Source.
+func (v PeerView) Head(context.Context) Position { return v.Feed.Head() }
+
+// Next implements Source.
+func (v PeerView) Next(ctx context.Context, pos Position, limit int) ([]Item[Position], Position, error) {
+	batch, err := v.Feed.Next(ctx, pos, limit)
+	if err != nil {
+		return nil, pos, err
+	}
+	var out []Item[Position]
+	for _, pc := range batch {
+		pos = pc.After
+		if ev := For(v.Feed.Park, pc.Kind, pc.Change, v.Viewer); ev != nil {
+			out = append(out, Item[Position]{Park: v.Feed.Park, Event: ev, After: pos})
+		}
+	}
+	return out, pos, nil
+}
+
+// ParkStream is the park-side stream: the park's own changes and its
+// peers' applied events.
+type ParkStream struct {
+	Feed  *Local
+	Inbox *state.DB
+}
+
+// Signals implements Source.
+func (ps *ParkStream) Signals() []<-chan struct{} {
+	return []<-chan struct{}{ps.Feed.Signal(), ps.Inbox.Signal()}
+}
+
+// Head implements Source.
+func (ps *ParkStream) Head(ctx context.Context) StreamPosition {
+	h, _ := ps.Inbox.Head(ctx)
+	return StreamPosition{Local: ps.Feed.Head(), Inbox: h}
+}
+
+// Next implements Source: local events first, then peers', at most limit
+// of each.
+func (ps *ParkStream) Next(ctx context.Context, pos StreamPosition, limit int) ([]Item[StreamPosition], StreamPosition, error) {
+	local, lpos, err := PeerView{Feed: ps.Feed}.Next(ctx, pos.Local, limit)
+	if err != nil {
+		return nil, pos, err
+	}
+	var out []Item[StreamPosition]
+	for _, it := range local {
+		out = append(out, Item[StreamPosition]{Park: it.Park, Event: it.Event, After: StreamPosition{Local: it.After, Inbox: pos.Inbox}})
+	}
+	pos.Local = lpos
+	evs, err := ps.Inbox.After(ctx, pos.Inbox, limit)
+	if err != nil {
+		return nil, pos, err
+	}
+	for _, e := range evs {
+		pos.Inbox = e.Seq
+		var ev Event
+		if json.Unmarshal(e.Event, &ev) != nil {
+			continue // stored only after validation; never expected
+		}
+		out = append(out, Item[StreamPosition]{Park: e.Park, Event: &ev, After: pos})
+	}
+	return out, pos, nil
+}

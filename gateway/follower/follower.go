@@ -1,0 +1,272 @@
+// Package follower follows every peer's federation feed: one stream per
+// active peer, resumed with Last-Event-ID after any disconnect (with
+// backoff), each event validated and applied idempotently to the
+// gateway's state. A peer removed from the club stops being followed at
+// once.
+package follower
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parkmesh/parkmesh/gateway/feed"
+	"github.com/parkmesh/parkmesh/gateway/peering"
+	"github.com/parkmesh/parkmesh/gateway/retry"
+	"github.com/parkmesh/parkmesh/gateway/sse"
+	"github.com/parkmesh/parkmesh/gateway/state"
+	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+)
+
+// Follower subscribes to every active peer's federation feed, resumes with
+// Last-Event-ID after any disconnect (exponential backoff with jitter), and
+// applies events idempotently to the Inbox. A peer removed from the club
+// stops being followed at once.
+type Follower struct {
+	Peers *peering.Store
+	Keys  func() *parkkey.KeySet
+	// Client follows the feeds: no overall timeout.
+	Client *http.Client
+	Inbox  *state.DB
+	Logger *slog.Logger
+	// MaxBackoff caps the reconnect delay.
+	MaxBackoff time.Duration
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+	health  map[string]*peering.FeedHealth
+	ctx     context.Context
+	wg      sync.WaitGroup
+
+	lag        *prometheus.GaugeVec
+	reconnects *prometheus.CounterVec
+	malformed  *prometheus.CounterVec
+	applied    *prometheus.CounterVec
+}
+
+// New returns a follower registering its metrics in reg; the caller fills
+// in Peers, Keys and Client.
+func New(inbox *state.DB, logger *slog.Logger, reg prometheus.Registerer) *Follower {
+	f := &Follower{
+		Inbox: inbox, Logger: logger, MaxBackoff: 10 * time.Second,
+		running: map[string]context.CancelFunc{}, health: map[string]*peering.FeedHealth{},
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parkmesh_feed_lag_seconds",
+			Help: "Time between a peer's change and its arrival here, for the last event applied."}, []string{"peer"}),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkmesh_feed_reconnects_total",
+			Help: "Reconnections to a peer's feed."}, []string{"peer"}),
+		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkmesh_feed_malformed_events_total",
+			Help: "Events from a peer's feed that were refused as malformed."}, []string{"peer"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkmesh_feed_events_applied_total",
+			Help: "Events from a peer's feed applied (new) or skipped (duplicate)."}, []string{"peer", "result"}),
+	}
+	reg.MustRegister(f.lag, f.reconnects, f.malformed, f.applied)
+	return f
+}
+
+// Run follows peers until ctx ends; Sync must be called on peer changes.
+func (f *Follower) Run(ctx context.Context) {
+	f.mu.Lock()
+	f.ctx = ctx
+	f.mu.Unlock()
+	f.Sync()
+	<-ctx.Done()
+	f.wg.Wait()
+}
+
+// Sync starts following new peers and stops following removed ones.
+func (f *Follower) Sync() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ctx == nil {
+		return
+	}
+	active := map[string]bool{}
+	for _, p := range f.Peers.List() {
+		active[p.ID] = true
+		if _, ok := f.running[p.ID]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(f.ctx)
+		f.running[p.ID] = cancel
+		if f.health[p.ID] == nil {
+			f.health[p.ID] = &peering.FeedHealth{}
+		}
+		f.wg.Add(1)
+		go func(peer string) {
+			defer f.wg.Done()
+			f.follow(ctx, peer)
+		}(p.ID)
+	}
+	for id, cancel := range f.running {
+		if !active[id] {
+			cancel()
+			delete(f.running, id)
+			delete(f.health, id)
+			f.lag.DeleteLabelValues(id)
+			f.Logger.Info("stopped following a removed peer", "peer", id)
+		}
+	}
+}
+
+// Health returns a copy of peer's feed health (nil when not followed).
+func (f *Follower) Health(peer string) *peering.FeedHealth {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h, ok := f.health[peer]; ok {
+		c := *h
+		return &c
+	}
+	return nil
+}
+
+func (f *Follower) update(peer string, fn func(*peering.FeedHealth)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h, ok := f.health[peer]; ok {
+		fn(h)
+	}
+}
+
+func (f *Follower) follow(ctx context.Context, peer string) {
+	pause := retry.New(200*time.Millisecond, f.MaxBackoff)
+	for ctx.Err() == nil {
+		delivered, err := f.stream(ctx, peer)
+		f.update(peer, func(h *peering.FeedHealth) { h.Connected = false })
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			f.update(peer, func(h *peering.FeedHealth) { h.LastError = err.Error() })
+			f.Logger.Warn("peer feed disconnected", "peer", peer, "err", err)
+		}
+		if delivered {
+			pause.Reset()
+		}
+		if !retry.Sleep(ctx, pause.NextBackOff()) {
+			return
+		}
+		f.reconnects.WithLabelValues(peer).Inc()
+		f.update(peer, func(h *peering.FeedHealth) { h.Reconnects++ })
+	}
+}
+
+// stream reads peer's feed from the stored position until it ends. It
+// reports whether any event arrived.
+func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
+	p, ok := f.Peers.Get(peer)
+	if !ok {
+		return false, errors.New("no longer a peer")
+	}
+	last, err := f.Inbox.Position(ctx, peer)
+	if err != nil {
+		return false, err
+	}
+	tok, err := parktoken.IssueFederation(f.Keys(), peer, parktoken.ScopeChanges, parktoken.MaxFederationTTL, time.Now())
+	if err != nil {
+		return false, err
+	}
+	u := strings.TrimRight(p.URL, "/") + "/federation/v1/changes"
+	if last == "" {
+		// A new peering follows what happened since it was made (a minute
+		// earlier, for clock skew between parks); the past before it is
+		// one club search away. Once following, nothing is missed.
+		u += "?since=" + url.QueryEscape(p.EstablishedAt.Add(-time.Minute).UTC().Format(time.RFC3339Nano))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "text/event-stream")
+	if last != "" {
+		req.Header.Set("Last-Event-ID", last)
+	}
+	res, err := f.Client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("feed answered %d", res.StatusCode)
+	}
+	if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		return false, errors.New("feed is not an event stream")
+	}
+	f.update(peer, func(h *peering.FeedHealth) { h.Connected, h.LastError = true, "" })
+	delivered := false
+	rd := sse.NewReader(res.Body)
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			return delivered, err
+		}
+		switch ev.Type {
+		case sse.ErrorType:
+			return delivered, f.streamError(ctx, peer, ev.Data)
+		case "position":
+			// Where the stream starts: a reconnect before the first change
+			// resumes from here.
+			if ev.ID != "" {
+				if err := f.Inbox.SetPosition(ctx, peer, ev.ID); err != nil {
+					return delivered, err
+				}
+			}
+		default:
+			if err := f.handle(ctx, peer, ev.ID, ev.Data); err != nil {
+				return delivered, err
+			}
+			delivered = true
+		}
+	}
+}
+
+func (f *Follower) streamError(ctx context.Context, peer string, d []byte) error {
+	var e sse.StreamError
+	json.Unmarshal(d, &e)
+	switch e.Code {
+	case "invalid_last_event_id", "cannot_resume":
+		// Our position is useless there (the peer restored its change log
+		// from a backup?): follow from now on and say so loudly; what
+		// happened in between is one club search away.
+		f.Logger.Error("peer cannot resume our feed position; following it from now on", "peer", peer, "code", e.Code)
+		if err := f.Inbox.ResetPosition(ctx, peer); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("peer ended the stream: %s: %s", e.Code, e.Message)
+}
+
+// handle validates and applies one event. A malformed event is logged and
+// counted, and the stream goes on.
+func (f *Follower) handle(ctx context.Context, peer, id string, data []byte) error {
+	ev, listingID, version, err := feed.Parse(peer, data)
+	if err != nil || id == "" {
+		f.malformed.WithLabelValues(peer).Inc()
+		f.update(peer, func(h *peering.FeedHealth) { h.Malformed++ })
+		f.Logger.Warn("malformed event from peer feed", "peer", peer, "err", err, "id", id)
+		return nil
+	}
+	fresh, err := f.Inbox.Apply(ctx, peer, id, listingID, version, data)
+	if err != nil {
+		return err
+	}
+	result := "duplicate"
+	if fresh {
+		result = "new"
+	}
+	f.applied.WithLabelValues(peer, result).Inc()
+	lag := time.Since(ev.Time())
+	f.lag.WithLabelValues(peer).Set(lag.Seconds())
+	f.update(peer, func(h *peering.FeedHealth) { h.LastEventAt, h.LagMS = time.Now().UTC(), lag.Milliseconds() })
+	return nil
+}

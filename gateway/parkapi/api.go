@@ -1,0 +1,132 @@
+// Package parkapi serves the park side of the gateway, for the park's own
+// staff and tools holding park-local tokens: listings CRUD proxied to the
+// services, search (local or club), the park stream, peerings and
+// webhooks. It owns authorization by role; the work itself is done by the
+// packages it calls.
+package parkapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/discovery"
+	"github.com/parkmesh/parkmesh/gateway/feed"
+	"github.com/parkmesh/parkmesh/gateway/localsearch"
+	"github.com/parkmesh/parkmesh/gateway/peering"
+	"github.com/parkmesh/parkmesh/gateway/webhook"
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+)
+
+// Services is what the park-side API needs of the park's services.
+type Services interface {
+	Do(ctx context.Context, k listing.Kind, c discovery.Call) (discovery.Reply, error)
+}
+
+// Authorizer checks a park-local bearer token and the role it grants.
+type Authorizer interface {
+	Verify(token string) (*parktoken.Claims, error)
+}
+
+// API serves the park side.
+type API struct {
+	Park     string
+	Services Services
+	Auth     Authorizer
+	Logger   *slog.Logger
+	// Timeout bounds every park-side request (default 10 s).
+	Timeout time.Duration
+	// AuthFailures counts refused tokens by reason (may be nil).
+	AuthFailures func(reason string)
+	// Local searches the park's services.
+	Local *localsearch.Searcher
+	// Club, when set, serves club-scope searches and the peers view;
+	// Peering and Peers manage peerings.
+	Club    *clubsearch.Club
+	Peering *peering.Federation
+	Peers   *peering.Store
+	// Stream, when set, serves the park-side change stream.
+	Stream      *feed.ParkStream
+	FeedOptions feed.Options
+	// Webhooks, when set, manages outgoing webhooks.
+	Webhooks *webhook.Webhooks
+}
+
+// Routes registers the API's handlers on mux, each wrapped by mw.
+func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Handler) {
+	handle := func(pattern string, role parktoken.Role, h http.HandlerFunc) {
+		mux.Handle(pattern, mw(pattern, a.authorize(role, h)))
+	}
+	handle("POST /api/v1/{kind}", parktoken.Editor, a.create)
+	handle("GET /api/v1/{kind}", parktoken.Viewer, a.list)
+	handle("GET /api/v1/{kind}/{id}", parktoken.Viewer, a.proxyOne)
+	handle("PUT /api/v1/{kind}/{id}", parktoken.Editor, a.proxyOne)
+	handle("DELETE /api/v1/{kind}/{id}", parktoken.Editor, a.proxyOne)
+	handle("GET /api/v1/search", parktoken.Viewer, a.search)
+	if a.Club != nil {
+		handle("POST /api/v1/peerings/tokens", parktoken.Admin, a.generatePeeringToken)
+		handle("POST /api/v1/peerings", parktoken.Admin, a.establishPeering)
+		handle("DELETE /api/v1/peerings/{peer}", parktoken.Admin, a.deletePeering)
+		handle("GET /api/v1/peers", parktoken.Viewer, a.peers)
+	}
+	if a.Stream != nil {
+		handle("GET /api/v1/stream", parktoken.Viewer, a.stream)
+	}
+	if a.Webhooks != nil {
+		handle("POST /api/v1/webhooks", parktoken.Admin, a.createWebhook)
+		handle("GET /api/v1/webhooks", parktoken.Admin, a.listWebhooks)
+		handle("DELETE /api/v1/webhooks/{id}", parktoken.Admin, a.deleteWebhook)
+		handle("GET /api/v1/webhooks/{id}/deliveries", parktoken.Admin, a.deliveries)
+	}
+}
+
+// authorize refuses requests without a valid park-local token (401) or
+// whose role is too low (403). The reason goes to the log and a metric,
+// never to the caller.
+func (a *API) authorize(role parktoken.Role, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := parktoken.FromRequest(r)
+		var claims *parktoken.Claims
+		if err == nil {
+			claims, err = a.Auth.Verify(tok)
+		}
+		if err == nil {
+			err = parktoken.Require(claims, role)
+		}
+		if err != nil {
+			reason := parktoken.Reason(err)
+			a.Logger.WarnContext(r.Context(), "park-side request refused", "reason", reason, "path", r.URL.Path)
+			if a.AuthFailures != nil {
+				a.AuthFailures(reason)
+			}
+			if apierror.CodeOf(err) == apierror.Unauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="parkmesh"`)
+			}
+			apierror.Write(w, err)
+			return
+		}
+		next(w, r)
+	})
+}
+
+func (a *API) timeout() time.Duration {
+	if a.Timeout > 0 {
+		return a.Timeout
+	}
+	return 10 * time.Second
+}
+
+// Trusted reports whether r carries a valid park-local token: only the
+// park's own staff and tools may continue a trace they started.
+func (a *API) Trusted(r *http.Request) bool {
+	tok, err := parktoken.FromRequest(r)
+	if err != nil {
+		return false
+	}
+	_, err = a.Auth.Verify(tok)
+	return err == nil
+}

@@ -1,0 +1,45 @@
+package parkapi
+
+import (
+	"net/http"
+
+	"github.com/parkmesh/parkmesh/gateway/feed"
+	"github.com/parkmesh/parkmesh/gateway/sse"
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+)
+
+// stream serves GET /api/v1/stream for park staff: the park's own changes
+// and every peer's, filtered, as SSE with CloudEvents data. Without a
+// Last-Event-ID it starts at the newest position (only what happens next).
+func (a *API) stream(w http.ResponseWriter, r *http.Request) {
+	filter, err := feed.ParseFilter(r.URL.Query())
+	if err != nil {
+		apierror.Write(w, err)
+		return
+	}
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("last_event_id")
+	}
+	s, err := sse.Start(w, r, a.FeedOptions.WriteTimeout)
+	if err != nil {
+		return
+	}
+	const resync = "reconnect without Last-Event-ID and search with updated_since to catch up"
+	pos := a.Stream.Head(r.Context())
+	if last != "" {
+		p, err := feed.ParseStreamPosition(last)
+		if err != nil {
+			s.Fail(sse.StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this stream; nothing was resumed", Resync: resync})
+			return
+		}
+		if p.After(pos) {
+			s.Fail(sse.StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this gateway's stream", Resync: resync})
+			return
+		}
+		pos = p
+	}
+	feed.Serve(r.Context(), s, feed.Source[feed.StreamPosition](a.Stream), pos, a.FeedOptions, func(it feed.Item[feed.StreamPosition]) bool {
+		return filter.Match(it.Park, it.Event)
+	})
+}

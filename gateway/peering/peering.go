@@ -1,0 +1,301 @@
+// Package peering is how parks become and stay peers: the one-time peering
+// token and the establish handshake (as Consul cluster peering does), the
+// park's set of active peers kept in Consul KV and watched, peers' keys
+// pinned and refreshed from their JWKS, and the park's public identity.
+package peering
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/parktoken"
+)
+
+// Peering follows Consul cluster peering: park A generates a one-time,
+// expiring token naming the park it is for; park B establishes with it.
+// B proves possession of its key by signing the handshake; A answers with
+// a token signed by the key whose thumbprint the peering token pinned, so
+// each side ends up with the other's id, URL and keys, verified.
+
+// PeeringTokenPrefix starts every peering token.
+const PeeringTokenPrefix = "pmpt1."
+
+// DefaultPeeringTTL is how long a peering token stays valid.
+const DefaultPeeringTTL = 24 * time.Hour
+
+// peeringToken is what a peering token carries (base64url JSON).
+type peeringToken struct {
+	Park    string    `json:"park"`
+	URL     string    `json:"url"`
+	KeyID   string    `json:"kid"`
+	TokenID string    `json:"tid"`
+	Secret  string    `json:"secret"`
+	Peer    string    `json:"peer"`
+	Expires time.Time `json:"exp"`
+}
+
+// pendingToken is the record of an unused peering token in KV.
+type pendingToken struct {
+	ID           string    `json:"id"`
+	Peer         string    `json:"peer"`
+	SecretSHA256 string    `json:"secret_sha256"`
+	Expires      time.Time `json:"expires_at"`
+	Created      time.Time `json:"created_at"`
+}
+
+func decodePeeringToken(s string) (*peeringToken, error) {
+	bad := apierror.InvalidField("token", "is not a ParkMesh peering token")
+	raw, ok := strings.CutPrefix(strings.TrimSpace(s), PeeringTokenPrefix)
+	if !ok || len(raw) > 4096 {
+		return nil, bad
+	}
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return nil, bad
+	}
+	var t peeringToken
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil || !listing.ValidParkID(t.Park) || t.TokenID == "" || t.Secret == "" || t.KeyID == "" {
+		return nil, bad
+	}
+	if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, bad
+	}
+	return &t, nil
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// Federation is the gateway's federation state and logic: its identity,
+// keys, peers and the calls between parks.
+type Federation struct {
+	Park      string
+	Name      string
+	Country   string
+	PublicURL string
+	Keys      func() *parkkey.KeySet
+	Peers     *Store
+	KV        *consulapi.KV
+	Client    *http.Client
+	// StreamClient follows peers' feeds: no overall timeout.
+	StreamClient *http.Client
+	Now          func() time.Time
+}
+
+func (f *Federation) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+// GenerateToken makes a one-time peering token for the park peer.
+func (f *Federation) GenerateToken(ctx context.Context, peer string, ttl time.Duration) (string, time.Time, error) {
+	if !listing.ValidParkID(peer) {
+		return "", time.Time{}, apierror.InvalidField("peer", "must be the other park's id")
+	}
+	if peer == f.Park {
+		return "", time.Time{}, apierror.InvalidField("peer", "a park cannot peer with itself")
+	}
+	if ttl <= 0 {
+		ttl = DefaultPeeringTTL
+	}
+	if ttl > 7*24*time.Hour {
+		return "", time.Time{}, apierror.InvalidField("ttl", "must be at most 168h")
+	}
+	now := f.now().UTC()
+	t := peeringToken{
+		Park: f.Park, URL: f.PublicURL, KeyID: f.Keys().Current().ID,
+		TokenID: rand.Text(), Secret: rand.Text() + rand.Text(), Peer: peer, Expires: now.Add(ttl).Truncate(time.Second),
+	}
+	rec := pendingToken{ID: t.TokenID, Peer: peer, SecretSHA256: sha256Hex(t.Secret), Expires: t.Expires, Created: now}
+	b, _ := json.Marshal(rec)
+	if _, err := f.KV.Put(&consulapi.KVPair{Key: kvTokens + t.TokenID, Value: b}, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return "", time.Time{}, apierror.New(apierror.Unavailable, "cannot store the peering token: Consul unreachable")
+	}
+	tb, _ := json.Marshal(t)
+	return PeeringTokenPrefix + base64.RawURLEncoding.EncodeToString(tb), t.Expires, nil
+}
+
+// EstablishRequest is B's half of the handshake, sent to A.
+type EstablishRequest struct {
+	TokenID string          `json:"token_id"`
+	Secret  string          `json:"secret"`
+	Park    string          `json:"park"`
+	URL     string          `json:"url"`
+	JWKS    json.RawMessage `json:"jwks"`
+}
+
+// EstablishResponse is A's answer: its keys and a token signed by the key
+// the peering token pinned, proving A holds it.
+type EstablishResponse struct {
+	Park  string          `json:"park"`
+	URL   string          `json:"url"`
+	JWKS  json.RawMessage `json:"jwks"`
+	Proof string          `json:"proof"`
+}
+
+// Establish completes a peering on this park (B) with a token generated by
+// the other park (A).
+func (f *Federation) Establish(ctx context.Context, raw string) (*Peer, error) {
+	t, err := decodePeeringToken(raw)
+	if err != nil {
+		return nil, err
+	}
+	if t.Peer != f.Park {
+		return nil, apierror.InvalidField("token", "was generated for park %q, not %q", t.Peer, f.Park)
+	}
+	if f.now().After(t.Expires) {
+		return nil, apierror.InvalidField("token", "expired at %s", t.Expires.Format(time.RFC3339))
+	}
+	ks := f.Keys()
+	jwks, _ := json.Marshal(ks.JWKS())
+	req := EstablishRequest{TokenID: t.TokenID, Secret: t.Secret, Park: f.Park, URL: f.PublicURL, JWKS: jwks}
+	body, _ := json.Marshal(req)
+	proof, err := parktoken.IssueFederation(ks, t.Park, parktoken.ScopePeering, time.Minute, f.now())
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(t.URL, "/")+"/federation/v1/peering/establish", bytes.NewReader(body))
+	if err != nil {
+		return nil, apierror.InvalidField("token", "carries an unusable URL")
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Authorization", "Bearer "+proof)
+	res, err := f.Client.Do(hreq)
+	if err != nil {
+		return nil, apierror.New(apierror.Unavailable, "cannot reach park %s at %s", t.Park, t.URL)
+	}
+	defer res.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(res.Body, 256<<10))
+	if res.StatusCode != http.StatusOK {
+		if res.StatusCode == http.StatusUnauthorized {
+			return nil, apierror.New(apierror.Unauthorized, "park %s refused the peering: the token was already used, expired or revoked", t.Park)
+		}
+		return nil, apierror.New(apierror.Unavailable, "park %s answered %d to the peering", t.Park, res.StatusCode)
+	}
+	var er EstablishResponse
+	if err := json.Unmarshal(rb, &er); err != nil || er.Park != t.Park {
+		return nil, apierror.New(apierror.Unavailable, "park %s answered the peering with a malformed response", t.Park)
+	}
+	keys, err := parkkey.ParseJWKS(er.JWKS)
+	if err != nil {
+		return nil, apierror.New(apierror.Unavailable, "park %s published unusable keys", t.Park)
+	}
+	if _, ok := keys[t.KeyID]; !ok {
+		return nil, apierror.New(apierror.Unauthorized, "park %s did not present the key the token pinned", t.Park)
+	}
+	pinned := map[string]ed25519.PublicKey{t.KeyID: keys[t.KeyID]}
+	if _, err := parktoken.VerifyWithKey(er.Proof, f.Park, t.Park, parktoken.ScopePeering, pinned, f.now()); err != nil {
+		return nil, apierror.New(apierror.Unauthorized, "park %s did not prove it holds the pinned key", t.Park)
+	}
+	p := &Peer{ID: t.Park, URL: t.URL, Keys: pinKeys(keys), EstablishedAt: f.now().UTC()}
+	if err := f.Peers.Put(ctx, p); err != nil {
+		return nil, apierror.New(apierror.Unavailable, "cannot store the peering: Consul unreachable")
+	}
+	return p, nil
+}
+
+// AcceptEstablish is A's side: it checks the caller's proof of key
+// possession and the one-time token, consumes the token (compare-and-set,
+// so a token works once even with several replicas), and pins the caller.
+// Every refusal is the same Unauthorized error.
+func (f *Federation) AcceptEstablish(ctx context.Context, bearer string, req EstablishRequest) (*EstablishResponse, string, error) {
+	refuse := func(reason string) (*EstablishResponse, string, error) {
+		return nil, reason, apierror.New(apierror.Unauthorized, "missing or invalid access token")
+	}
+	if !listing.ValidParkID(req.Park) || req.Park == f.Park {
+		return refuse("peering_park")
+	}
+	keys, err := parkkey.ParseJWKS(req.JWKS)
+	if err != nil {
+		return refuse("peering_jwks")
+	}
+	if _, err := parktoken.VerifyWithKey(bearer, f.Park, req.Park, parktoken.ScopePeering, keys, f.now()); err != nil {
+		return refuse("peering_proof_" + parktoken.Reason(err))
+	}
+	pair, _, err := f.KV.Get(kvTokens+req.TokenID, (&consulapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, "consul", apierror.New(apierror.Unavailable, "peering state unavailable")
+	}
+	if pair == nil || strings.ContainsAny(req.TokenID, "/.") {
+		return refuse("peering_token_unknown")
+	}
+	var rec pendingToken
+	if json.Unmarshal(pair.Value, &rec) != nil {
+		return refuse("peering_token_corrupt")
+	}
+	if f.now().After(rec.Expires) {
+		f.KV.Delete(pair.Key, nil)
+		return refuse("peering_token_expired")
+	}
+	if rec.Peer != req.Park || subtle.ConstantTimeCompare([]byte(rec.SecretSHA256), []byte(sha256Hex(req.Secret))) != 1 {
+		return refuse("peering_token_mismatch")
+	}
+	ok, _, err := f.KV.DeleteCAS(pair, (&consulapi.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, "consul", apierror.New(apierror.Unavailable, "peering state unavailable")
+	}
+	if !ok {
+		return refuse("peering_token_reused")
+	}
+	if u, err := url.Parse(req.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return refuse("peering_url")
+	}
+	p := &Peer{ID: req.Park, URL: req.URL, Keys: pinKeys(keys), EstablishedAt: f.now().UTC()}
+	if err := f.Peers.Put(ctx, p); err != nil {
+		return nil, "consul", apierror.New(apierror.Unavailable, "peering state unavailable")
+	}
+	ks := f.Keys()
+	jwks, _ := json.Marshal(ks.JWKS())
+	proof, err := parktoken.IssueFederation(ks, req.Park, parktoken.ScopePeering, time.Minute, f.now())
+	if err != nil {
+		return nil, "sign", err
+	}
+	return &EstablishResponse{Park: f.Park, URL: f.PublicURL, JWKS: jwks, Proof: proof}, "", nil
+}
+
+// Identity is the body of /.well-known/parkmesh.json.
+type Identity struct {
+	Park      string            `json:"park"`
+	Name      string            `json:"name"`
+	Country   string            `json:"country,omitempty"`
+	URL       string            `json:"url"`
+	JWKSURI   string            `json:"jwks_uri"`
+	Endpoints map[string]string `json:"endpoints"`
+}
+
+// Identity returns the park's public description.
+func (f *Federation) Identity() Identity {
+	base := strings.TrimRight(f.PublicURL, "/")
+	return Identity{
+		Park: f.Park, Name: f.Name, Country: f.Country, URL: base, JWKSURI: base + "/.well-known/jwks.json",
+		Endpoints: map[string]string{
+			"search":   base + "/federation/v1/search",
+			"listings": base + "/federation/v1/listings/{kind}/{id}",
+			"changes":  base + "/federation/v1/changes",
+			"peering":  base + "/federation/v1/peering/establish",
+		},
+	}
+}

@@ -1,0 +1,165 @@
+package search
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+)
+
+// Merging ranked lists from several sources (the park's three services,
+// or the parks of the club) interleaves them by rank: the merged page
+// takes, at each step, the next result of the source that has returned the
+// fewest so far, ties going to the sources' order. Sources rank by their
+// own rules (title-first tiers) and their scores are not comparable, so
+// only ranks are used (docs/decisions.md); the merge is deterministic.
+
+// SourceState is where one source stands between pages.
+type SourceState struct {
+	Cursor string `json:"c,omitempty"` // the source's cursor of the page to fetch
+	Skip   int    `json:"s,omitempty"` // results of that page already returned
+	Rank   int    `json:"r,omitempty"` // results of the source returned so far
+	Done   bool   `json:"d,omitempty"` // nothing more to fetch
+}
+
+// Cursor is the state of a merged search between pages.
+type Cursor struct {
+	Query   string                 `json:"q"` // hash of the query
+	Sources map[string]SourceState `json:"s"`
+}
+
+// SourcePage is what one source answered for a page.
+type SourcePage struct {
+	Name    string
+	Results []*listing.Listing // the source's page, before Skip
+	Next    string             // the source's next cursor
+	Failed  bool               // the source did not answer: contributes nothing, state kept
+}
+
+// Merge fuses the sources' pages into one page of at most limit results
+// and returns the cursor state for the next page (nil when every source is
+// exhausted). A source whose fetched page runs out while it has more stops
+// the page early, so no result of a later page can outrank one returned.
+func Merge(pages []SourcePage, state map[string]SourceState, limit int) ([]*listing.Listing, map[string]SourceState) {
+	type avail struct {
+		items []*listing.Listing
+		more  bool
+	}
+	av := make([]avail, len(pages))
+	for i, p := range pages {
+		st := state[p.Name]
+		if p.Failed || st.Done {
+			continue
+		}
+		items := p.Results
+		if st.Skip < len(items) {
+			items = items[st.Skip:]
+		} else {
+			items = nil
+		}
+		av[i] = avail{items: items, more: p.Next != ""}
+	}
+	taken := make([]int, len(pages))
+	var out []*listing.Listing
+	// Round robin by rank: sources that already returned more rank lower.
+	for len(out) < limit {
+		best, bestRank := -1, 0
+		for i, p := range pages {
+			if p.Failed || state[p.Name].Done {
+				continue
+			}
+			if taken[i] >= len(av[i].items) {
+				if av[i].more {
+					// Unknown results of this source could rank here.
+					if best == -1 || state[p.Name].Rank+taken[i] < bestRank {
+						best, bestRank = -2-i, state[p.Name].Rank+taken[i]
+					}
+				}
+				continue
+			}
+			r := state[p.Name].Rank + taken[i]
+			if best == -1 || r < bestRank {
+				best, bestRank = i, r
+			}
+		}
+		if best < 0 {
+			break // all exhausted, or a source must be fetched further first
+		}
+		out = append(out, av[best].items[taken[best]])
+		taken[best]++
+	}
+	next := map[string]SourceState{}
+	anyLeft := false
+	for i, p := range pages {
+		st := state[p.Name]
+		if st.Done {
+			next[p.Name] = st
+			continue
+		}
+		if p.Failed {
+			next[p.Name] = st
+			anyLeft = true
+			continue
+		}
+		st.Rank += taken[i]
+		if taken[i] < len(av[i].items) {
+			st.Skip += taken[i]
+		} else if p.Next != "" {
+			st.Cursor, st.Skip = p.Next, 0
+		} else {
+			st.Done = true
+		}
+		if !st.Done {
+			anyLeft = true
+		}
+		next[p.Name] = st
+	}
+	if !anyLeft {
+		return out, nil
+	}
+	return out, next
+}
+
+// Signer signs merged cursors so a caller cannot edit them or replay one
+// against another query.
+type Signer struct{ key []byte }
+
+// NewSigner returns a signer with key (every replica of a park's gateway
+// derives the same key, so each accepts the others' cursors).
+func NewSigner(key []byte) Signer { return Signer{key: key} }
+
+func (s Signer) mac(b []byte) []byte {
+	m := hmac.New(sha256.New, s.key)
+	m.Write(b)
+	return m.Sum(nil)[:16]
+}
+
+// Encode signs c into an opaque cursor.
+func (s Signer) Encode(c Cursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b) + "." + base64.RawURLEncoding.EncodeToString(s.mac(b))
+}
+
+// Decode checks and reads a cursor issued for the query hashed queryHash;
+// any other is Invalid, naming the cursor field.
+func (s Signer) Decode(raw, queryHash string) (Cursor, error) {
+	bad := apierror.InvalidField("cursor", "is not a cursor this gateway issued for this query")
+	p, m, ok := strings.Cut(raw, ".")
+	if !ok || len(raw) > 16<<10 {
+		return Cursor{}, bad
+	}
+	b, err1 := base64.RawURLEncoding.DecodeString(p)
+	mac, err2 := base64.RawURLEncoding.DecodeString(m)
+	if err1 != nil || err2 != nil || !hmac.Equal(mac, s.mac(b)) {
+		return Cursor{}, bad
+	}
+	var c Cursor
+	if err := json.Unmarshal(b, &c); err != nil || c.Query != queryHash || c.Sources == nil {
+		return Cursor{}, bad
+	}
+	return c, nil
+}
