@@ -5,14 +5,20 @@ CACHE ?= $(HOME)/.cache/parkmesh
 FUZZTIME ?= 8s
 export PARKMESH_CACHE := $(CACHE)
 
-.PHONY: all build demo test vet fmt-check unit fuzz bench tools clean
+.PHONY: all build demo test vet fmt-check tidy-check staticcheck configcheck unit fuzz bench tools clean
+
+# Modules of the repository: the product, and the deployment config checks
+# (a module of their own so their dependencies stay out of the product's).
+CONFIGCHECK := deploy/configcheck
 
 all: build
 
-## tools: build and cache the real Consul agent and Jaeger the tests and demo need
+## tools: build and cache the real Consul agent and Jaeger the tests and demo
+## need, and the pinned staticcheck
 tools:
 	@deploy/tools/install-consul.sh >/dev/null
 	@deploy/tools/install-jaeger.sh >/dev/null
+	@deploy/tools/install-staticcheck.sh >/dev/null
 
 build:
 	$(GO) build ./...
@@ -24,8 +30,9 @@ demo:
 	$(GO) build -o .parkmesh/bin/demo ./deploy/local/cmd/demo
 	.parkmesh/bin/demo
 
-## test: vet, formatting, the whole suite with the race detector, brief fuzzing
-test: tools fmt-check vet unit fuzz
+## test: vet, formatting, go.mod tidiness, staticcheck, the deployment
+## config checks, the whole suite with the race detector, brief fuzzing
+test: tools fmt-check vet tidy-check staticcheck configcheck unit fuzz
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -33,6 +40,24 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	cd $(CONFIGCHECK) && $(GO) vet ./...
+
+## tidy-check: go.mod and go.sum are what `go mod tidy` would make them
+tidy-check:
+	$(GO) mod tidy -diff
+	cd $(CONFIGCHECK) && $(GO) mod tidy -diff
+
+## staticcheck: the pinned staticcheck (deploy/tools/install-staticcheck.sh)
+staticcheck:
+	@sc=$$(deploy/tools/install-staticcheck.sh) || exit 1; rc=0; \
+	$$sc ./... || rc=1; \
+	(cd $(CONFIGCHECK) && $$sc ./...) || rc=1; \
+	exit $$rc
+
+## configcheck: the compose file, Dockerfiles, kustomize overlays, Tiltfile
+## and flag docs, without a container engine or cluster (needs kubectl)
+configcheck:
+	cd $(CONFIGCHECK) && $(GO) test -count=1 ./...
 
 unit:
 	PARKMESH_CONSUL_BIN=$$(deploy/tools/install-consul.sh) PARKMESH_JAEGER_BIN=$$(deploy/tools/install-jaeger.sh) \
