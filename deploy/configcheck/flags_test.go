@@ -12,7 +12,7 @@ import (
 // the binaries would tie this module to the product's). When a flag set
 // moves, change its one constant here.
 const (
-	gatewayFlagsFile    = "gateway/gateway.go"
+	gatewayFlagsFile    = "gateway/app/app.go"
 	serviceFlagsFile    = "pkg/parkservice/main.go" // directory, project, talent
 	loadsampleFlagsFile = "deploy/docker/cmd/loadsample/main.go"
 )
