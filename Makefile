@@ -5,7 +5,7 @@ CACHE ?= $(HOME)/.cache/parkmesh
 FUZZTIME ?= 8s
 export PARKMESH_CACHE := $(CACHE)
 
-.PHONY: all build demo test vet fmt-check tidy-check staticcheck configcheck unit fuzz bench tools clean
+.PHONY: all build demo test short vet fmt-check tidy-check staticcheck configcheck unit fuzz bench tools clean
 
 # Modules of the repository: the product, and the deployment config checks
 # (a module of their own so their dependencies stay out of the product's).
@@ -66,13 +66,18 @@ unit:
 # Each fuzz target runs briefly; a finding fails the build and is saved
 # under testdata/fuzz as a regression seed.
 FUZZ_TARGETS := ./pkg/listing/:FuzzDecodeValidate ./pkg/parktoken/:FuzzVerify \
-	./pkg/parktoken/:FuzzFederationVerify ./gateway/:FuzzDecodeFederationSearch
+	./pkg/parktoken/:FuzzFederationVerify ./gateway/clubsearch/:FuzzDecodeFederationSearch
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
+
+## short: the quick local loop — pure-logic tests only, no Consul, no
+## processes (make test still runs everything)
+short:
+	$(GO) test -short -count=1 ./...
 
 ## bench: search benchmarks at 100,000 listings (see docs/benchmarks.md)
 bench:

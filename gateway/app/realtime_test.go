@@ -194,9 +194,9 @@ func TestFeedCreateUpdateWithdraw(t *testing.T) {
 	if s, _ := a.Do(ctx, "DELETE", "/api/v1/projects/"+m.ID, editor, nil); s != 204 {
 		t.Fatalf("delete: %d", s)
 	}
-	evs := sub.waitFor(t, "five events", 10*time.Second, func(e []received) bool { return len(e) >= 5 })
+	sub.waitFor(t, "five events", 10*time.Second, func(e []received) bool { return len(e) >= 5 })
 	time.Sleep(300 * time.Millisecond) // nothing more may follow
-	evs = sub.snapshot()
+	evs := sub.snapshot()
 	var got []string
 	for _, e := range evs {
 		who := "L"

@@ -114,7 +114,7 @@ func TestTracedSpanPerCall(t *testing.T) {
 		}
 		if w.rows >= 0 {
 			if got := findAttr(sp.Attributes, "db.response.returned_rows"); got.AsInt64() != w.rows {
-				t.Errorf("%s returned_rows = %v, want %d", sp.Name, got.Emit(), w.rows)
+				t.Errorf("%s returned_rows = %v, want %d", sp.Name, got.String(), w.rows)
 			}
 		}
 	}
@@ -138,7 +138,7 @@ func TestTracedFaultMarksSpanFailed(t *testing.T) {
 func attrMap(kvs []attribute.KeyValue) map[string]string {
 	m := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }

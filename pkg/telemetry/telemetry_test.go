@@ -130,7 +130,7 @@ func TestEnvironmentChoosesTheExporter(t *testing.T) {
 			}
 			attrs := map[attribute.Key]string{}
 			for _, kv := range tel.Resource().Attributes() {
-				attrs[kv.Key] = kv.Value.Emit()
+				attrs[kv.Key] = kv.Value.String()
 			}
 			for k, want := range map[attribute.Key]string{"service.name": "parkmesh-project", "service.version": "v1.2.3", telemetry.ParkKey: "xian-hitech"} {
 				if attrs[k] != want {
@@ -158,7 +158,7 @@ func TestEnvironmentCannotRenameTheService(t *testing.T) {
 	}
 	got := map[attribute.Key]string{}
 	for _, kv := range tel.Resource().Attributes() {
-		got[kv.Key] = kv.Value.Emit()
+		got[kv.Key] = kv.Value.String()
 	}
 	if got["service.name"] != "parkmesh-gateway" || got["deployment.environment.name"] != "demo" {
 		t.Fatalf("resource = %v, want service.name from Config and the extra attribute from the environment", got)
@@ -343,7 +343,7 @@ func TestLogHandlerAddsIDsOnlyWithASpan(t *testing.T) {
 func spanAttr(attrs []attribute.KeyValue, key attribute.Key) string {
 	for _, kv := range attrs {
 		if kv.Key == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
