@@ -1,13 +1,8 @@
 package search
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"strings"
-
 	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/cursor"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 )
 
@@ -126,40 +121,21 @@ func Merge(pages []SourcePage, state map[string]SourceState, limit int) ([]*list
 
 // Signer signs merged cursors so a caller cannot edit them or replay one
 // against another query.
-type Signer struct{ key []byte }
+type Signer struct{ sealer cursor.Signer }
 
 // NewSigner returns a signer with key (every replica of a park's gateway
 // derives the same key, so each accepts the others' cursors).
-func NewSigner(key []byte) Signer { return Signer{key: key} }
-
-func (s Signer) mac(b []byte) []byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write(b)
-	return m.Sum(nil)[:16]
-}
+func NewSigner(key []byte) Signer { return Signer{sealer: cursor.New(key)} }
 
 // Encode signs c into an opaque cursor.
-func (s Signer) Encode(c Cursor) string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b) + "." + base64.RawURLEncoding.EncodeToString(s.mac(b))
-}
+func (s Signer) Encode(c Cursor) string { return s.sealer.Seal(c) }
 
 // Decode checks and reads a cursor issued for the query hashed queryHash;
 // any other is Invalid, naming the cursor field.
 func (s Signer) Decode(raw, queryHash string) (Cursor, error) {
-	bad := apierror.InvalidField("cursor", "is not a cursor this gateway issued for this query")
-	p, m, ok := strings.Cut(raw, ".")
-	if !ok || len(raw) > 16<<10 {
-		return Cursor{}, bad
-	}
-	b, err1 := base64.RawURLEncoding.DecodeString(p)
-	mac, err2 := base64.RawURLEncoding.DecodeString(m)
-	if err1 != nil || err2 != nil || !hmac.Equal(mac, s.mac(b)) {
-		return Cursor{}, bad
-	}
 	var c Cursor
-	if err := json.Unmarshal(b, &c); err != nil || c.Query != queryHash || c.Sources == nil {
-		return Cursor{}, bad
+	if !s.sealer.Open(raw, 16<<10, &c) || c.Query != queryHash || c.Sources == nil {
+		return Cursor{}, apierror.InvalidField("cursor", "is not a cursor this gateway issued for this query")
 	}
 	return c, nil
 }

@@ -2,10 +2,8 @@ package sqlitestore
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -92,31 +90,12 @@ func queryHash(q listing.Query) string {
 	return hex.EncodeToString(h[:8])
 }
 
-func (s *Store) sign(payload []byte) []byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write(payload)
-	return m.Sum(nil)[:16]
-}
-
-func (s *Store) encodeCursor(c cursor) string {
-	payload, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(s.sign(payload))
-}
+func (s *Store) encodeCursor(c cursor) string { return s.cursors.Seal(c) }
 
 func (s *Store) decodeCursor(raw string, q listing.Query) (cursor, error) {
-	bad := apierror.InvalidField("cursor", "is not a cursor this service issued for this query")
-	p, m, ok := strings.Cut(raw, ".")
-	if !ok || len(raw) > 512 {
-		return cursor{}, bad
-	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p)
-	mac, err2 := base64.RawURLEncoding.DecodeString(m)
-	if err1 != nil || err2 != nil || !hmac.Equal(mac, s.sign(payload)) {
-		return cursor{}, bad
-	}
 	var c cursor
-	if err := json.Unmarshal(payload, &c); err != nil || c.Query != queryHash(q) || c.Tier < 0 || c.Tier > 1 || c.Before < 0 {
-		return cursor{}, bad
+	if !s.cursors.Open(raw, 512, &c) || c.Query != queryHash(q) || c.Tier < 0 || c.Tier > 1 || c.Before < 0 {
+		return cursor{}, apierror.InvalidField("cursor", "is not a cursor this service issued for this query")
 	}
 	return c, nil
 }

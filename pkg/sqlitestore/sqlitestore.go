@@ -21,6 +21,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
+	pagecursor "github.com/parkmesh/parkmesh/pkg/cursor"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 )
 
@@ -29,10 +30,10 @@ var migrations embed.FS
 
 // Store is a listing.Store backed by one SQLite file.
 type Store struct {
-	path  string
-	write *sql.DB // one connection: SQLite has one writer
-	read  *sql.DB
-	key   []byte // cursor signing key, kept in the database
+	path    string
+	write   *sql.DB // one connection: SQLite has one writer
+	read    *sql.DB
+	cursors pagecursor.Signer // signs page cursors with a key kept in the database
 
 	mu     sync.Mutex
 	signal chan struct{}
@@ -58,10 +59,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlitestore: migrate %s: %w", abs, err)
 	}
-	if err := s.read.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'cursor_key'`).Scan(&s.key); err != nil {
+	var key []byte
+	if err := s.read.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'cursor_key'`).Scan(&key); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlitestore: read cursor key: %w", err)
 	}
+	s.cursors = pagecursor.New(key)
 	return s, nil
 }
 
