@@ -1,4 +1,4 @@
-package parkservice
+package listingservice
 
 import (
 	"context"

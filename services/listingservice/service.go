@@ -1,10 +1,11 @@
-// Package parkservice is the go-kit service that the directory, project and
-// talent services share: each serves one listing kind over the same REST
+// Package listingservice is the listing service that the directory, project
+// and talent services share: each serves one listing kind over the same REST
 // paths (DESIGN.md "Listings"), backed by its own listing.Store. The layers
 // follow go-kit's examples: Service (this file), endpoints (endpoint.go),
-// HTTP transport (transport.go), middlewares (middleware.go), and a Main
-// (main.go) that the services' cmd packages run.
-package parkservice
+// HTTP transport (transport.go), and a Main (main.go) that the services' cmd
+// packages run; Main composes the HTTP middlewares (tracing, logging,
+// metrics) from pkg/telemetry and pkg/httpserver.
+package listingservice
 
 import (
 	"context"
