@@ -26,7 +26,7 @@ import (
 
 // untracedRoutes are served without spans: probes and scrapes come every few
 // seconds and would bury the traces that matter.
-var untracedRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics"}
+var untracedRoutes = []string{"GET " + healthPath, "GET " + readyPath, "GET /metrics"}
 
 // telemetryFlushTimeout bounds the flush of pending spans at Close.
 const telemetryFlushTimeout = 5 * time.Second

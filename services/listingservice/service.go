@@ -29,8 +29,9 @@ type Service interface {
 	Delete(ctx context.Context, id string, ifVersion int64) error
 	// Search returns one page of matching listings; Invalid for a bad cursor.
 	Search(ctx context.Context, q listing.Query) (*listing.Page, error)
-	// Changes returns change-log entries after seq, waiting up to wait for
-	// one to land when there are none yet.
+	// Changes returns up to limit change-log entries after seq (limit ≤ 0:
+	// DefaultChanges), waiting up to wait for one to land when there are
+	// none yet.
 	Changes(ctx context.Context, after int64, limit int, wait time.Duration) (*ChangesPage, error)
 	// SeqBefore is the change-log position of a point in time: reading
 	// after it yields the changes made from then on.
@@ -141,6 +142,11 @@ func (s *service) Search(ctx context.Context, q listing.Query) (*listing.Page, e
 }
 
 func (s *service) Changes(ctx context.Context, after int64, limit int, wait time.Duration) (*ChangesPage, error) {
+	if limit <= 0 {
+		// What the HTTP route does without ?limit, so a caller in process
+		// and one over HTTP (whose client then omits it) read alike.
+		limit = DefaultChanges
+	}
 	var timeout <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)

@@ -16,6 +16,16 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/listing"
 )
 
+// The service's paths (DESIGN.md "Listings"). The server's routes and the
+// client's requests are both made from these, and nothing outside this
+// package writes them: a caller goes through NewHTTPClient.
+const (
+	listingsPath = "/v1/listings"
+	changesPath  = "/v1/changes"
+	readyPath    = "/readyz"
+	healthPath   = "/healthz"
+)
+
 // Change-log long-poll bounds.
 const (
 	MaxWait          = 30 * time.Second
@@ -40,19 +50,19 @@ func NewHTTPHandler(k listing.Kind, set Set, logger *slog.Logger, mw func(route 
 		mux.Handle(pattern, mw(pattern, h))
 	}
 	mux := http.NewServeMux()
-	route(mux, "POST /v1/listings", set.Create, decodeCreate)
-	route(mux, "GET /v1/listings", set.Search, decodeSearch(k))
-	route(mux, "GET /v1/listings/{id}", set.Get, func(_ context.Context, r *http.Request) (any, error) {
+	route(mux, "POST "+listingsPath, set.CreateEndpoint, decodeCreate)
+	route(mux, "GET "+listingsPath, set.SearchEndpoint, decodeSearch(k))
+	route(mux, "GET "+listingsPath+"/{id}", set.GetEndpoint, func(_ context.Context, r *http.Request) (any, error) {
 		return getRequest{ID: r.PathValue("id")}, nil
 	})
-	route(mux, "PUT /v1/listings/{id}", set.Update, decodeUpdate)
-	route(mux, "DELETE /v1/listings/{id}", set.Delete, func(_ context.Context, r *http.Request) (any, error) {
+	route(mux, "PUT "+listingsPath+"/{id}", set.UpdateEndpoint, decodeUpdate)
+	route(mux, "DELETE "+listingsPath+"/{id}", set.DeleteEndpoint, func(_ context.Context, r *http.Request) (any, error) {
 		v, err := ifMatch(r)
 		return deleteRequest{ID: r.PathValue("id"), IfVersion: v}, err
 	})
-	route(mux, "GET /v1/changes", set.Changes, decodeChanges)
-	route(mux, "GET /readyz", set.Ready, func(context.Context, *http.Request) (any, error) { return nil, nil })
-	mux.Handle("GET /healthz", mw("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	route(mux, "GET "+changesPath, set.ChangesEndpoint, decodeChanges)
+	route(mux, "GET "+readyPath, set.ReadyEndpoint, func(context.Context, *http.Request) (any, error) { return nil, nil })
+	mux.Handle("GET "+healthPath, mw("GET "+healthPath, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})))
 	mux.Handle("/", mw("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +189,7 @@ func encodeResponse(errEnc httptransport.ErrorEncoder) httptransport.EncodeRespo
 			w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(r.Listing.Version, 10)))
 			status := http.StatusOK
 			if r.Created {
-				w.Header().Set("Location", "/v1/listings/"+r.Listing.ID)
+				w.Header().Set("Location", listingsPath+"/"+r.Listing.ID)
 				status = http.StatusCreated
 			}
 			return writeJSON(w, status, r.Listing)
