@@ -5,6 +5,12 @@
 // HTTP transport (transport.go), and a Main (main.go) that the services' cmd
 // packages run; Main composes the HTTP middlewares (tracing, logging,
 // metrics) from pkg/telemetry and pkg/httpserver.
+//
+// The client half lives here too, as in go-kit's addsvc: NewHTTPClient
+// (client.go) returns the same Service over HTTP, its requests and answers
+// encoded next to the server's in transport.go, so the service's paths and
+// wire shapes are written once. Its errors tell the service's verdicts
+// (*apierror.Error) from failures to get one (*TransportError).
 package listingservice
 
 import (

@@ -1,10 +1,15 @@
 package listingservice
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -211,4 +216,180 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
+}
+
+// The client's half of the transport: each encoder below writes the request
+// its server decoder above reads, and each decoder reads what
+// encodeResponse wrote.
+
+// maxReplyBody bounds what the client reads of one answer. A page of 100
+// listings is well under 1 MiB; 8 MiB leaves room for a full change-log
+// page of large listings while an instance gone wrong cannot exhaust the
+// caller's memory.
+const maxReplyBody = 8 << 20
+
+func encodeCreateRequest(_ context.Context, r *http.Request, req any) error {
+	return setJSONBody(r, req.(createRequest).Listing)
+}
+
+func encodeGetRequest(_ context.Context, r *http.Request, req any) error {
+	setListingPath(r, req.(getRequest).ID)
+	return nil
+}
+
+func encodeUpdateRequest(_ context.Context, r *http.Request, req any) error {
+	u := req.(updateRequest)
+	setListingPath(r, u.ID)
+	setIfMatch(r, u.IfVersion)
+	return setJSONBody(r, u.Listing)
+}
+
+func encodeDeleteRequest(_ context.Context, r *http.Request, req any) error {
+	d := req.(deleteRequest)
+	setListingPath(r, d.ID)
+	setIfMatch(r, d.IfVersion)
+	return nil
+}
+
+func encodeSearchRequest(_ context.Context, r *http.Request, req any) error {
+	r.URL.RawQuery = req.(listing.Query).Values().Encode()
+	return nil
+}
+
+func encodeChangesRequest(_ context.Context, r *http.Request, req any) error {
+	c := req.(changesRequest)
+	v := url.Values{}
+	if !c.Since.IsZero() {
+		v.Set("since", c.Since.UTC().Format(time.RFC3339Nano))
+	} else {
+		v.Set("after", strconv.FormatInt(c.After, 10))
+	}
+	if c.Limit > 0 {
+		v.Set("limit", strconv.Itoa(c.Limit))
+	}
+	if c.Wait > 0 {
+		v.Set("wait", c.Wait.String())
+	}
+	r.URL.RawQuery = v.Encode()
+	return nil
+}
+
+func encodeReadyRequest(context.Context, *http.Request, any) error { return nil }
+
+// setListingPath appends the listing id to the request's path, escaped, so
+// an id holding '/' or '?' stays one path segment (the server then answers
+// NotFound for it, as the service does in process).
+func setListingPath(r *http.Request, id string) {
+	prefix := r.URL.EscapedPath()
+	r.URL.Path += "/" + id
+	r.URL.RawPath = prefix + "/" + url.PathEscape(id)
+}
+
+// setIfMatch sends ifVersion as the ETag ifMatch reads; 0 means
+// unconditional and sends nothing.
+func setIfMatch(r *http.Request, ifVersion int64) {
+	if ifVersion != 0 {
+		r.Header.Set("If-Match", strconv.Quote(strconv.FormatInt(ifVersion, 10)))
+	}
+}
+
+// setJSONBody sends v as the request's JSON body, with its length and
+// GetBody so the transport may resend it on a connection that died idle.
+func setJSONBody(r *http.Request, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.ContentLength = int64(len(b))
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	return nil
+}
+
+func decodeListingResponse(_ context.Context, res *http.Response) (any, error) {
+	l := new(listing.Listing)
+	failed, err := readReply(res, l)
+	if err != nil || failed != nil {
+		return listingResponse{Err: failed}, err
+	}
+	// The ETag is the version (encodeResponse): an answer where they differ
+	// did not come whole from the service.
+	if etag := res.Header.Get("ETag"); etag != "" && etag != strconv.Quote(strconv.FormatInt(l.Version, 10)) {
+		return nil, &TransportError{Status: res.StatusCode, Err: fmt.Errorf("ETag %.20q does not match version %d", etag, l.Version)}
+	}
+	return listingResponse{Listing: l, Created: res.StatusCode == http.StatusCreated}, nil
+}
+
+func decodeDeleteResponse(_ context.Context, res *http.Response) (any, error) {
+	failed, err := readReply(res, nil)
+	return deleteResponse{Err: failed}, err
+}
+
+func decodeSearchResponse(_ context.Context, res *http.Response) (any, error) {
+	p := new(listing.Page)
+	failed, err := readReply(res, p)
+	if err != nil || failed != nil {
+		return searchResponse{Err: failed}, err
+	}
+	return searchResponse{Page: p}, nil
+}
+
+func decodeChangesResponse(_ context.Context, res *http.Response) (any, error) {
+	p := new(ChangesPage)
+	failed, err := readReply(res, p)
+	if err != nil || failed != nil {
+		return changesResponse{Err: failed}, err
+	}
+	return changesResponse{Page: p}, nil
+}
+
+func decodeReadyResponse(_ context.Context, res *http.Response) (any, error) {
+	failed, err := readReply(res, nil)
+	return readyResponse{Err: failed}, err
+}
+
+// readReply reads an instance's answer (at most maxReplyBody) into into
+// (nil: the body is not needed). It sorts the answer three ways:
+//
+//   - a 2xx with a body that decodes: both results nil;
+//   - the service's verdict, a 4xx, or a 5xx with a ParkMesh JSON error
+//     body: failed is that *apierror.Error, to travel in the response;
+//   - anything else is a *TransportError, returned as err: a 503 (the
+//     instance cannot serve now; another may), a 5xx without an error body
+//     (a proxy or a crash in between), an unexpected status, a body too
+//     large or one that does not decode.
+func readReply(res *http.Response, into any) (failed, err error) {
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxReplyBody+1))
+	if err != nil {
+		return nil, &TransportError{Status: res.StatusCode, Err: fmt.Errorf("reading the answer: %w", err)}
+	}
+	if len(body) > maxReplyBody {
+		return nil, &TransportError{Status: res.StatusCode, Err: fmt.Errorf("answer larger than %d bytes", maxReplyBody)}
+	}
+	status := res.StatusCode
+	switch {
+	case status == http.StatusServiceUnavailable:
+		e, _ := apierror.Parse(body) // the service's reason, when it gave one
+		return nil, &TransportError{Status: status, Err: errors.New("instance unavailable"), api: e}
+	case status >= 500:
+		if e, ok := apierror.Parse(body); ok {
+			return e, nil
+		}
+		return nil, &TransportError{Status: status, Err: fmt.Errorf("%d answer without an error body", status)}
+	case status >= 400:
+		// Without an error body (Go's own 431, say) the status still says
+		// what was wrong with the request, through apierror's one table;
+		// another instance would refuse it too.
+		return apierror.Read(status, bytes.NewReader(body)), nil
+	case status < 200 || status >= 300:
+		return nil, &TransportError{Status: status, Err: fmt.Errorf("unexpected status %d", status)}
+	}
+	if into == nil {
+		return nil, nil
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return nil, &TransportError{Status: status, Err: fmt.Errorf("malformed answer: %w", err)}
+	}
+	return nil, nil
 }
