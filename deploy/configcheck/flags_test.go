@@ -13,7 +13,7 @@ import (
 // moves, change its one constant here.
 const (
 	gatewayFlagsFile    = "gateway/app/app.go"
-	serviceFlagsFile    = "pkg/parkservice/main.go" // directory, project, talent
+	serviceFlagsFile    = "services/listingservice/main.go" // directory, project, talent
 	loadsampleFlagsFile = "deploy/docker/cmd/loadsample/main.go"
 )
 

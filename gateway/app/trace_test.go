@@ -26,10 +26,10 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/nodetest"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
-	"github.com/parkmesh/parkmesh/pkg/parkservice"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 	"github.com/parkmesh/parkmesh/pkg/telemetry"
 	"github.com/parkmesh/parkmesh/services/directory"
+	"github.com/parkmesh/parkmesh/services/listingservice"
 	projectsvc "github.com/parkmesh/parkmesh/services/project"
 	"github.com/parkmesh/parkmesh/services/talent"
 )
@@ -81,8 +81,8 @@ func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter) *inprocPark
 		t.Cleanup(stop)
 		return stop
 	}
-	for _, spec := range []parkservice.Spec{directory.Spec, projectsvc.Spec, talent.Spec} {
-		m := parkservice.NewMain(spec, io.Discard)
+	for _, spec := range []listingservice.Spec{directory.Spec, projectsvc.Spec, talent.Spec} {
+		m := listingservice.NewMain(spec, io.Discard)
 		m.Telemetry = telemetry.Config{Exporter: exp}
 		if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", id, "-consul", agent.HTTPAddr(), "-log-level", "error"}, func(string) string { return "" }); err != nil {
 			t.Fatal(err)

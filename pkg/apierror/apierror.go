@@ -127,6 +127,18 @@ func Write(w http.ResponseWriter, err error) {
 	_ = json.NewEncoder(w).Encode(envelope{Error: pub})
 }
 
+// Parse decodes a JSON error response body. ok is false when body is not
+// one (an empty body, a proxy's HTML page, JSON of another shape): a client
+// then knows the answer did not come from a ParkMesh handler, which tells a
+// failure on the way (worth retrying elsewhere) from the service's verdict.
+func Parse(body []byte) (e *Error, ok bool) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil || env.Error == nil || env.Error.Code == "" {
+		return nil, false
+	}
+	return env.Error, true
+}
+
 // Read decodes an error response body (at most 64 KiB are read). A body that
 // is not a JSON error still yields an *Error derived from the status.
 func Read(status int, body io.Reader) *Error {

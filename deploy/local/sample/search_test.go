@@ -11,8 +11,8 @@ import (
 
 	"github.com/parkmesh/parkmesh/deploy/local/sample"
 	"github.com/parkmesh/parkmesh/pkg/listing"
-	"github.com/parkmesh/parkmesh/pkg/parkservice"
 	"github.com/parkmesh/parkmesh/services/directory"
+	"github.com/parkmesh/parkmesh/services/listingservice"
 	"github.com/parkmesh/parkmesh/services/project"
 	"github.com/parkmesh/parkmesh/services/talent"
 )
@@ -35,8 +35,8 @@ func TestSampleSearch(t *testing.T) {
 	}
 	urls := map[listing.Kind]string{}
 	dir := t.TempDir()
-	for _, spec := range []parkservice.Spec{directory.Spec, project.Spec, talent.Spec} {
-		m := parkservice.NewMain(spec, io.Discard)
+	for _, spec := range []listingservice.Spec{directory.Spec, project.Spec, talent.Spec} {
+		m := listingservice.NewMain(spec, io.Discard)
 		if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", "xian-hitech", "-consul", "off", "-log-level", "error"}, func(string) string { return "" }); err != nil {
 			t.Fatal(err)
 		}

@@ -4,8 +4,8 @@ package main
 import (
 	"os"
 
-	"github.com/parkmesh/parkmesh/pkg/parkservice"
 	"github.com/parkmesh/parkmesh/services/directory"
+	"github.com/parkmesh/parkmesh/services/listingservice"
 )
 
-func main() { os.Exit(parkservice.Run(directory.Spec, os.Args[1:])) }
+func main() { os.Exit(listingservice.Run(directory.Spec, os.Args[1:])) }

@@ -4,8 +4,8 @@ package main
 import (
 	"os"
 
-	"github.com/parkmesh/parkmesh/pkg/parkservice"
+	"github.com/parkmesh/parkmesh/services/listingservice"
 	"github.com/parkmesh/parkmesh/services/project"
 )
 
-func main() { os.Exit(parkservice.Run(project.Spec, os.Args[1:])) }
+func main() { os.Exit(listingservice.Run(project.Spec, os.Args[1:])) }

@@ -4,8 +4,8 @@ package main
 import (
 	"os"
 
-	"github.com/parkmesh/parkmesh/pkg/parkservice"
+	"github.com/parkmesh/parkmesh/services/listingservice"
 	"github.com/parkmesh/parkmesh/services/talent"
 )
 
-func main() { os.Exit(parkservice.Run(talent.Spec, os.Args[1:])) }
+func main() { os.Exit(listingservice.Run(talent.Spec, os.Args[1:])) }

@@ -1,10 +1,17 @@
-// Package parkservice is the go-kit service that the directory, project and
-// talent services share: each serves one listing kind over the same REST
+// Package listingservice is the listing service that the directory, project
+// and talent services share: each serves one listing kind over the same REST
 // paths (DESIGN.md "Listings"), backed by its own listing.Store. The layers
 // follow go-kit's examples: Service (this file), endpoints (endpoint.go),
-// HTTP transport (transport.go), middlewares (middleware.go), and a Main
-// (main.go) that the services' cmd packages run.
-package parkservice
+// HTTP transport (transport.go), and a Main (main.go) that the services' cmd
+// packages run; Main composes the HTTP middlewares (tracing, logging,
+// metrics) from pkg/telemetry and pkg/httpserver.
+//
+// The client half lives here too, as in go-kit's addsvc: NewHTTPClient
+// (client.go) returns the same Service over HTTP, its requests and answers
+// encoded next to the server's in transport.go, so the service's paths and
+// wire shapes are written once. Its errors tell the service's verdicts
+// (*apierror.Error) from failures to get one (*TransportError).
+package listingservice
 
 import (
 	"context"
@@ -28,8 +35,9 @@ type Service interface {
 	Delete(ctx context.Context, id string, ifVersion int64) error
 	// Search returns one page of matching listings; Invalid for a bad cursor.
 	Search(ctx context.Context, q listing.Query) (*listing.Page, error)
-	// Changes returns change-log entries after seq, waiting up to wait for
-	// one to land when there are none yet.
+	// Changes returns up to limit change-log entries after seq (limit ≤ 0:
+	// DefaultChanges), waiting up to wait for one to land when there are
+	// none yet.
 	Changes(ctx context.Context, after int64, limit int, wait time.Duration) (*ChangesPage, error)
 	// SeqBefore is the change-log position of a point in time: reading
 	// after it yields the changes made from then on.
@@ -140,6 +148,11 @@ func (s *service) Search(ctx context.Context, q listing.Query) (*listing.Page, e
 }
 
 func (s *service) Changes(ctx context.Context, after int64, limit int, wait time.Duration) (*ChangesPage, error) {
+	if limit <= 0 {
+		// What the HTTP route does without ?limit, so a caller in process
+		// and one over HTTP (whose client then omits it) read alike.
+		limit = DefaultChanges
+	}
 	var timeout <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)

@@ -1,4 +1,4 @@
-package parkservice_test
+package listingservice_test
 
 import (
 	"bytes"
@@ -12,21 +12,21 @@ import (
 	"time"
 
 	"github.com/parkmesh/parkmesh/pkg/listing"
-	"github.com/parkmesh/parkmesh/pkg/parkservice"
+	"github.com/parkmesh/parkmesh/services/listingservice"
 )
 
-var specs = []parkservice.Spec{
-	{Name: "directory", Kind: listing.KindOrganization},
-	{Name: "project", Kind: listing.KindProject},
-	{Name: "talent", Kind: listing.KindTalent},
+var specs = []listingservice.Spec{
+	listingservice.SpecOf(listing.KindOrganization),
+	listingservice.SpecOf(listing.KindProject),
+	listingservice.SpecOf(listing.KindTalent),
 }
 
 // startService runs the real Main (real SQLite file in dir, real HTTP on a
 // loopback port) and returns its base URL and a stop function that shuts
 // it down gracefully and waits.
-func startService(t *testing.T, spec parkservice.Spec, dir string) (string, func()) {
+func startService(t *testing.T, spec listingservice.Spec, dir string) (string, func()) {
 	t.Helper()
-	m := parkservice.NewMain(spec, io.Discard)
+	m := listingservice.NewMain(spec, io.Discard)
 	if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", "xian-hitech", "-consul", "off", "-log-level", "error"}, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestCRUDRoundTripEachKind(t *testing.T) {
 			if r := do(t, "GET", base+"/v1/listings/"+created.ID, nil); r.status != http.StatusNotFound {
 				t.Errorf("get after delete: %d", r.status)
 			}
-			var ch parkservice.ChangesPage
+			var ch listingservice.ChangesPage
 			do(t, "GET", base+"/v1/changes?after=0", nil).decode(t, &ch)
 			var ops []string
 			for _, c := range ch.Changes {
@@ -281,7 +281,7 @@ func TestBadInputIsRefusedAndNothingWritten(t *testing.T) {
 
 func lastSeq(t *testing.T, base string) int64 {
 	t.Helper()
-	var ch parkservice.ChangesPage
+	var ch listingservice.ChangesPage
 	do(t, "GET", base+"/v1/changes?after=0&limit=1000", nil).decode(t, &ch)
 	return ch.Next
 }
@@ -314,7 +314,7 @@ func TestRestartKeepsDataAndSequence(t *testing.T) {
 	if r.status != 201 {
 		t.Fatal(r.status)
 	}
-	var ch parkservice.ChangesPage
+	var ch listingservice.ChangesPage
 	do(t, "GET", fmt.Sprintf("%s/v1/changes?after=%d", base2, seq), nil).decode(t, &ch)
 	if len(ch.Changes) != 1 || ch.Changes[0].Seq != seq+1 {
 		t.Errorf("changes after restart = %+v", ch)
@@ -325,13 +325,13 @@ func TestLongPollReturnsWhenAChangeLands(t *testing.T) {
 	spec := specs[1]
 	base, _ := startService(t, spec, t.TempDir())
 	type result struct {
-		page parkservice.ChangesPage
+		page listingservice.ChangesPage
 		took time.Duration
 	}
 	got := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		var p parkservice.ChangesPage
+		var p listingservice.ChangesPage
 		res, err := http.Get(base + "/v1/changes?after=0&wait=25s")
 		if err == nil {
 			json.NewDecoder(res.Body).Decode(&p)
@@ -358,7 +358,7 @@ func TestLongPollReturnsWhenAChangeLands(t *testing.T) {
 		t.Fatal("long-poll did not return after a change landed")
 	}
 	// With nothing new, a poll waits out its wait and answers empty.
-	var p parkservice.ChangesPage
+	var p listingservice.ChangesPage
 	do(t, "GET", base+"/v1/changes?after=1&wait=100ms", nil).decode(t, &p)
 	if len(p.Changes) != 0 || p.Next != 1 {
 		t.Errorf("empty poll = %+v", p)

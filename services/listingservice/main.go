@@ -1,4 +1,4 @@
-package parkservice
+package listingservice
 
 import (
 	"context"
@@ -26,12 +26,12 @@ import (
 
 // untracedRoutes are served without spans: probes and scrapes come every few
 // seconds and would bury the traces that matter.
-var untracedRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics"}
+var untracedRoutes = []string{"GET " + healthPath, "GET " + readyPath, "GET /metrics"}
 
 // telemetryFlushTimeout bounds the flush of pending spans at Close.
 const telemetryFlushTimeout = 5 * time.Second
 
-// Version is the build version, set with -ldflags "-X ...parkservice.Version=…".
+// Version is the build version, set with -ldflags "-X ...listingservice.Version=…".
 var Version = "dev"
 
 // Spec names one of the three services.
@@ -39,6 +39,13 @@ type Spec struct {
 	Name        string // "directory", "project", "talent"
 	Kind        listing.Kind
 	DefaultPort int
+}
+
+// SpecOf is the Spec of the service keeping kind k, its name and port taken
+// from k's contract, so they cannot drift from what the gateway and the
+// launchers derive from the same kind.
+func SpecOf(k listing.Kind) Spec {
+	return Spec{Name: k.Service(), Kind: k, DefaultPort: k.DefaultPort()}
 }
 
 // Config is a service's configuration, from flags and PARKMESH_… variables.
@@ -126,7 +133,9 @@ func (m *Main) DBPath() string {
 // Open sets up tracing and opens the store and the listener; after it, Addr
 // is known.
 func (m *Main) Open(ctx context.Context) (err error) {
-	name := "parkmesh-" + m.Spec.Name
+	// The kind's Consul name, not one made from Spec.Name: the gateway
+	// looks instances up by kind.
+	name := m.Spec.Kind.ServiceName()
 	m.Logger = slog.New(telemetry.LogHandler(m.Logger.Handler())).With("service", name, "park", m.Config.Park)
 	tcfg := m.Telemetry
 	tcfg.ServiceName, tcfg.ServiceVersion, tcfg.Park = name, Version, m.Config.Park

@@ -1,4 +1,4 @@
-package parkservice_test
+package listingservice_test
 
 import (
 	"bytes"
@@ -26,9 +26,9 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/httpserver"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/synth"
-	"github.com/parkmesh/parkmesh/pkg/parkservice"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 	"github.com/parkmesh/parkmesh/pkg/telemetry"
+	"github.com/parkmesh/parkmesh/services/listingservice"
 )
 
 // syncBuffer is a log destination safe for the server's goroutines.
@@ -64,9 +64,9 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 
 // openMain opens the real Main of spec on a loopback port, with the given
 // telemetry test hooks, logging at info to logs.
-func openMain(tb testing.TB, spec parkservice.Spec, dir string, tcfg telemetry.Config, logs io.Writer) *parkservice.Main {
+func openMain(tb testing.TB, spec listingservice.Spec, dir string, tcfg telemetry.Config, logs io.Writer) *listingservice.Main {
 	tb.Helper()
-	m := parkservice.NewMain(spec, logs)
+	m := listingservice.NewMain(spec, logs)
 	if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", "xian-hitech", "-consul", "off"}, func(string) string { return "" }); err != nil {
 		tb.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func openMain(tb testing.TB, spec parkservice.Spec, dir string, tcfg telemetry.C
 }
 
 // serve runs m until the test ends and returns its base URL.
-func serve(t *testing.T, m *parkservice.Main) string {
+func serve(t *testing.T, m *listingservice.Main) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -143,7 +143,7 @@ func TestRequestSpanHasStoreChildAndLogsCarryIDs(t *testing.T) {
 	for _, kv := range search.Resource.Attributes() {
 		res[kv.Key] = kv.Value.Emit()
 	}
-	if res["service.name"] != "parkmesh-project" || res[telemetry.ParkKey] != "xian-hitech" || res["service.version"] != parkservice.Version {
+	if res["service.name"] != "parkmesh-project" || res[telemetry.ParkKey] != "xian-hitech" || res["service.version"] != listingservice.Version {
 		t.Errorf("resource = %v", res)
 	}
 
@@ -198,7 +198,7 @@ func names(spans tracetest.SpanStubs) []string {
 // the real Main with every span recorded and batched to an exporter that
 // drops them. Report the ratios in docs/benchmarks.md:
 //
-//	go test -run='^$' -bench=LocalSearchTracing -benchtime=3000x -count=5 ./pkg/parkservice/
+//	go test -run='^$' -bench=LocalSearchTracing -benchtime=3000x -count=5 ./services/listingservice/
 func BenchmarkLocalSearchTracing(b *testing.B) {
 	dir := b.TempDir()
 	spec := specs[1]
@@ -221,10 +221,10 @@ func BenchmarkLocalSearchTracing(b *testing.B) {
 			// Assembled as Main assembles it, less the telemetry.
 			logger := slog.New(slog.NewJSONHandler(io.Discard, nil)).With("service", "parkmesh-project", "park", "xian-hitech")
 			metrics := httpserver.NewMetrics()
-			svc := parkservice.New(spec.Kind, "xian-hitech", st)
+			svc := listingservice.New(spec.Kind, "xian-hitech", st)
 			mux := http.NewServeMux()
 			mux.Handle("GET /metrics", metrics.Handler())
-			mux.Handle("/", parkservice.NewHTTPHandler(spec.Kind, parkservice.NewSet(svc), logger, metrics.Middleware(logger)))
+			mux.Handle("/", listingservice.NewHTTPHandler(spec.Kind, listingservice.NewSet(svc), logger, metrics.Middleware(logger)))
 			return mux
 		}},
 		{"off", func(b *testing.B) http.Handler {
