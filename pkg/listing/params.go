@@ -43,4 +43,3 @@ func ParseParks(v url.Values, name string) ([]string, error) {
 	}
 	return parts, nil
 }
-

@@ -141,7 +141,7 @@ func TestRequestSpanHasStoreChildAndLogsCarryIDs(t *testing.T) {
 	}
 	res := map[attribute.Key]string{}
 	for _, kv := range search.Resource.Attributes() {
-		res[kv.Key] = kv.Value.Emit()
+		res[kv.Key] = kv.Value.String()
 	}
 	if res["service.name"] != "parkmesh-project" || res[telemetry.ParkKey] != "xian-hitech" || res["service.version"] != listingservice.Version {
 		t.Errorf("resource = %v", res)
