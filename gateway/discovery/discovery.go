@@ -5,17 +5,12 @@ package discovery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,42 +23,11 @@ import (
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/services/listingservice"
 )
-
-// ServiceName is the Consul service name of the service keeping kind k.
-func ServiceName(k listing.Kind) string {
-	switch k {
-	case listing.KindOrganization:
-		return "parkmesh-directory"
-	case listing.KindProject:
-		return "parkmesh-project"
-	case listing.KindTalent:
-		return "parkmesh-talent"
-	}
-	return ""
-}
-
-// Call is one HTTP request the gateway makes to a park service instance.
-type Call struct {
-	Method string
-	Path   string // e.g. /v1/listings/prj_…
-	Query  string
-	Header http.Header
-	Body   []byte
-	// Timeout bounds one attempt (default 3 s); long-polls set more.
-	Timeout time.Duration
-}
-
-// Reply is a park service's answer to a Call.
-type Reply struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
 
 // Limits of calls to park services.
 const (
-	maxReplyBody   = 8 << 20
 	attemptTimeout = 3 * time.Second
 	maxAttempts    = 3
 )
@@ -104,7 +68,7 @@ func New(consulAddr string, client *http.Client, logger *slog.Logger) (*Services
 	}
 	kl := kitLogger(logger)
 	for _, k := range listing.Kinds {
-		inst := sdconsul.NewInstancer(sdconsul.NewClient(cc), kl, ServiceName(k), nil, true)
+		inst := sdconsul.NewInstancer(sdconsul.NewClient(cc), kl, k.ServiceName(), nil, true)
 		d.instancers[k] = inst
 		d.endpointer[k] = sd.NewEndpointer(inst, d.factory, kl)
 		d.balancers[k] = lb.NewRoundRobin(d.endpointer[k])
@@ -155,81 +119,126 @@ func (d *Services) Close() {
 	}
 }
 
-// factory turns an instance address into an endpoint that performs a Call.
+// op is one call of the listing service's API, made on whichever instance
+// the balancer picks.
+type op struct {
+	timeout time.Duration // bounds one attempt
+	call    func(context.Context, listingservice.Service) (any, error)
+}
+
+// result is an instance's answer, a business error included: only
+// transport failures are endpoint errors, so only they are retried (as
+// go-kit's Failer convention has it).
+type result struct {
+	v   any
+	err error
+}
+
+// factory turns an instance address into an endpoint running ops on that
+// instance's client half.
 func (d *Services) factory(instance string) (endpoint.Endpoint, io.Closer, error) {
-	base := "http://" + instance
+	svc, err := listingservice.NewHTTPClient(instance, d.client)
+	if err != nil {
+		return nil, nil, err
+	}
 	return func(ctx context.Context, req any) (any, error) {
-		return d.do(ctx, base, req.(Call))
+		o := req.(op)
+		ctx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		v, err := o.call(ctx, svc)
+		if listingservice.IsTransport(err) {
+			return nil, err
+		}
+		return result{v, err}, nil
 	}, nil, nil
 }
 
-// do performs c against one instance. Transport failures are errors (so the
-// balancer retries elsewhere); any HTTP answer, even an error status, is a
-// Reply.
-func (d *Services) do(ctx context.Context, base string, c Call) (Reply, error) {
-	timeout := attemptTimeout
-	if c.Timeout > 0 {
-		timeout = c.Timeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	u := base + c.Path
-	if c.Query != "" {
-		u += "?" + c.Query
-	}
-	var body io.Reader
-	if c.Body != nil {
-		body = strings.NewReader(string(c.Body))
-	}
-	req, err := http.NewRequestWithContext(ctx, c.Method, u, body)
-	if err != nil {
-		return Reply{}, err
-	}
-	for k, vs := range c.Header {
-		req.Header[k] = vs
-	}
-	res, err := d.client.Do(req)
-	if err != nil {
-		return Reply{}, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, maxReplyBody+1))
-	if err != nil {
-		return Reply{}, err
-	}
-	if len(b) > maxReplyBody {
-		return Reply{}, errors.New("service reply too large")
-	}
-	if res.StatusCode == http.StatusServiceUnavailable {
-		// The instance is up but cannot serve (e.g. its store): try another.
-		return Reply{}, errors.New("instance unavailable")
-	}
-	return Reply{Status: res.StatusCode, Header: res.Header, Body: b}, nil
-}
-
-// Do sends c to a healthy instance of kind k, retrying on another instance
+// do runs o on a healthy instance of kind k, retrying on another instance
 // when an attempt fails in transport. Writes are retried only when the
 // connection was refused, so a write is never applied twice. When no
 // instance answers, the error is Unavailable and names the kind.
-func (d *Services) Do(ctx context.Context, k listing.Kind, c Call) (Reply, error) {
-	idempotent := c.Method == http.MethodGet || c.Method == http.MethodHead
+func (d *Services) do(ctx context.Context, k listing.Kind, idempotent bool, o op) (any, error) {
+	if o.timeout <= 0 {
+		o.timeout = attemptTimeout
+	}
 	retry := lb.RetryWithCallback(requestBudget(ctx), d.balancers[k], func(n int, err error) (bool, error) {
 		if n >= maxAttempts || errors.Is(err, lb.ErrNoEndpoints) {
 			return false, nil
 		}
-		return idempotent || refused(err), nil
+		var te *listingservice.TransportError
+		return idempotent || (errors.As(err, &te) && te.Refused()), nil
 	})
-	resp, err := retry(ctx, c)
+	resp, err := retry(ctx, o)
 	if err != nil {
 		// The caller reports the failure (a 503, or its own log line).
 		d.logger.DebugContext(ctx, "service call failed", "kind", k, "err", err)
-		return Reply{}, apierror.New(apierror.Unavailable, "no healthy %s service instance answered", serviceLabel(k))
+		return nil, apierror.New(apierror.Unavailable, "no healthy %s service instance answered", serviceLabel(k))
 	}
-	return resp.(Reply), nil
+	r := resp.(result)
+	return r.v, r.err
+}
+
+// For returns kind k's service as one listingservice.Service: each call
+// goes to a healthy instance found in Consul, round robin, retried on
+// another instance when it fails in transport.
+func (d *Services) For(k listing.Kind) listingservice.Service { return balanced{d: d, k: k} }
+
+// balanced is one kind's service spread over its instances.
+type balanced struct {
+	d *Services
+	k listing.Kind
+}
+
+// call runs f through the balancer and types its answer.
+func call[T any](ctx context.Context, b balanced, idempotent bool, timeout time.Duration, f func(context.Context, listingservice.Service) (T, error)) (T, error) {
+	v, err := b.d.do(ctx, b.k, idempotent, op{timeout: timeout, call: func(ctx context.Context, s listingservice.Service) (any, error) { return f(ctx, s) }})
+	t, _ := v.(T)
+	return t, err
+}
+
+func (b balanced) Create(ctx context.Context, l *listing.Listing) (*listing.Listing, error) {
+	return call(ctx, b, false, 0, func(ctx context.Context, s listingservice.Service) (*listing.Listing, error) { return s.Create(ctx, l) })
+}
+
+func (b balanced) Get(ctx context.Context, id string) (*listing.Listing, error) {
+	return call(ctx, b, true, 0, func(ctx context.Context, s listingservice.Service) (*listing.Listing, error) { return s.Get(ctx, id) })
+}
+
+func (b balanced) Update(ctx context.Context, id string, l *listing.Listing, ifVersion int64) (*listing.Listing, error) {
+	return call(ctx, b, false, 0, func(ctx context.Context, s listingservice.Service) (*listing.Listing, error) {
+		return s.Update(ctx, id, l, ifVersion)
+	})
+}
+
+func (b balanced) Delete(ctx context.Context, id string, ifVersion int64) error {
+	_, err := call(ctx, b, false, 0, func(ctx context.Context, s listingservice.Service) (struct{}, error) {
+		return struct{}{}, s.Delete(ctx, id, ifVersion)
+	})
+	return err
+}
+
+func (b balanced) Search(ctx context.Context, q listing.Query) (*listing.Page, error) {
+	return call(ctx, b, true, 0, func(ctx context.Context, s listingservice.Service) (*listing.Page, error) { return s.Search(ctx, q) })
+}
+
+func (b balanced) Changes(ctx context.Context, after int64, limit int, wait time.Duration) (*listingservice.ChangesPage, error) {
+	// One attempt must outlast the long-poll's wait.
+	return call(ctx, b, true, wait+9*time.Second, func(ctx context.Context, s listingservice.Service) (*listingservice.ChangesPage, error) {
+		return s.Changes(ctx, after, limit, wait)
+	})
+}
+
+func (b balanced) SeqBefore(ctx context.Context, t time.Time) (int64, error) {
+	return call(ctx, b, true, 0, func(ctx context.Context, s listingservice.Service) (int64, error) { return s.SeqBefore(ctx, t) })
+}
+
+func (b balanced) Ready(ctx context.Context) error {
+	_, err := call(ctx, b, true, 0, func(ctx context.Context, s listingservice.Service) (struct{}, error) { return struct{}{}, s.Ready(ctx) })
+	return err
 }
 
 func serviceLabel(k listing.Kind) string {
-	return strings.TrimPrefix(ServiceName(k), "parkmesh-") + " (" + string(k) + ")"
+	return k.Service() + " (" + string(k) + ")"
 }
 
 // requestBudget is what remains of ctx's deadline (or a default).
@@ -241,12 +250,6 @@ func requestBudget(ctx context.Context) time.Duration {
 		return time.Millisecond
 	}
 	return 10 * time.Second
-}
-
-// refused reports whether err means the request never reached a server.
-func refused(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // kitLogger adapts slog to go-kit's logger for the sd package, at debug
@@ -267,21 +270,10 @@ func kitLogger(l *slog.Logger) kitlog.Logger {
 // Changes implements feed.ChangeLogs: up to limit changes of kind k after
 // seq, waiting up to wait for one.
 func (d *Services) Changes(ctx context.Context, k listing.Kind, after int64, limit int, wait time.Duration) ([]listing.Change, error) {
-	q := url.Values{"after": {strconv.FormatInt(after, 10)}, "limit": {strconv.Itoa(limit)}, "wait": {wait.String()}}
-	// The budget must outlast the long-poll's wait.
 	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
 	defer cancel()
-	rep, err := d.Do(ctx, k, Call{Method: http.MethodGet, Path: "/v1/changes", Query: q.Encode(), Timeout: wait + 9*time.Second})
+	page, err := d.For(k).Changes(ctx, after, limit, wait)
 	if err != nil {
-		return nil, err
-	}
-	if rep.Status != http.StatusOK {
-		return nil, fmt.Errorf("%s change log answered %d", k, rep.Status)
-	}
-	var page struct {
-		Changes []listing.Change `json:"changes"`
-	}
-	if err := json.Unmarshal(rep.Body, &page); err != nil {
 		return nil, err
 	}
 	return page.Changes, nil
@@ -289,54 +281,16 @@ func (d *Services) Changes(ctx context.Context, k listing.Kind, after int64, lim
 
 // SeqBefore implements feed.ChangeLogs.
 func (d *Services) SeqBefore(ctx context.Context, k listing.Kind, t time.Time) (int64, error) {
-	q := url.Values{"since": {t.UTC().Format(time.RFC3339Nano)}, "limit": {"1"}, "wait": {"0s"}}
-	rep, err := d.Do(ctx, k, Call{Method: http.MethodGet, Path: "/v1/changes", Query: q.Encode()})
-	if err != nil {
-		return 0, err
-	}
-	var page struct {
-		From int64 `json:"from"`
-	}
-	if rep.Status != http.StatusOK || json.Unmarshal(rep.Body, &page) != nil {
-		return 0, fmt.Errorf("%s change log answered %d", k, rep.Status)
-	}
-	return page.From, nil
+	return d.For(k).SeqBefore(ctx, t)
 }
 
 // Search implements localsearch.Services: one page of q from kind k's
 // service.
 func (d *Services) Search(ctx context.Context, k listing.Kind, q listing.Query) (*listing.Page, error) {
-	rep, err := d.Do(ctx, k, Call{Method: http.MethodGet, Path: "/v1/listings", Query: q.Values().Encode()})
-	if err != nil {
-		return nil, err
-	}
-	if rep.Status != http.StatusOK {
-		e := apierror.Read(rep.Status, strings.NewReader(string(rep.Body)))
-		if e.Code == apierror.Invalid {
-			return nil, e
-		}
-		return nil, apierror.New(apierror.Unavailable, "%s service answered %d", k, rep.Status)
-	}
-	var page listing.Page
-	if err := json.Unmarshal(rep.Body, &page); err != nil {
-		return nil, apierror.New(apierror.Unavailable, "%s service answered malformed JSON", k)
-	}
-	return &page, nil
+	return d.For(k).Search(ctx, q)
 }
 
-// Get returns listing id of kind k from its service: NotFound when the
-// service has none, Unavailable when no instance answers.
+// Get implements fedapi.Listings: listing id of kind k.
 func (d *Services) Get(ctx context.Context, k listing.Kind, id string) (*listing.Listing, error) {
-	rep, err := d.Do(ctx, k, Call{Method: http.MethodGet, Path: "/v1/listings/" + url.PathEscape(id)})
-	if err != nil {
-		return nil, err
-	}
-	if rep.Status != http.StatusOK {
-		return nil, apierror.Read(rep.Status, strings.NewReader(string(rep.Body)))
-	}
-	var l listing.Listing
-	if err := json.Unmarshal(rep.Body, &l); err != nil {
-		return nil, apierror.New(apierror.Unavailable, "%s service answered malformed JSON", k)
-	}
-	return &l, nil
+	return d.For(k).Get(ctx, id)
 }
