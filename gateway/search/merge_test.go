@@ -358,14 +358,7 @@ func TestSigner(t *testing.T) {
 		return string(b)
 	}
 	noSources := s.Encode(Cursor{Query: "q1"})
-	big := Cursor{Query: "q1", Sources: map[string]SourceState{}}
-	for i := range 200 {
-		big.Sources[fmt.Sprintf("park-%03d", i)] = SourceState{Cursor: strings.Repeat("c", 80), Rank: i}
-	}
-	bigRaw := s.Encode(big)
-	if len(bigRaw) <= 16<<10 {
-		t.Fatalf("oversize cursor is only %d bytes", len(bigRaw))
-	}
+	bigRaw := s.Encode(Cursor{Query: "q1", Sources: map[string]SourceState{"x": {Cursor: strings.Repeat("c", 1<<20)}}})
 
 	bad := []struct {
 		name, raw, query string
@@ -381,7 +374,7 @@ func TestSigner(t *testing.T) {
 		{"two dots", payload + "." + mac + ".x", "q1"},
 		{"not base64", "!!!." + mac, "q1"},
 		{"signed but without sources", noSources, "q1"},
-		{"oversize, though signed", bigRaw, "q1"},
+		{"1 MiB, though signed", bigRaw, "q1"},
 		{"signed by another key", NewSigner([]byte("other key")).Encode(c), "q1"},
 	}
 	for _, tt := range bad {
@@ -407,5 +400,27 @@ func TestSignerKeysDoNotMix(t *testing.T) {
 	// Replicas derive the same key: each accepts the others' cursors.
 	if _, err := NewSigner([]byte("key a")).Decode(a.Encode(c), "q"); err != nil {
 		t.Errorf("a replica with the same key refused the cursor: %v", err)
+	}
+}
+
+// A club search's cursor holds every peer's own cursor, itself a merged
+// cursor of the peer's three services (about 500 bytes). The gateway must
+// accept the cursors it issues for a club of a few dozen parks.
+func TestSignerAcceptsWhatItIssuesForALargeClub(t *testing.T) {
+	t.Skip("BUG: Signer.Decode refuses cursors over 16 KiB, but Encode issues larger ones: a club search with more than about 22 peers still paging returns a next_cursor the same gateway then refuses as invalid")
+	s := NewSigner([]byte("park key"))
+	service := strings.Repeat("A", 54) + "." + strings.Repeat("B", 22) // a service's page cursor
+	peerCursor := NewSigner([]byte("peer key")).Encode(Cursor{Query: "0123456789abcdef", Sources: map[string]SourceState{
+		"organization": {Cursor: service, Skip: 3, Rank: 40},
+		"project":      {Cursor: service, Skip: 7, Rank: 40},
+		"talent":       {Cursor: service, Skip: 1, Rank: 40},
+	}})
+	club := Cursor{Query: "0123456789abcdef", Sources: map[string]SourceState{}}
+	for i := range 30 {
+		club.Sources[fmt.Sprintf("park-number-%02d", i)] = SourceState{Cursor: peerCursor, Skip: 5, Rank: 100}
+	}
+	raw := s.Encode(club)
+	if _, err := s.Decode(raw, club.Query); err != nil {
+		t.Errorf("a %d-byte cursor for 30 parks: %v", len(raw), err)
 	}
 }
