@@ -112,7 +112,7 @@ func TestReaderRefusesOversize(t *testing.T) {
 		name, stream string
 	}{
 		{"one line over 2 MiB", "data: " + big + "\n\n"},
-		{"many lines over 2 MiB together", strings.Repeat("data: "+strings.Repeat("y", 1<<20)+"\n", 3) + "\n"},
+		{"many lines over 2 MiB together", strings.Repeat("data: "+strings.Repeat("y", 768<<10)+"\n", 3) + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
