@@ -74,17 +74,18 @@ func TestFederationSearchRoundTrip(t *testing.T) {
 	}
 }
 
-// A park-side search whose kind filter excludes every kind it names
-// (kinds=talent&stage=pilot: stage narrows to projects, kinds to talent)
-// searches no kind at this park; the peers must not search more.
-func TestFederationSearchNoKindsStaysNoKinds(t *testing.T) {
-	t.Skip("BUG: federationSearchOf sends an empty kind set as no \"kinds\" field, which a peer reads as every kind: kinds=talent&stage=pilot finds nothing at this park but projects at every peer")
-	sr := parkSide(t, "scope=club&kinds=talent&stage=pilot")
-	if len(sr.Kinds) != 0 {
-		t.Fatalf("park side kinds = %v, want none", sr.Kinds)
+// A search whose kind filter excludes every kind it names
+// (kinds=talent&stage=pilot: stage belongs to projects) is refused naming
+// the filter, at the park side and on the wire alike: searching nothing
+// here while the peers searched every kind would mislead the officer.
+func TestFilterExcludingEveryKindIsRefused(t *testing.T) {
+	_, err := search.ParseRequest(url.Values{"scope": {"club"}, "kinds": {"talent"}, "stage": {"pilot"}})
+	if e := apierror.Public(err); err == nil || e.Code != apierror.Invalid || e.Field != "stage" {
+		t.Errorf("park side: %v, want Invalid naming stage", err)
 	}
-	if _, kinds := overTheWire(t, sr, ""); len(kinds) != 0 {
-		t.Errorf("the peer searches kinds %v; this park searches none", kinds)
+	_, _, err = DecodeFederationSearch(strings.NewReader(`{"kinds":["talent"],"stage":"pilot"}`))
+	if e := apierror.Public(err); err == nil || e.Code != apierror.Invalid || e.Field != "stage" {
+		t.Errorf("federation side: %v, want Invalid naming stage", err)
 	}
 }
 

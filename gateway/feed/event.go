@@ -103,7 +103,8 @@ func Parse(peer string, data []byte) (*Event, string, int64, error) {
 	if ev.SpecVersion() != cloudevents.CloudEventsVersionV1 || ev.Source() != SourceOf(peer) || ev.Subject() == "" || ev.Time().IsZero() {
 		return nil, "", 0, errors.New("specversion, source, subject or time wrong")
 	}
-	if mt := ev.DataMediaType(); mt != cloudevents.ApplicationJSON {
+	// No datacontenttype means JSON in the JSON event format.
+	if mt := ev.DataMediaType(); mt != "" && mt != cloudevents.ApplicationJSON {
 		return nil, "", 0, fmt.Errorf("data content type %q is not JSON", mt)
 	}
 	switch ev.Type() {

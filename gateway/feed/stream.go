@@ -83,6 +83,14 @@ func Serve[P Pos[P]](ctx context.Context, s *sse.Writer, src Source[P], pos P, o
 	live := false
 	var behindSince time.Time // when the subscriber last went more than MaxLag behind
 	for ctx.Err() == nil {
+		// A subscriber working through a backlog must hear of a shutdown
+		// too, not only one waiting for news.
+		select {
+		case <-opts.Draining:
+			s.Fail(sse.StreamError{Code: "shutting_down", Message: "this gateway is shutting down; reconnect to resume", ResumeID: pos.String()})
+			return nil
+		default:
+		}
 		var sig [2]<-chan struct{}
 		copy(sig[:], src.Signals())
 		lag := pos.Behind(src.Head(ctx))

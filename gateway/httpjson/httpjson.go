@@ -5,6 +5,7 @@ package httpjson
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -29,10 +30,17 @@ func DecodeSmall(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, MaxSmallBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) && typ.Field != "" {
+			return apierror.InvalidField(Clip(typ.Field), "has the wrong JSON type")
+		}
 		if name, ok := UnknownFieldName(err); ok {
 			return UnknownField(name, "is not a field of this request")
 		}
 		return apierror.InvalidField("body", "must be a JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return apierror.InvalidField("body", "must hold exactly one JSON object")
 	}
 	return nil
 }

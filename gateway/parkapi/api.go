@@ -9,10 +9,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
-	"github.com/parkmesh/parkmesh/gateway/discovery"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/localsearch"
 	"github.com/parkmesh/parkmesh/gateway/peering"
@@ -20,11 +20,13 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
+	"github.com/parkmesh/parkmesh/services/listingservice"
 )
 
-// Services is what the park-side API needs of the park's services.
+// Services gives each kind's service as one listingservice.Service
+// (discovery.Services: balanced over the healthy instances).
 type Services interface {
-	Do(ctx context.Context, k listing.Kind, c discovery.Call) (discovery.Reply, error)
+	For(k listing.Kind) listingservice.Service
 }
 
 // Authorizer checks a park-local bearer token and the role it grants.
@@ -61,11 +63,19 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 	handle := func(pattern string, role parktoken.Role, h http.HandlerFunc) {
 		mux.Handle(pattern, mw(pattern, a.authorize(role, h)))
 	}
-	handle("POST /api/v1/{kind}", parktoken.Editor, a.create)
-	handle("GET /api/v1/{kind}", parktoken.Viewer, a.list)
-	handle("GET /api/v1/{kind}/{id}", parktoken.Viewer, a.proxyOne)
-	handle("PUT /api/v1/{kind}/{id}", parktoken.Editor, a.proxyOne)
-	handle("DELETE /api/v1/{kind}/{id}", parktoken.Editor, a.proxyOne)
+	// Listings: the listing service's own transport over the balanced
+	// client, so staff get exactly the service's validation, errors and
+	// headers. Reading needs a viewer, writing an editor.
+	for _, k := range listing.Kinds {
+		listingservice.ListingRoutes(mux, k, a.Services.For(k), "/api/v1/"+k.Collection(), a.Logger,
+			func(pattern string, h http.Handler) http.Handler {
+				role := parktoken.Editor
+				if strings.HasPrefix(pattern, http.MethodGet+" ") {
+					role = parktoken.Viewer
+				}
+				return mw(pattern, a.authorize(role, a.bounded(h)))
+			})
+	}
 	handle("GET /api/v1/search", parktoken.Viewer, a.search)
 	if a.Club != nil {
 		handle("POST /api/v1/peerings/tokens", parktoken.Admin, a.generatePeeringToken)
@@ -111,6 +121,15 @@ func (a *API) authorize(role parktoken.Role, next http.HandlerFunc) http.Handler
 		}
 		next(w, r)
 	})
+}
+
+// bounded gives a request the park side's deadline.
+func (a *API) bounded(h http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.timeout())
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}
 }
 
 func (a *API) timeout() time.Duration {

@@ -12,7 +12,7 @@ import (
 
 // New is the gateway's one retry schedule (reconnecting to feeds,
 // tailing logs, watching Consul): exponential from initial, capped at max,
-// with full jitter so many gateways do not retry in step, and no overall
+// with ±50 % jitter so many gateways do not retry in step, and no overall
 // limit (the caller's context ends it).
 func New(initial, max time.Duration) *backoff.ExponentialBackOff {
 	b := backoff.NewExponentialBackOff()

@@ -130,11 +130,16 @@ func NewSigner(key []byte) Signer { return Signer{sealer: cursor.New(key)} }
 // Encode signs c into an opaque cursor.
 func (s Signer) Encode(c Cursor) string { return s.sealer.Seal(c) }
 
+// MaxCursor bounds a merged cursor. A club search's cursor holds every
+// peer's own cursor (about 500 bytes each, at most 16 KiB), so the bound
+// must hold a large club's; it stays far below the server's header limit.
+const MaxCursor = 256 << 10
+
 // Decode checks and reads a cursor issued for the query hashed queryHash;
 // any other is Invalid, naming the cursor field.
 func (s Signer) Decode(raw, queryHash string) (Cursor, error) {
 	var c Cursor
-	if !s.sealer.Open(raw, 16<<10, &c) || c.Query != queryHash || c.Sources == nil {
+	if !s.sealer.Open(raw, MaxCursor, &c) || c.Query != queryHash || c.Sources == nil {
 		return Cursor{}, apierror.InvalidField("cursor", "is not a cursor this gateway issued for this query")
 	}
 	return c, nil

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,21 +73,22 @@ func ParseRequest(v url.Values) (Request, error) {
 			return sr, err
 		}
 	}
-	narrow := func(set bool, only listing.Kind) {
-		if !set {
-			return
+	// A filter of one kind narrows the search to it; one that leaves no
+	// kind at all is a mistake the officer should hear about, not an
+	// empty answer (nor a wider one at the peers).
+	for _, f := range []struct {
+		field string
+		set   bool
+		only  listing.Kind
+	}{{"stage", q.Stage != "", listing.KindProject}, {"availability", q.Availability != "", listing.KindTalent}, {"org_type", q.OrgType != "", listing.KindOrganization}} {
+		if !f.set {
+			continue
 		}
-		var out []listing.Kind
-		for _, k := range sr.Kinds {
-			if k == only {
-				out = append(out, k)
-			}
+		if !slices.Contains(sr.Kinds, f.only) {
+			return sr, apierror.InvalidField(f.field, "applies to %s only, which the search's kinds exclude", f.only.Collection())
 		}
-		sr.Kinds = out
+		sr.Kinds = []listing.Kind{f.only}
 	}
-	narrow(q.Stage != "", listing.KindProject)
-	narrow(q.Availability != "", listing.KindTalent)
-	narrow(q.OrgType != "", listing.KindOrganization)
 	if sr.Parks, err = listing.ParseParks(v, "parks"); err != nil {
 		return sr, err
 	}

@@ -33,9 +33,6 @@ func TestParseRequest(t *testing.T) {
 		{"availability=mentor", ScopeLocal, []listing.Kind{tal}, nil, nil, nil, DefaultBudget},
 		{"org_type=lab", ScopeLocal, []listing.Kind{org}, nil, nil, nil, DefaultBudget},
 		{"kinds=projects,talent&availability=mentor", ScopeLocal, []listing.Kind{tal}, nil, nil, nil, DefaultBudget},
-		// A filter of a kind the search excludes leaves no kind at all.
-		{"kinds=talent&stage=pilot", ScopeLocal, nil, nil, nil, nil, DefaultBudget},
-		{"stage=pilot&availability=mentor", ScopeLocal, nil, nil, nil, nil, DefaultBudget},
 		{"scope=club&parks=xian-hitech,haifa-park", ScopeClub, all, []string{"xian-hitech", "haifa-park"}, nil, nil, DefaultBudget},
 		{"scope=club&exclude_parks=haifa-park&required=xian-hitech", ScopeClub, all, nil, []string{"haifa-park"}, []string{"xian-hitech"}, DefaultBudget},
 		{"timeout_ms=50", ScopeLocal, all, nil, nil, nil, 50 * time.Millisecond},
@@ -96,6 +93,8 @@ func TestParseRequestRefusals(t *testing.T) {
 		{"timeout_ms=0", "timeout_ms"},
 		{"timeout_ms=-5", "timeout_ms"},
 		{"timeout_ms=1s", "timeout_ms"},
+		{"kinds=talent&stage=pilot", "stage"},
+		{"stage=pilot&availability=mentor", "availability"},
 		{"visible_to=haifa-park", "visible_to"},
 		{"visible_to=NOT%20A%20PARK", "visible_to"},
 		{"sector=ai", "sector"},

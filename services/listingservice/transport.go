@@ -41,30 +41,13 @@ const (
 // NewHTTPHandler serves set on the paths DESIGN.md pins for kind k, each
 // route wrapped by mw (logging and metrics) under its route name.
 func NewHTTPHandler(k listing.Kind, set Set, logger *slog.Logger, mw func(route string, h http.Handler) http.Handler) http.Handler {
-	errEnc := func(ctx context.Context, err error, w http.ResponseWriter) {
-		if apierror.CodeOf(err) == apierror.Internal {
-			logger.ErrorContext(ctx, "internal error", "err", err)
-			// The operator sees the cause on the trace; the caller never does.
-			trace.SpanFromContext(ctx).RecordError(err)
-		}
-		apierror.Write(w, err)
-	}
-	opts := []httptransport.ServerOption{httptransport.ServerErrorEncoder(errEnc)}
+	errEnc := errorEncoder(logger)
 	route := func(mux *http.ServeMux, pattern string, e func(context.Context, any) (any, error), dec httptransport.DecodeRequestFunc) {
-		h := httptransport.NewServer(e, dec, encodeResponse(errEnc), opts...)
+		h := httptransport.NewServer(e, dec, encodeResponse(errEnc, listingsPath), httptransport.ServerErrorEncoder(errEnc))
 		mux.Handle(pattern, mw(pattern, h))
 	}
 	mux := http.NewServeMux()
-	route(mux, "POST "+listingsPath, set.CreateEndpoint, decodeCreate)
-	route(mux, "GET "+listingsPath, set.SearchEndpoint, decodeSearch(k))
-	route(mux, "GET "+listingsPath+"/{id}", set.GetEndpoint, func(_ context.Context, r *http.Request) (any, error) {
-		return getRequest{ID: r.PathValue("id")}, nil
-	})
-	route(mux, "PUT "+listingsPath+"/{id}", set.UpdateEndpoint, decodeUpdate)
-	route(mux, "DELETE "+listingsPath+"/{id}", set.DeleteEndpoint, func(_ context.Context, r *http.Request) (any, error) {
-		v, err := ifMatch(r)
-		return deleteRequest{ID: r.PathValue("id"), IfVersion: v}, err
-	})
+	ListingRoutes(mux, k, set, listingsPath, logger, mw)
 	route(mux, "GET "+changesPath, set.ChangesEndpoint, decodeChanges)
 	route(mux, "GET "+readyPath, set.ReadyEndpoint, func(context.Context, *http.Request) (any, error) { return nil, nil })
 	mux.Handle("GET "+healthPath, mw("GET "+healthPath, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -74,6 +57,47 @@ func NewHTTPHandler(k listing.Kind, set Set, logger *slog.Logger, mw func(route 
 		apierror.Write(w, apierror.New(apierror.NotFound, "no route %s %s", r.Method, clip(r.URL.Path)))
 	})))
 	return mux
+}
+
+// ListingRoutes registers kind k's listing routes (create, search, get,
+// update, delete) of svc under base on mux, each wrapped by mw under its
+// pattern. The service serves them at /v1/listings; the gateway serves the
+// same transport over its balanced client at /api/v1/<collection>, so the
+// park's staff get exactly the service's decoding, validation, errors and
+// headers (ETag, Location under base).
+func ListingRoutes(mux *http.ServeMux, k listing.Kind, svc Service, base string, logger *slog.Logger, mw func(route string, h http.Handler) http.Handler) {
+	set, ok := svc.(Set)
+	if !ok {
+		set = NewSet(svc)
+	}
+	errEnc := errorEncoder(logger)
+	route := func(pattern string, e func(context.Context, any) (any, error), dec httptransport.DecodeRequestFunc) {
+		h := httptransport.NewServer(e, dec, encodeResponse(errEnc, base), httptransport.ServerErrorEncoder(errEnc))
+		mux.Handle(pattern, mw(pattern, h))
+	}
+	route("POST "+base, set.CreateEndpoint, decodeCreate)
+	route("GET "+base, set.SearchEndpoint, decodeSearch(k))
+	route("GET "+base+"/{id}", set.GetEndpoint, func(_ context.Context, r *http.Request) (any, error) {
+		return getRequest{ID: r.PathValue("id")}, nil
+	})
+	route("PUT "+base+"/{id}", set.UpdateEndpoint, decodeUpdate)
+	route("DELETE "+base+"/{id}", set.DeleteEndpoint, func(_ context.Context, r *http.Request) (any, error) {
+		v, err := ifMatch(r)
+		return deleteRequest{ID: r.PathValue("id"), IfVersion: v}, err
+	})
+}
+
+// errorEncoder writes a service error; internal causes go to the log and
+// the trace, never to the caller.
+func errorEncoder(logger *slog.Logger) httptransport.ErrorEncoder {
+	return func(ctx context.Context, err error, w http.ResponseWriter) {
+		if apierror.CodeOf(err) == apierror.Internal {
+			logger.ErrorContext(ctx, "internal error", "err", err)
+			// The operator sees the cause on the trace; the caller never does.
+			trace.SpanFromContext(ctx).RecordError(err)
+		}
+		apierror.Write(w, err)
+	}
 }
 
 func decodeCreate(_ context.Context, r *http.Request) (any, error) {
@@ -183,7 +207,7 @@ func decodeChanges(_ context.Context, r *http.Request) (any, error) {
 	return req, nil
 }
 
-func encodeResponse(errEnc httptransport.ErrorEncoder) httptransport.EncodeResponseFunc {
+func encodeResponse(errEnc httptransport.ErrorEncoder, base string) httptransport.EncodeResponseFunc {
 	return func(ctx context.Context, w http.ResponseWriter, resp any) error {
 		if f, ok := resp.(Failer); ok && f.Failed() != nil {
 			errEnc(ctx, f.Failed(), w)
@@ -194,7 +218,7 @@ func encodeResponse(errEnc httptransport.ErrorEncoder) httptransport.EncodeRespo
 			w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(r.Listing.Version, 10)))
 			status := http.StatusOK
 			if r.Created {
-				w.Header().Set("Location", listingsPath+"/"+r.Listing.ID)
+				w.Header().Set("Location", base+"/"+r.Listing.ID)
 				status = http.StatusCreated
 			}
 			return writeJSON(w, status, r.Listing)
