@@ -57,12 +57,13 @@ func (s *syncBuffer) String() string {
 // exporter.
 type inprocPark struct {
 	id, url string
+	fedURL  string // the federation side
 	keys    *parkkey.KeySet
 	gwLog   *syncBuffer
 	stopGW  func()
 }
 
-func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter) *inprocPark {
+func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter, gatewayArgs ...string) *inprocPark {
 	t.Helper()
 	agent := consultest.Start(t)
 	dir := t.TempDir()
@@ -95,12 +96,20 @@ func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter) *inprocPark
 	g := app.NewMain(io.Discard)
 	g.Telemetry = telemetry.Config{Exporter: exp}
 	fedAddr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
-	if err := g.ParseFlags([]string{"-listen", addr, "-federation-listen", fedAddr, "-data-dir", dir, "-park", id, "-consul", agent.HTTPAddr()}, func(string) string { return "" }, p.gwLog); err != nil {
+	p.fedURL = "http://" + fedAddr
+	args := append([]string{"-listen", addr, "-federation-listen", fedAddr, "-data-dir", dir, "-park", id, "-consul", agent.HTTPAddr()}, gatewayArgs...)
+	if err := g.ParseFlags(args, func(string) string { return "" }, p.gwLog); err != nil {
 		t.Fatal(err)
 	}
 	p.stopGW = run(g.Open, g.Run)
+	ready := p.url + "/readyz"
+	for i := 0; i+1 < len(gatewayArgs); i++ {
+		if gatewayArgs[i] == "-metrics-listen" {
+			ready = "http://" + gatewayArgs[i+1] + "/readyz"
+		}
+	}
 	waitFor(t, id+" gateway sees its services", 20*time.Second, func() bool {
-		res, err := http.Get(p.url + "/readyz")
+		res, err := http.Get(ready)
 		if err != nil {
 			return false
 		}
