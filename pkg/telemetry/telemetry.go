@@ -10,9 +10,11 @@
 // [Telemetry.Handler] and [Telemetry.Transport] then return what they were
 // given, unwrapped, and the tracer provider is a no-op.
 //
-// A process calls [Init] once (it also installs the provider globally); code
-// that runs several ParkMesh processes in one test binary uses [New] per
-// process, so each keeps its own service name and park.
+// Each process calls [New] and, being the only one in its address space,
+// [Telemetry.SetGlobal] for libraries that only know OpenTelemetry's
+// globals; tests that run several ParkMesh processes in one binary call
+// [New] per process and skip SetGlobal, so each keeps its own service name
+// and park.
 package telemetry
 
 import (
@@ -85,19 +87,6 @@ type Telemetry struct {
 // W3C baggage.
 func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-}
-
-// Init sets up tracing for this process as [New] does, installs the tracer
-// provider and the propagator as OpenTelemetry's globals, and returns the
-// function that flushes and stops it. shutdown is never nil; when tracing is
-// off it does nothing.
-func Init(ctx context.Context, cfg Config) (shutdown func(context.Context) error, err error) {
-	t, err := New(ctx, cfg)
-	if err != nil {
-		return func(context.Context) error { return nil }, err
-	}
-	t.SetGlobal()
-	return t.Shutdown, nil
 }
 
 // New sets up tracing for one process without touching OpenTelemetry's

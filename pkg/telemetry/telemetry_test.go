@@ -52,14 +52,6 @@ func TestOffWithoutEndpointIsANoOp(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			shutdown, err := telemetry.Init(t.Context(), telemetry.Config{ServiceName: "parkmesh-test", Park: "xian-hitech"})
-			if err != nil {
-				t.Fatalf("Init: %v", err)
-			}
-			if err := shutdown(t.Context()); err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-
 			tel, err := telemetry.New(t.Context(), telemetry.Config{ServiceName: "parkmesh-test"})
 			if err != nil {
 				t.Fatalf("New: %v", err)
