@@ -87,7 +87,7 @@ func TestClubSearchAndVisibility(t *testing.T) {
 	if len(ans.Results) != 3 || len(got) != 3 {
 		t.Errorf("A's club search: %d results from parks %v, want one per park", len(ans.Results), got)
 	}
-	// Merged by rank: the first page interleaves parks (RRF), not all of one park first.
+	// Merged by rank: the first page interleaves parks, not all of one park first.
 	if ans.Results[0].Park == ans.Results[1].Park {
 		t.Errorf("merge did not interleave parks: %s, %s", ans.Results[0].Park, ans.Results[1].Park)
 	}

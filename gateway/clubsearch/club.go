@@ -431,7 +431,7 @@ func (c *Club) doPeerSearch(ctx context.Context, p *peering.Peer, req Federation
 }
 
 // Search runs a club search: this park and each target peer concurrently,
-// each within the budget, merged by reciprocal rank fusion.
+// each within the budget, merged by interleaving their ranks.
 func (c *Club) Search(ctx context.Context, sr search.Request) (*search.Response, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, sr.Budget)
