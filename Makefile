@@ -5,7 +5,7 @@ CACHE ?= $(HOME)/.cache/parkmesh
 FUZZTIME ?= 8s
 export PARKMESH_CACHE := $(CACHE)
 
-.PHONY: all build demo test vet fmt-check unit fuzz bench tools clean
+.PHONY: all build demo test vet fmt-check openapi-lint unit fuzz bench tools clean
 
 all: build
 
@@ -24,8 +24,8 @@ demo:
 	$(GO) build -o .parkmesh/bin/demo ./deploy/local/cmd/demo
 	.parkmesh/bin/demo
 
-## test: vet, formatting, the whole suite with the race detector, brief fuzzing
-test: tools fmt-check vet unit fuzz
+## test: vet, formatting, the OpenAPI lint, the whole suite with the race detector, brief fuzzing
+test: tools fmt-check vet openapi-lint unit fuzz
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -33,6 +33,11 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+## openapi-lint: lint the gateway's wire contract with Redocly (redocly.yaml; installed and cached by deploy/tools)
+openapi-lint:
+	@redocly=$$(deploy/tools/install-redocly.sh) && \
+		REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "$$redocly" lint gateway/openapi/openapi.yaml
 
 unit:
 	PARKMESH_CONSUL_BIN=$$(deploy/tools/install-consul.sh) PARKMESH_JAEGER_BIN=$$(deploy/tools/install-jaeger.sh) \
