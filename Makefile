@@ -5,7 +5,7 @@ CACHE ?= $(HOME)/.cache/parkmesh
 FUZZTIME ?= 8s
 export PARKMESH_CACHE := $(CACHE)
 
-.PHONY: all build demo test short vet fmt-check tidy-check staticcheck configcheck unit fuzz bench tools clean
+.PHONY: all build demo test short vet fmt-check tidy-check staticcheck configcheck openapi-lint unit fuzz bench tools clean
 
 # Modules of the repository: the product, and the deployment config checks
 # (a module of their own so their dependencies stay out of the product's).
@@ -30,9 +30,10 @@ demo:
 	$(GO) build -o .parkmesh/bin/demo ./deploy/local/cmd/demo
 	.parkmesh/bin/demo
 
-## test: vet, formatting, go.mod tidiness, staticcheck, the deployment
-## config checks, the whole suite with the race detector, brief fuzzing
-test: tools fmt-check vet tidy-check staticcheck configcheck unit fuzz
+## test: vet, formatting, go.mod tidiness, staticcheck, the OpenAPI lint,
+## the deployment config checks, the whole suite with the race detector,
+## brief fuzzing
+test: tools fmt-check vet tidy-check staticcheck openapi-lint configcheck unit fuzz
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -58,6 +59,11 @@ staticcheck:
 ## and flag docs, without a container engine or cluster (needs kubectl)
 configcheck:
 	cd $(CONFIGCHECK) && $(GO) test -count=1 ./...
+
+## openapi-lint: lint the gateway's wire contract with Redocly (redocly.yaml; installed and cached by deploy/tools)
+openapi-lint:
+	@redocly=$$(deploy/tools/install-redocly.sh) && \
+		REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "$$redocly" lint gateway/openapi/openapi.yaml
 
 unit:
 	PARKMESH_CONSUL_BIN=$$(deploy/tools/install-consul.sh) PARKMESH_JAEGER_BIN=$$(deploy/tools/install-jaeger.sh) \

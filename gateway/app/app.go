@@ -36,6 +36,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/follower"
 	"github.com/parkmesh/parkmesh/gateway/httpjson"
 	"github.com/parkmesh/parkmesh/gateway/localsearch"
+	"github.com/parkmesh/parkmesh/gateway/openapi"
 	"github.com/parkmesh/parkmesh/gateway/parkapi"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/portal"
@@ -338,6 +339,8 @@ func (m *Main) routes(park *parkapi.API, federation *fedapi.API) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})))
 	opsMux.Handle("GET /readyz", parkMW("GET /readyz", http.HandlerFunc(m.ready)))
+	// The wire contract, for anyone who can reach the park side.
+	parkMux.Handle("GET /api/v1/openapi.json", parkMW("GET /api/v1/openapi.json", openapi.Handler()))
 	// The portal for park staff; everything else unknown is a JSON 404.
 	page := portal.Handler()
 	parkMux.Handle("GET /{$}", parkMW("GET /", page))
