@@ -25,10 +25,6 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/nodetest"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
-	"github.com/parkmesh/parkmesh/services/directory"
-	"github.com/parkmesh/parkmesh/services/listingservice"
-	projectsvc "github.com/parkmesh/parkmesh/services/project"
-	"github.com/parkmesh/parkmesh/services/talent"
 )
 
 // contractPark is a park whose services and gateway run in this process
@@ -55,23 +51,7 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(open func(context.Context) error, serve func(context.Context) error) {
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := open(ctx); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { defer close(done); serve(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-	}
-	for _, spec := range []listingservice.Spec{directory.Spec, projectsvc.Spec, talent.Spec} {
-		m := listingservice.NewMain(spec, io.Discard)
-		if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", id, "-consul", agent.HTTPAddr(), "-log-level", "error"},
-			func(string) string { return "" }); err != nil {
-			t.Fatal(err)
-		}
-		run(m.Open, m.Run)
-	}
+	startInprocServices(t, id, dir, agent.HTTPAddr(), nil)
 	// The validated listeners are opened first: peers must be told the
 	// federation one's URL.
 	validated := func() (net.Listener, string) {
@@ -91,7 +71,7 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 		func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	run(g.Open, g.Run)
+	runInproc(t, g.Open, g.Run)
 	for _, side := range []struct {
 		ln net.Listener
 		h  http.Handler
@@ -101,16 +81,7 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 		t.Cleanup(func() { srv.Close() }) // runs before the gateway stops: ends the streams it serves
 	}
 	p := &contractPark{id: id, keys: ks, parkURL: parkURL, fedURL: public}
-	waitFor(t, id+" gateway sees its services", 20*time.Second, func() bool {
-		res, err := http.Get(p.parkURL + "/readyz")
-		if err != nil {
-			return false
-		}
-		defer res.Body.Close()
-		var body struct{ Instances map[string]int }
-		json.NewDecoder(res.Body).Decode(&body)
-		return body.Instances["organization"] > 0 && body.Instances["project"] > 0 && body.Instances["talent"] > 0
-	})
+	waitGatewayReady(t, id, p.parkURL+"/readyz")
 	return p
 }
 

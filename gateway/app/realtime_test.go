@@ -26,19 +26,6 @@ import (
 )
 
 // received is one event a test subscriber got.
-// cloudEvent is a feed event as it is on the wire (CloudEvents 1.0 JSON):
-// these tests read what a peer or a park's tool would, not the SDK's type.
-type cloudEvent struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Source          string          `json:"source"`
-	Type            string          `json:"type"`
-	Subject         string          `json:"subject"`
-	Time            time.Time       `json:"time"`
-	DataContentType string          `json:"datacontenttype"`
-	Data            json.RawMessage `json:"data"`
-}
-
 type received struct {
 	ID      string
 	Type    string
@@ -102,15 +89,15 @@ func (s *subscriber) once(ctx context.Context, u, token string) {
 			s.errors = append(s.errors, e)
 			return
 		}
-		var ev cloudEvent
+		var ev feed.Event
 		json.Unmarshal([]byte(data), &ev)
 		var body struct {
 			Park    string
 			Version int64
 			Title   string
 		}
-		json.Unmarshal(ev.Data, &body)
-		s.events = append(s.events, received{ID: id, Type: ev.Type, Subject: ev.Subject, Park: body.Park, Version: body.Version, Title: body.Title})
+		json.Unmarshal(ev.Data(), &body)
+		s.events = append(s.events, received{ID: id, Type: ev.Type(), Subject: ev.Subject(), Park: body.Park, Version: body.Version, Title: body.Title})
 		s.lastID = id
 	})
 }
@@ -368,9 +355,9 @@ func TestSlowSubscriberIsCutOffResumably(t *testing.T) {
 	var got []string
 	readSSE(res.Body, func(id, typ, data string) {
 		if typ == "" {
-			var ev cloudEvent
+			var ev feed.Event
 			json.Unmarshal([]byte(data), &ev)
-			got = append(got, ev.Subject)
+			got = append(got, ev.Subject())
 			lastID = id
 		}
 	})
@@ -391,9 +378,9 @@ func TestSlowSubscriberIsCutOffResumably(t *testing.T) {
 	}
 	defer res2.Body.Close()
 	readSSE(res2.Body, func(id, typ, data string) {
-		var ev cloudEvent
+		var ev feed.Event
 		json.Unmarshal([]byte(data), &ev)
-		got = append(got, ev.Subject)
+		got = append(got, ev.Subject())
 		if len(got) == len(ids) {
 			cancel()
 		}
@@ -496,10 +483,8 @@ func TestMalformedPeerEventsAreSkipped(t *testing.T) {
 		l := listing.Listing{ID: listing.NewID(listing.KindProject, time.Now()), Park: a.ID, Kind: listing.KindProject,
 			Title: fmt.Sprintf("good %d", n), Sectors: []string{"ai"}, Country: "CN", Visibility: listing.Club, Version: 1,
 			CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(), Attrs: listing.Attrs{Stage: "idea"}}
-		data, _ := json.Marshal(l)
-		ev, _ := json.Marshal(cloudEvent{SpecVersion: "1.0", ID: fmt.Sprintf("%s/project/%d", a.ID, n), Source: "/parks/" + a.ID,
-			Type: feed.TypeCreated, Subject: l.ID, Time: time.Now().UTC(), DataContentType: "application/json", Data: data})
-		return string(ev)
+		return string(feed.Marshal(feed.For(a.ID, listing.KindProject, listing.Change{Seq: int64(n), Op: listing.OpCreated,
+			ListingID: l.ID, Version: 1, At: time.Now().UTC(), Listing: &l}, b.ID)))
 	}
 	goodOne, goodTwo := good(1), good(2)
 	var served atomic.Bool

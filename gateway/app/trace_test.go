@@ -71,25 +71,7 @@ func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter, gatewayArgs
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(open func(context.Context) error, serve func(context.Context) error) func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := open(ctx); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { defer close(done); serve(ctx) }()
-		stop := func() { cancel(); <-done }
-		t.Cleanup(stop)
-		return stop
-	}
-	for _, spec := range []listingservice.Spec{directory.Spec, projectsvc.Spec, talent.Spec} {
-		m := listingservice.NewMain(spec, io.Discard)
-		m.Telemetry = telemetry.Config{Exporter: exp}
-		if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", id, "-consul", agent.HTTPAddr(), "-log-level", "error"}, func(string) string { return "" }); err != nil {
-			t.Fatal(err)
-		}
-		run(m.Open, m.Run)
-	}
+	startInprocServices(t, id, dir, agent.HTTPAddr(), exp)
 	p := &inprocPark{id: id, keys: ks, gwLog: &syncBuffer{}}
 	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
 	p.url = "http://" + addr
@@ -101,15 +83,53 @@ func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter, gatewayArgs
 	if err := g.ParseFlags(args, func(string) string { return "" }, p.gwLog); err != nil {
 		t.Fatal(err)
 	}
-	p.stopGW = run(g.Open, g.Run)
+	p.stopGW = runInproc(t, g.Open, g.Run)
 	ready := p.url + "/readyz"
 	for i := 0; i+1 < len(gatewayArgs); i++ {
 		if gatewayArgs[i] == "-metrics-listen" {
 			ready = "http://" + gatewayArgs[i+1] + "/readyz"
 		}
 	}
+	waitGatewayReady(t, id, ready)
+	return p
+}
+
+// runInproc opens a process's Main and runs it until the test ends; the
+// function returned stops it earlier.
+func runInproc(t *testing.T, open func(context.Context) error, serve func(context.Context) error) func() {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); serve(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// startInprocServices runs the park's three services in this process, on
+// real SQLite files in dir, registered with the agent at consulAddr.
+func startInprocServices(t *testing.T, id, dir, consulAddr string, exp sdktrace.SpanExporter) {
+	t.Helper()
+	for _, spec := range []listingservice.Spec{directory.Spec, projectsvc.Spec, talent.Spec} {
+		m := listingservice.NewMain(spec, io.Discard)
+		m.Telemetry = telemetry.Config{Exporter: exp}
+		if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", id, "-consul", consulAddr, "-log-level", "error"}, func(string) string { return "" }); err != nil {
+			t.Fatal(err)
+		}
+		runInproc(t, m.Open, m.Run)
+	}
+}
+
+// waitGatewayReady waits until the gateway's readiness at url reports an
+// instance of every kind.
+func waitGatewayReady(t *testing.T, id, url string) {
+	t.Helper()
 	waitFor(t, id+" gateway sees its services", 20*time.Second, func() bool {
-		res, err := http.Get(ready)
+		res, err := http.Get(url)
 		if err != nil {
 			return false
 		}
@@ -118,7 +138,6 @@ func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter, gatewayArgs
 		json.NewDecoder(res.Body).Decode(&body)
 		return body.Instances["organization"] > 0 && body.Instances["project"] > 0 && body.Instances["talent"] > 0
 	})
-	return p
 }
 
 func (p *inprocPark) do(t *testing.T, method, path string, role parktoken.Role, body string, hdr ...string) (int, []byte) {

@@ -211,50 +211,17 @@ func (f *API) listing(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 // the beginning of the change log (a full replay), at a point in time with
 // ?since=RFC3339, or at the newest change with ?start=now.
 func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
-	last := r.Header.Get("Last-Event-ID")
-	if last == "" {
-		last = r.URL.Query().Get("last_event_id")
-	}
+	// The start is fixed before the stream answers: a subscriber that acts
+	// once it sees the answer must find its action after the start.
+	pos, fail := f.start(r)
 	s, err := sse.Start(w, r, f.FeedOptions.WriteTimeout)
 	if err != nil {
 		apierror.Write(w, apierror.New(apierror.Internal, "streaming unsupported"))
 		return
 	}
-	var pos feed.Position
-	start, since := r.URL.Query().Get("start"), r.URL.Query().Get("since")
-	switch {
-	case last != "":
-	case since != "":
-		// From a point in time: a new follower starts at the moment the
-		// peering was made and syncs what came before by searching.
-		t, err := time.Parse(time.RFC3339Nano, since)
-		if err != nil {
-			s.Fail(sse.StreamError{Code: "invalid_since", Message: "since must be an RFC 3339 time"})
-			return
-		}
-		if pos, err = f.Feed.PositionAt(r.Context(), t); err != nil {
-			s.Fail(sse.StreamError{Code: "unavailable", Message: "the park's change logs are unavailable; reconnect later"})
-			return
-		}
-	case start == "now":
-		pos = f.Feed.Head()
-	case start != "" && start != "beginning":
-		s.Fail(sse.StreamError{Code: "invalid_start", Message: "start must be beginning or now"})
+	if fail != nil {
+		s.Fail(*fail)
 		return
-	}
-	if last != "" {
-		p, err := feed.ParsePosition(last)
-		if err != nil {
-			s.Fail(sse.StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this feed; nothing was resumed",
-				Resync: "reconnect without Last-Event-ID to replay the feed from its start, or search with updated_since to catch up"})
-			return
-		}
-		if p.After(f.Feed.Head()) {
-			s.Fail(sse.StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this park's change log (restored from a backup?)",
-				Resync: "reconnect without Last-Event-ID to replay the feed from its start"})
-			return
-		}
-		pos = p
 	}
 	f.Logger.InfoContext(r.Context(), "peer subscribed to changes", "peer", c.Issuer, "from", pos.String())
 	// Tell the subscriber where it starts, so a reconnect before the first
@@ -263,4 +230,45 @@ func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 		return
 	}
 	feed.Serve(r.Context(), s, feed.Source[feed.Position](feed.PeerView{Feed: f.Feed, Viewer: c.Issuer}), pos, f.FeedOptions, nil)
+}
+
+// start is where a changes stream begins: after Last-Event-ID, at a point
+// in time (?since=RFC3339), at the newest change (?start=now), or at the
+// beginning of the log. A refusal is the error event to end the stream with.
+func (f *API) start(r *http.Request) (feed.Position, *sse.StreamError) {
+	var pos feed.Position
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("last_event_id")
+	}
+	start, since := r.URL.Query().Get("start"), r.URL.Query().Get("since")
+	switch {
+	case last != "":
+		p, err := feed.ParsePosition(last)
+		if err != nil {
+			return pos, &sse.StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this feed; nothing was resumed",
+				Resync: "reconnect without Last-Event-ID to replay the feed from its start, or search with updated_since to catch up"}
+		}
+		if p.After(f.Feed.Head()) {
+			return pos, &sse.StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this park's change log (restored from a backup?)",
+				Resync: "reconnect without Last-Event-ID to replay the feed from its start"}
+		}
+		return p, nil
+	case since != "":
+		// From a point in time: a new follower starts at the moment the
+		// peering was made and syncs what came before by searching.
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			return pos, &sse.StreamError{Code: "invalid_since", Message: "since must be an RFC 3339 time"}
+		}
+		if pos, err = f.Feed.PositionAt(r.Context(), t); err != nil {
+			return pos, &sse.StreamError{Code: "unavailable", Message: "the park's change logs are unavailable; reconnect later"}
+		}
+		return pos, nil
+	case start == "now":
+		return f.Feed.Head(), nil
+	case start != "" && start != "beginning":
+		return pos, &sse.StreamError{Code: "invalid_start", Message: "start must be beginning or now"}
+	}
+	return pos, nil
 }

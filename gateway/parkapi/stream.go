@@ -21,23 +21,29 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
+	// The start is fixed before the stream answers: a subscriber that acts
+	// once it sees the answer must find its action after the start.
+	const resync = "reconnect without Last-Event-ID and search with updated_since to catch up"
+	pos := a.Stream.Head(r.Context())
+	var fail *sse.StreamError
+	if last != "" {
+		p, err := feed.ParseStreamPosition(last)
+		switch {
+		case err != nil:
+			fail = &sse.StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this stream; nothing was resumed", Resync: resync}
+		case p.After(pos):
+			fail = &sse.StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this gateway's stream", Resync: resync}
+		default:
+			pos = p
+		}
+	}
 	s, err := sse.Start(w, r, a.FeedOptions.WriteTimeout)
 	if err != nil {
 		return
 	}
-	const resync = "reconnect without Last-Event-ID and search with updated_since to catch up"
-	pos := a.Stream.Head(r.Context())
-	if last != "" {
-		p, err := feed.ParseStreamPosition(last)
-		if err != nil {
-			s.Fail(sse.StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this stream; nothing was resumed", Resync: resync})
-			return
-		}
-		if p.After(pos) {
-			s.Fail(sse.StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this gateway's stream", Resync: resync})
-			return
-		}
-		pos = p
+	if fail != nil {
+		s.Fail(*fail)
+		return
 	}
 	feed.Serve(r.Context(), s, feed.Source[feed.StreamPosition](a.Stream), pos, a.FeedOptions, func(it feed.Item[feed.StreamPosition]) bool {
 		return filter.Match(it.Park, it.Event)
