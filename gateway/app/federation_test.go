@@ -239,7 +239,9 @@ func repoint(t *testing.T, p *nodetest.Park, peer, newURL string) {
 }
 
 func TestClubSearchFaultsAndBreaker(t *testing.T) {
-	opts := nodetest.Options{GatewayArgs: []string{"-breaker-open", "1s"}}
+	// Searches here have a 500 ms budget (470 ms for the peers): a floor of
+	// 300 ms lets a peer's silence within them count against its breaker.
+	opts := nodetest.Options{GatewayArgs: []string{"-breaker-open", "1s", "-peer-slow-floor", "300ms"}}
 	parks := nodetest.StartClub(t, opts, "xian-hitech", "chengdu-hitech", "siliconvalley-offshore")
 	a, b, c := parks[0], parks[1], parks[2]
 	for _, p := range parks {
