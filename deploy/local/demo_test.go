@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/parkmesh/parkmesh/deploy/local"
-	"github.com/parkmesh/parkmesh/pkg/consulagent"
-	"github.com/parkmesh/parkmesh/pkg/nodetest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
+	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 )
 
 // runDemo starts the demo launcher (what `make demo` runs) and returns once

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/parkmesh/parkmesh/deploy/local/sample"
-	"github.com/parkmesh/parkmesh/pkg/consulagent"
-	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
+	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkmesh/parkmesh/pkg/localproc"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 
-	"github.com/parkmesh/parkmesh/pkg/consulagent"
+	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
 )
 
 func TestArgs(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parkmesh/parkmesh/pkg/localproc"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 
 	"github.com/hashicorp/consul/api"
 )

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkmesh/parkmesh/pkg/localproc"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 
-	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
 )
 
 // startAttempts is how often Start picks fresh ports when one is taken or

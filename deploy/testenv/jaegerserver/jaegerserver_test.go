@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
 )
 
 func TestEnvPlacesEveryListener(t *testing.T) {

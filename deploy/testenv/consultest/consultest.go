@@ -21,11 +21,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkmesh/parkmesh/pkg/localproc"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/parkmesh/parkmesh/pkg/consulagent"
+	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
 )
 
 // startAttempts is how often Start picks fresh ports when a port is taken

@@ -21,10 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkmesh/parkmesh/pkg/localproc"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 
-	"github.com/parkmesh/parkmesh/pkg/consulagent"
-	"github.com/parkmesh/parkmesh/pkg/consultest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
+	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"

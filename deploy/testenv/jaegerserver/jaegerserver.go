@@ -29,7 +29,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parkmesh/parkmesh/pkg/localproc"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 )
 
 // BinEnv names the environment variable that, when set, holds the path of
