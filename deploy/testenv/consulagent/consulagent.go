@@ -8,7 +8,10 @@
 // project's deploy/tools/install-consul.sh. [Launch] starts the agent on
 // explicit loopback ports and returns once it has elected itself leader and
 // its node is healthy in its own catalog, so callers can register services
-// and query health straight away.
+// and query health straight away; [LaunchOnFreePorts] draws the ports and
+// draws again when one turns out to be taken. An [Agent] keeps its ports
+// for its whole life, so it can be stopped and started again where its
+// clients expect it.
 package consulagent
 
 import (
@@ -18,11 +21,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
@@ -38,15 +38,16 @@ const BinEnv = "PARKMESH_CONSUL_BIN"
 // path of the pinned Consul binary, relative to the repository root.
 const installScript = "deploy/tools/install-consul.sh"
 
-// ErrExited reports that the agent process ended while [Launch] was waiting
-// for it to become ready, typically because a port was already taken. The
-// returned error wraps it and carries the last lines of the agent's log.
-var ErrExited = errors.New("consul agent exited")
+// ErrExited reports that the agent process ended while it was starting.
+// The error wraps it and carries the last lines of the agent's log.
+var ErrExited = localproc.ErrExited
 
-// ErrPortInUse reports that one of the agent's ports could not be bound
-// before start, often by an agent left over from an earlier run. Nothing
-// was started.
-var ErrPortInUse = errors.New("consul agent port in use")
+// ErrPortInUse reports that one of the agent's ports was taken: found so
+// before start (often by an agent left over from an earlier run; nothing was
+// started then) or by the agent exiting at start with a bind error. It is
+// [localproc.ErrAddrInUse], the error [LaunchOnFreePorts] answers by
+// drawing fresh ports.
+var ErrPortInUse = localproc.ErrAddrInUse
 
 // Options describes one agent. Bin and the four TCP ports are required; the
 // gRPC, gRPC-TLS, HTTPS and DNS listeners are always disabled because
@@ -117,15 +118,7 @@ func (o *Options) withDefaults() error {
 			return fmt.Errorf("consulagent: Options.%s %d is not a TCP port", p.name, p.port)
 		}
 	}
-	if o.BindAddr == "" {
-		o.BindAddr = "127.0.0.1"
-	}
-	if o.ClientAddr == "" {
-		o.ClientAddr = "127.0.0.1"
-	}
-	if o.LogLevel == "" {
-		o.LogLevel = "info"
-	}
+	o.fillDefaults()
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 30 * time.Second
 	}
@@ -135,41 +128,8 @@ func (o *Options) withDefaults() error {
 	return nil
 }
 
-// checkPorts fails with ErrPortInUse when a port cannot be bound. The agent
-// would exit on its own, but a stale agent still holding the HTTP port would
-// answer the readiness probe in its place, which must never pass for ours.
-func (o Options) checkPorts() error {
-	type port struct {
-		network, host string
-		port          int
-	}
-	for _, p := range []port{
-		{"tcp", o.ClientAddr, o.HTTPPort},
-		{"tcp", o.BindAddr, o.ServerPort},
-		{"tcp", o.BindAddr, o.SerfLANPort},
-		{"udp", o.BindAddr, o.SerfLANPort},
-		{"tcp", o.BindAddr, o.SerfWANPort},
-		{"udp", o.BindAddr, o.SerfWANPort},
-	} {
-		addr := net.JoinHostPort(p.host, strconv.Itoa(p.port))
-		var c io.Closer
-		var err error
-		if p.network == "tcp" {
-			c, err = net.Listen("tcp", addr)
-		} else {
-			c, err = net.ListenPacket("udp", addr)
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %s %s: %v", ErrPortInUse, p.network, addr, err)
-		}
-		_ = c.Close()
-	}
-	return nil
-}
-
-// Args returns the command-line arguments (without the binary) that Launch
-// passes to consul for these options, after defaults are applied.
-func (o Options) Args() []string {
+// fillDefaults sets the defaults [Options.Args] needs as well as Launch.
+func (o *Options) fillDefaults() {
 	if o.BindAddr == "" {
 		o.BindAddr = "127.0.0.1"
 	}
@@ -179,6 +139,25 @@ func (o Options) Args() []string {
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
+}
+
+// checkPorts fails with ErrPortInUse when a port cannot be bound. The agent
+// would exit on its own, but a stale agent still holding the HTTP port would
+// answer the readiness probe in its place, which must never pass for ours.
+func (o Options) checkPorts() error {
+	if err := localproc.CheckPorts("tcp", o.ClientAddr, o.HTTPPort); err != nil {
+		return err
+	}
+	if err := localproc.CheckPorts("tcp", o.BindAddr, o.ServerPort, o.SerfLANPort, o.SerfWANPort); err != nil {
+		return err
+	}
+	return localproc.CheckPorts("udp", o.BindAddr, o.SerfLANPort, o.SerfWANPort)
+}
+
+// Args returns the command-line arguments (without the binary) that Launch
+// passes to consul for these options, after defaults are applied.
+func (o Options) Args() []string {
+	o.fillDefaults()
 	args := []string{
 		"agent", "-dev",
 		"-bind", o.BindAddr,
@@ -205,97 +184,175 @@ func (o Options) Args() []string {
 	return append(args, o.ExtraArgs...)
 }
 
-// Agent is one running (or stopped) Consul agent process started by
-// [Launch]. Its methods are safe for concurrent use.
+// Agent is one Consul agent on fixed ports, running or not: it can be
+// stopped and started again where its clients expect it. Its methods are
+// safe for concurrent use.
 type Agent struct {
-	// Process gives PID, Done, Err, Stop and Kill.
-	*localproc.Process
 	opts   Options
 	client *api.Client
-	logf   *os.File // nil when Options.LogPath is empty
+
+	mu   sync.Mutex
+	proc *localproc.Process // the latest start; nil before the first
+}
+
+// New validates opts and returns an agent that is not started yet, so
+// clients can be pointed at [Agent.HTTPAddr] before [Agent.Start] brings
+// it up (as when a park's processes start before its agent).
+func New(opts Options) (*Agent, error) {
+	if err := opts.withDefaults(); err != nil {
+		return nil, err
+	}
+	a := &Agent{opts: opts}
+	cfg := api.DefaultNonPooledConfig()
+	cfg.Address = a.HTTPAddr()
+	cfg.Scheme = "http"
+	cfg.Token = "" // a dev agent has no ACLs; ignore CONSUL_HTTP_TOKEN
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consulagent: API client: %w", err)
+	}
+	a.client = client
+	return a, nil
 }
 
 // Launch starts a Consul dev agent as described by opts and waits until it
 // is ready: it has a leader and its own node's serf health check passes, so
 // registrations and health queries work at once. ctx (and
 // Options.ReadyTimeout) bound only this start-up wait: the agent outlives
-// ctx and runs until [Agent.Stop] or [Agent.Kill]. If a port cannot be
-// bound beforehand, the error wraps [ErrPortInUse]; if the agent exits
-// before it is ready, the error wraps [ErrExited] and shows the end of its
-// log. On any error no agent is left running.
+// ctx and runs until [Agent.Stop] or [Agent.Kill]. If a port is taken, the
+// error wraps [ErrPortInUse]; if the agent exits before it is ready, the
+// error wraps [ErrExited] and shows the end of its log. On any error no
+// agent is left running.
 func Launch(ctx context.Context, opts Options) (*Agent, error) {
-	if err := opts.withDefaults(); err != nil {
-		return nil, err
-	}
-	if err := opts.checkPorts(); err != nil {
-		return nil, err
-	}
-	a := &Agent{opts: opts}
-
-	cfg := api.DefaultNonPooledConfig()
-	cfg.Address = a.HTTPAddr()
-	cfg.Scheme = "http"
-	client, err := api.NewClient(cfg)
+	a, err := New(opts)
 	if err != nil {
-		return nil, fmt.Errorf("consulagent: API client: %w", err)
-	}
-	a.client = client
-
-	out := io.Discard
-	if opts.LogPath != "" {
-		if err := os.MkdirAll(filepath.Dir(opts.LogPath), 0o755); err != nil {
-			return nil, fmt.Errorf("consulagent: log directory: %w", err)
-		}
-		f, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("consulagent: log file: %w", err)
-		}
-		fmt.Fprintf(f, "==> parkmesh consulagent %s: starting %s %s\n",
-			time.Now().Format(time.RFC3339), opts.Bin, strings.Join(opts.Args(), " "))
-		a.logf, out = f, f
-	}
-
-	// Not exec.CommandContext: the agent must outlive the start-up context.
-	cmd := exec.Command(opts.Bin, opts.Args()...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Stdin = nil
-	if opts.KillWithParent {
-		setKillWithParent(cmd)
-	}
-	proc, err := localproc.StartProcess(cmd, "consul agent", opts.Logger, a.closeLog)
-	if err != nil {
-		a.closeLog()
-		return nil, fmt.Errorf("consulagent: start %s: %w", opts.Bin, err)
-	}
-	a.Process = proc
-	opts.Logger.Debug("consul agent started", "pid", a.PID(), "http_addr", a.HTTPAddr())
-
-	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
-	defer cancel()
-	if err := a.waitReady(readyCtx); err != nil {
-		_ = a.Kill()
 		return nil, err
 	}
-	opts.Logger.Info("consul agent ready", "pid", a.PID(), "http_addr", a.HTTPAddr())
+	if err := a.Start(ctx); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
-func (a *Agent) closeLog() {
-	if a.logf != nil {
-		_ = a.logf.Close()
+// LaunchOnFreePorts is [Launch] on ports drawn by choose
+// ([localproc.FreePorts] when nil) in place of opts' four ports. When a
+// port turns out to be taken, before start or by the agent's own bind, it
+// draws fresh ports and launches again (at most [localproc.StartAttempts]
+// times), so a port another process grabbed between choosing and binding
+// never fails the caller. logf, when set, is told of each retry.
+func LaunchOnFreePorts(ctx context.Context, opts Options, choose localproc.PortChooser, logf func(format string, args ...any)) (*Agent, error) {
+	return localproc.OnFreePorts(choose, 4, logf, func(p []int) (*Agent, error) {
+		opts.HTTPPort, opts.ServerPort, opts.SerfLANPort, opts.SerfWANPort = p[0], p[1], p[2], p[3]
+		return Launch(ctx, opts)
+	})
+}
+
+// Start starts the agent on its ports unless it runs, and waits until it is
+// ready (see [Launch]). An agent started again has an empty catalog and KV:
+// a -dev agent keeps them in memory.
+func (a *Agent) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running() {
+		return nil
+	}
+	if err := a.opts.checkPorts(); err != nil {
+		return fmt.Errorf("consulagent: %w", err)
+	}
+	proc, err := localproc.Launch(ctx, localproc.Spec{
+		Name:           "consul agent",
+		Bin:            a.opts.Bin,
+		Args:           a.opts.Args(),
+		LogPath:        a.opts.LogPath,
+		Ready:          func(ctx context.Context, _ func() string) error { return a.ready(ctx) },
+		ReadyTimeout:   a.opts.ReadyTimeout,
+		KillWithParent: a.opts.KillWithParent,
+		Logger:         a.opts.Logger.With("http_addr", a.HTTPAddr()),
+	})
+	if err != nil {
+		return fmt.Errorf("consulagent: %w", err)
+	}
+	a.proc = proc
+	return nil
+}
+
+// Stop shuts the agent down gracefully (SIGTERM), killing it if ctx ends
+// first, and waits until it is gone. It is idempotent.
+func (a *Agent) Stop(ctx context.Context) error {
+	if p := a.current(); p != nil {
+		return p.Stop(ctx)
+	}
+	return nil
+}
+
+// Kill ends the agent at once (SIGKILL), as a crash would, and waits until
+// it is gone. It is idempotent.
+func (a *Agent) Kill() error {
+	if p := a.current(); p != nil {
+		return p.Kill()
+	}
+	return nil
+}
+
+// Restart stops the agent if it runs and starts it again on the same ports.
+func (a *Agent) Restart(ctx context.Context) error {
+	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.Stop(stopCtx); err != nil {
+		return err
+	}
+	return a.Start(ctx)
+}
+
+// Running reports whether the agent process is up.
+func (a *Agent) Running() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.running()
+}
+
+func (a *Agent) running() bool {
+	if a.proc == nil {
+		return false
+	}
+	select {
+	case <-a.proc.Done():
+		return false
+	default:
+		return true
 	}
 }
 
-// waitReady polls the HTTP API until the agent has a leader and its own node
-// is healthy in the catalog (the same two waits as Consul's own API tests).
-func (a *Agent) waitReady(ctx context.Context) error {
-	exited, last := a.WaitReady(ctx, a.ready)
-	switch {
-	case exited:
-		return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, a.ExitErr(), a.tailForError())
-	case last != nil:
-		return fmt.Errorf("consulagent: agent on %s not ready: %w (last: %v)%s",
-			a.HTTPAddr(), ctx.Err(), last, a.tailForError())
+func (a *Agent) current() *localproc.Process {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.proc
+}
+
+// PID returns the process id of the latest start (0 before the first).
+func (a *Agent) PID() int {
+	if p := a.current(); p != nil {
+		return p.PID()
+	}
+	return 0
+}
+
+// Done returns a channel closed when the latest start of the agent has
+// exited (already closed before the first start).
+func (a *Agent) Done() <-chan struct{} {
+	if p := a.current(); p != nil {
+		return p.Done()
+	}
+	closed := make(chan struct{})
+	close(closed)
+	return closed
+}
+
+// Err returns why the latest start of the agent ended: nil while it runs or
+// when it was stopped or killed on request, the exit error otherwise.
+func (a *Agent) Err() error {
+	if p := a.current(); p != nil {
+		return p.Err()
 	}
 	return nil
 }
@@ -322,15 +379,7 @@ func (a *Agent) ready(ctx context.Context) error {
 	return errors.New("node not healthy in the catalog yet")
 }
 
-func (a *Agent) tailForError() string {
-	if a.opts.LogPath == "" {
-		return ""
-	}
-	return "\nlast lines of " + a.opts.LogPath + ":\n" + a.LogTail(30)
-}
-
-// Options returns the options the agent was launched with, defaults applied.
-// Launching them again starts an agent on the same ports.
+// Options returns the agent's options, defaults applied.
 func (a *Agent) Options() Options { return a.opts }
 
 // HTTPAddr returns the agent's HTTP API address as host:port, the form
@@ -340,8 +389,12 @@ func (a *Agent) HTTPAddr() string {
 }
 
 // Client returns an API client for the agent. It keeps working across a
-// restart of an agent on the same ports.
+// restart.
 func (a *Agent) Client() *api.Client { return a.client }
+
+// LogPath returns the file the agent logs to, appended across restarts
+// ("" when its output is discarded).
+func (a *Agent) LogPath() string { return a.opts.LogPath }
 
 // LogTail returns the last n lines of the agent's log file, or "" when the
 // agent has no log file or it cannot be read. Use it to explain a failure.

@@ -131,17 +131,18 @@ func TestLaunchReportsPortInUse(t *testing.T) {
 }
 
 // TestLaunchReportsExit checks that an agent dying at start-up is reported
-// at once, with its log, instead of after the ready timeout.
+// at once, with its log, instead of after the ready timeout, and that a
+// death for any other reason than a taken port is not retried.
 func TestLaunchReportsExit(t *testing.T) {
 	t.Parallel()
 	bin := findBinary(t)
-	free := freePorts(t, 4)
 	logPath := filepath.Join(t.TempDir(), "consul.log")
 	start := time.Now()
-	a, err := consulagent.Launch(t.Context(), consulagent.Options{
-		Bin: bin, HTTPPort: free[0], ServerPort: free[1], SerfLANPort: free[2], SerfWANPort: free[3],
-		LogPath: logPath, ExtraArgs: []string{"-no-such-flag"}, ReadyTimeout: 20 * time.Second,
-	})
+	draws := 0
+	choose := func(n int) ([]int, error) { draws++; return localproc.FreePorts(n) }
+	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{
+		Bin: bin, LogPath: logPath, ExtraArgs: []string{"-no-such-flag"}, ReadyTimeout: 20 * time.Second,
+	}, choose, t.Logf)
 	if err == nil {
 		_ = a.Kill()
 		t.Fatal("Launch succeeded with an unknown flag")
@@ -149,8 +150,69 @@ func TestLaunchReportsExit(t *testing.T) {
 	if !errors.Is(err, consulagent.ErrExited) || !strings.Contains(err.Error(), "no-such-flag") {
 		t.Fatalf("Launch error = %v, want ErrExited showing the agent's complaint", err)
 	}
+	if errors.Is(err, consulagent.ErrPortInUse) {
+		t.Errorf("Launch error = %v, taken for a port in use", err)
+	}
+	if draws != 1 {
+		t.Errorf("ports drawn %d times for an agent that cannot start at all, want 1", draws)
+	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Launch took %v to notice the agent exited", d)
+	}
+}
+
+// TestLaunchRecognisesBindFailure gives the agent the same port for its
+// server RPC and serf LAN listeners: each is free when checked, but the
+// agent's second bind fails. The launcher must read that from the agent's
+// exit and log, since that is the race no check before start can close.
+func TestLaunchRecognisesBindFailure(t *testing.T) {
+	t.Parallel()
+	bin := findBinary(t)
+	free := freePorts(t, 3)
+	a, err := consulagent.Launch(t.Context(), consulagent.Options{
+		Bin: bin, HTTPPort: free[0], ServerPort: free[1], SerfLANPort: free[1], SerfWANPort: free[2],
+		LogPath: filepath.Join(t.TempDir(), "consul.log"), KillWithParent: true,
+	})
+	if err == nil {
+		_ = a.Kill()
+		t.Fatal("Launch succeeded with one port for two listeners")
+	}
+	if !errors.Is(err, consulagent.ErrExited) || !errors.Is(err, consulagent.ErrPortInUse) {
+		t.Fatalf("Launch error = %v, want ErrExited and ErrPortInUse", err)
+	}
+}
+
+// TestLaunchOnFreePortsRetries takes the first port drawn for the agent, as
+// another process choosing ports at the same moment could, and checks the
+// agent still comes up, on other ports.
+func TestLaunchOnFreePortsRetries(t *testing.T) {
+	t.Parallel()
+	bin := findBinary(t)
+	var held []int
+	choose := func(n int) ([]int, error) {
+		ports, err := localproc.FreePorts(n)
+		if err == nil && len(held) == 0 {
+			l, lerr := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])))
+			if lerr != nil {
+				return nil, lerr
+			}
+			t.Cleanup(func() { l.Close() })
+			held = append(held, ports[0])
+		}
+		return ports, err
+	}
+	var retries int
+	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{Bin: bin, KillWithParent: true}, choose,
+		func(format string, args ...any) { retries++; t.Logf(format, args...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Kill() })
+	if retries == 0 || a.Options().HTTPPort == held[0] {
+		t.Fatalf("agent on %s after %d retries; port %d was taken", a.HTTPAddr(), retries, held[0])
+	}
+	if _, err := a.Client().Agent().Self(); err != nil {
+		t.Fatalf("agent on %s: %v", a.HTTPAddr(), err)
 	}
 }
 
@@ -158,11 +220,9 @@ func TestLaunchReportsExit(t *testing.T) {
 func TestLaunchStop(t *testing.T) {
 	t.Parallel()
 	bin := findBinary(t)
-	free := freePorts(t, 4)
-	a, err := consulagent.Launch(t.Context(), consulagent.Options{
-		Bin: bin, NodeName: "launch-stop", HTTPPort: free[0], ServerPort: free[1], SerfLANPort: free[2], SerfWANPort: free[3],
-		KillWithParent: true,
-	})
+	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{
+		Bin: bin, NodeName: "launch-stop", KillWithParent: true,
+	}, nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,10 +246,25 @@ func TestLaunchStop(t *testing.T) {
 	if err := a.Stop(ctx); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
+	if a.Running() {
+		t.Error("Running() after Stop")
+	}
+	// Started again, on the same ports, for the same clients.
+	if err := a.Start(ctx); err != nil {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+	if name, err := a.Client().Agent().NodeName(); err != nil || name != "launch-stop" {
+		t.Fatalf("after a new Start, NodeName() = %q, %v; want launch-stop", name, err)
+	}
 }
 
+// findBinary returns the Consul binary for a test that runs the agent; such
+// tests are skipped with -short, and fail (never skip) without a binary.
 func findBinary(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("short: starts a real Consul agent")
+	}
 	bin, err := consulagent.FindBinary(t.Context(), os.Stderr)
 	if err != nil {
 		t.Fatalf("no Consul binary: %v", err)

@@ -9,7 +9,8 @@
 // project's deploy/jaeger/config.yaml; [Launch] moves each of its listeners
 // to the ports given in [Options] through the environment variables that
 // file reads, and returns once Jaeger reports itself healthy and its query
-// API answers.
+// API answers; [LaunchOnFreePorts] draws the ports and draws again when one
+// turns out to be taken.
 package jaegerserver
 
 import (
@@ -23,10 +24,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
@@ -55,13 +54,15 @@ const (
 )
 
 // ErrExited reports that Jaeger ended while [Launch] was waiting for it to
-// become ready, typically because a port was taken or the configuration is
-// wrong. The returned error wraps it and carries the end of Jaeger's log.
-var ErrExited = errors.New("jaeger exited")
+// become ready, typically because of its configuration. The returned error
+// wraps it and carries the end of Jaeger's log.
+var ErrExited = localproc.ErrExited
 
-// ErrPortInUse reports that one of the ports could not be bound before
-// start. Nothing was started.
-var ErrPortInUse = errors.New("jaeger port in use")
+// ErrPortInUse reports that one of the ports was taken, before start
+// (nothing was started then) or by Jaeger exiting with a bind error. It is
+// [localproc.ErrAddrInUse], the error [LaunchOnFreePorts] answers by
+// drawing fresh ports.
+var ErrPortInUse = localproc.ErrAddrInUse
 
 // Options describes one Jaeger process. Bin and the five ports are required.
 type Options struct {
@@ -157,14 +158,11 @@ func (o Options) addr(port int) string { return net.JoinHostPort(o.Host, strconv
 // Jaeger still holding the health port would otherwise answer the readiness
 // probe in place of ours.
 func (o Options) checkPorts() error {
+	ports := make([]int, 0, 5)
 	for _, p := range o.ports() {
-		l, err := net.Listen("tcp", o.addr(p.port))
-		if err != nil {
-			return fmt.Errorf("%w: %s %s: %v", ErrPortInUse, p.name, o.addr(p.port), err)
-		}
-		_ = l.Close()
+		ports = append(ports, p.port)
 	}
-	return nil
+	return localproc.CheckPorts("tcp", o.Host, ports...)
 }
 
 // Env returns the environment variables (NAME=value) that place Jaeger's
@@ -188,89 +186,58 @@ func (o Options) Env() []string {
 // Server is one running (or stopped) Jaeger process started by [Launch].
 // Its methods are safe for concurrent use.
 type Server struct {
-	// Process gives PID, Done, Err, Stop and Kill.
+	// Process gives PID, Done, Err, Stop, Kill and LogTail.
 	*localproc.Process
 	opts Options
-	logf *os.File // nil when Options.LogPath is empty
 	http *http.Client
 }
 
 // Launch starts Jaeger as opts describe and waits until it is ready: its
 // health endpoint reports healthy and the query API answers. ctx (and
 // Options.ReadyTimeout) bound only this wait; Jaeger runs until
-// [Server.Stop] or [Server.Kill]. If a port cannot be bound beforehand the
-// error wraps [ErrPortInUse]; if Jaeger exits before it is ready, it wraps
-// [ErrExited] and shows the end of its log. On any error nothing is left
-// running.
+// [Server.Stop] or [Server.Kill]. If a port is taken the error wraps
+// [ErrPortInUse]; if Jaeger exits before it is ready, it wraps [ErrExited]
+// and shows the end of its log. On any error nothing is left running.
 func Launch(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.withDefaults(); err != nil {
 		return nil, err
 	}
 	if err := opts.checkPorts(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("jaegerserver: %w", err)
 	}
 	s := &Server{opts: opts, http: &http.Client{Timeout: 10 * time.Second}}
-
-	out := io.Discard
-	if opts.LogPath != "" {
-		if err := os.MkdirAll(filepath.Dir(opts.LogPath), 0o755); err != nil {
-			return nil, fmt.Errorf("jaegerserver: log directory: %w", err)
-		}
-		f, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("jaegerserver: log file: %w", err)
-		}
-		fmt.Fprintf(f, "==> parkmesh jaegerserver %s: starting %s %s with %s\n",
-			time.Now().Format(time.RFC3339), opts.Bin, strings.Join(opts.Args(), " "), strings.Join(opts.Env(), " "))
-		s.logf, out = f, f
-	}
-
-	// Not exec.CommandContext: Jaeger must outlive the start-up context.
-	cmd := exec.Command(opts.Bin, opts.Args()...)
-	cmd.Env = append(os.Environ(), opts.Env()...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if opts.KillWithParent {
-		setKillWithParent(cmd)
-	}
-	proc, err := localproc.StartProcess(cmd, "jaeger", opts.Logger, s.closeLog)
+	proc, err := localproc.Launch(ctx, localproc.Spec{
+		Name:           "jaeger",
+		Bin:            opts.Bin,
+		Args:           opts.Args(),
+		Env:            opts.Env(),
+		LogPath:        opts.LogPath,
+		Ready:          func(ctx context.Context, _ func() string) error { return s.ready(ctx) },
+		ReadyTimeout:   opts.ReadyTimeout,
+		KillWithParent: opts.KillWithParent,
+		Logger:         opts.Logger.With("query", s.QueryURL()),
+	})
 	if err != nil {
-		s.closeLog()
-		return nil, fmt.Errorf("jaegerserver: start %s: %w", opts.Bin, err)
+		return nil, fmt.Errorf("jaegerserver: %w", err)
 	}
 	s.Process = proc
-	opts.Logger.Debug("jaeger started", "pid", s.PID(), "query", s.QueryURL())
-
-	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
-	defer cancel()
-	if err := s.waitReady(readyCtx); err != nil {
-		_ = s.Kill()
-		return nil, err
-	}
-	opts.Logger.Info("jaeger ready", "pid", s.PID(), "query", s.QueryURL(), "otlp_grpc", s.OTLPGRPCAddr())
 	return s, nil
+}
+
+// LaunchOnFreePorts is [Launch] on five ports drawn by choose
+// ([localproc.FreePorts] when nil) in place of opts' ports, drawing fresh
+// ones and launching again when a port turns out to be taken (at most
+// [localproc.StartAttempts] times). logf, when set, is told of each retry.
+func LaunchOnFreePorts(ctx context.Context, opts Options, choose localproc.PortChooser, logf func(format string, args ...any)) (*Server, error) {
+	return localproc.OnFreePorts(choose, 5, logf, func(p []int) (*Server, error) {
+		opts.OTLPGRPCPort, opts.OTLPHTTPPort, opts.QueryHTTPPort, opts.QueryGRPCPort, opts.HealthPort = p[0], p[1], p[2], p[3], p[4]
+		return Launch(ctx, opts)
+	})
 }
 
 // Args returns the command-line arguments (without the binary) Launch
 // passes to jaeger.
 func (o Options) Args() []string { return []string{"--config=file:" + o.ConfigPath} }
-
-func (s *Server) closeLog() {
-	if s.logf != nil {
-		_ = s.logf.Close()
-	}
-}
-
-func (s *Server) waitReady(ctx context.Context) error {
-	exited, last := s.WaitReady(ctx, s.ready)
-	switch {
-	case exited:
-		return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, s.ExitErr(), s.tailForError())
-	case last != nil:
-		return fmt.Errorf("jaegerserver: jaeger on %s not ready: %w (last: %v)%s",
-			s.QueryURL(), ctx.Err(), last, s.tailForError())
-	}
-	return nil
-}
 
 // ready is one readiness check: healthy, and the query API answers.
 func (s *Server) ready(ctx context.Context) error {
@@ -310,13 +277,6 @@ func (s *Server) getJSON(ctx context.Context, u string, v any) error {
 	return nil
 }
 
-func (s *Server) tailForError() string {
-	if s.opts.LogPath == "" {
-		return ""
-	}
-	return "\nlast lines of " + s.opts.LogPath + ":\n" + s.LogTail(30)
-}
-
 // Options returns the options Jaeger was launched with, defaults applied.
 func (s *Server) Options() Options { return s.opts }
 
@@ -339,14 +299,6 @@ func (s *Server) ExporterEnv(protocol string) []string {
 	default:
 		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + s.OTLPHTTPAddr(), "OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol}
 	}
-}
-
-// LogTail returns the last n lines of Jaeger's log file, "" without one.
-func (s *Server) LogTail(n int) string {
-	if s.opts.LogPath == "" {
-		return ""
-	}
-	return localproc.TailFile(s.opts.LogPath, n)
 }
 
 // Services lists the service names Jaeger has received spans from.

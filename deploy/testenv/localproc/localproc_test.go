@@ -110,3 +110,137 @@ func TestWaitReady(t *testing.T) {
 		t.Error("an exited process is not reported")
 	}
 }
+
+func TestOnFreePortsChoosesAgainOnlyForAPortInUse(t *testing.T) {
+	inUse := fmt.Errorf("bind: %w", ErrAddrInUse)
+	tests := []struct {
+		name      string
+		failures  []error // what the attempts return before success
+		wantErr   bool
+		wantDraws int
+	}{
+		{"first try", nil, false, 1},
+		{"taken twice", []error{inUse, inUse}, false, 3},
+		{"taken every time", []error{inUse, inUse, inUse, inUse, inUse}, true, StartAttempts},
+		{"other failure", []error{errors.New("crashed")}, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			draws, attempts := 0, 0
+			var got [][]int
+			choose := func(n int) ([]int, error) { draws++; return []int{draws * 10, draws*10 + 1}[:n], nil }
+			v, err := OnFreePorts(choose, 2, t.Logf, func(ports []int) (string, error) {
+				got = append(got, ports)
+				if attempts++; attempts <= len(tt.failures) {
+					return "", tt.failures[attempts-1]
+				}
+				return "up", nil
+			})
+			if (err != nil) != tt.wantErr || draws != tt.wantDraws {
+				t.Fatalf("OnFreePorts = %q, %v after %d draws; want error %v after %d", v, err, draws, tt.wantErr, tt.wantDraws)
+			}
+			if !tt.wantErr && v != "up" {
+				t.Errorf("value = %q, want up", v)
+			}
+			if len(got) > 1 && got[0][0] == got[len(got)-1][0] {
+				t.Errorf("retried on the same ports %v", got)
+			}
+		})
+	}
+}
+
+func TestCheckPortsNamesTheTakenAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	free, err := FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPorts("tcp", "127.0.0.1", free[0]); err != nil {
+		t.Errorf("CheckPorts on a free port: %v", err)
+	}
+	err = CheckPorts("tcp", "127.0.0.1", free[0], taken)
+	if !errors.Is(err, ErrAddrInUse) || !strings.Contains(err.Error(), fmt.Sprint(taken)) {
+		t.Errorf("CheckPorts = %v, want ErrAddrInUse naming %d", err, taken)
+	}
+}
+
+// sh stands in for a server: Launch knows processes only by their exit,
+// their log and the readiness probe.
+func shSpec(t *testing.T, logPath, script string) Spec {
+	return Spec{
+		Name: "sh", Bin: "sh", Args: []string{"-c", script}, LogPath: logPath, KillWithParent: true,
+		ReadyTimeout: 5 * time.Second,
+		Ready: func(_ context.Context, log func() string) error {
+			if !strings.Contains(log(), "serving") {
+				return errors.New("not serving yet")
+			}
+			return nil
+		},
+	}
+}
+
+func TestLaunchWaitsForItsOwnStart(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "sh.log")
+	p, err := Launch(t.Context(), shSpec(t, logPath, "sleep 0.2; echo serving; exec sleep 30"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The same log file: the first start's "serving" must not make the
+	// second one look ready.
+	_, err = Launch(t.Context(), shSpec(t, logPath, "sleep 0.2; echo starting; exit 4"))
+	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "exit status 4") {
+		t.Fatalf("second Launch = %v, want ErrExited with its exit status", err)
+	}
+	if strings.Count(TailFile(logPath, 10), "==> parkmesh launcher") != 2 {
+		t.Errorf("log does not mark both starts:\n%s", TailFile(logPath, 10))
+	}
+}
+
+func TestLaunchRecognisesAPortInUse(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "sh.log")
+	_, err := Launch(t.Context(), shSpec(t, logPath, `echo '-listen: listen tcp 127.0.0.1:8080: bind: address already in use' >&2; exit 1`))
+	if !errors.Is(err, ErrExited) || !errors.Is(err, ErrAddrInUse) {
+		t.Fatalf("Launch = %v, want ErrExited and ErrAddrInUse", err)
+	}
+	_, err = Launch(t.Context(), shSpec(t, logPath, `echo 'no such flag: -bind' >&2; exit 2`))
+	if !errors.Is(err, ErrExited) || errors.Is(err, ErrAddrInUse) {
+		t.Fatalf("Launch = %v, want ErrExited only: the port in use was the previous start's", err)
+	}
+}
+
+func TestListening(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	got, err := Listening(os.Getpid(), port)
+	if errors.Is(err, ErrCannotTell) {
+		t.Skip("no /proc here")
+	}
+	if err != nil || !got {
+		t.Fatalf("Listening(self, %d) = %v, %v with a listener open", port, got, err)
+	}
+	// A sleeping child holds no socket: another process's listener must
+	// never count for it.
+	p, err := StartProcess(exec.Command("sleep", "30"), "sleeper", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	if got, err := Listening(p.PID(), port); err != nil || got {
+		t.Errorf("Listening(child, %d) = %v, %v; the listener is the test's", port, got, err)
+	}
+	l.Close()
+	if got, err := Listening(os.Getpid(), port); err != nil || got {
+		t.Errorf("Listening(self, %d) = %v, %v after Close", port, got, err)
+	}
+}

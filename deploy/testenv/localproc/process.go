@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +22,11 @@ type Process struct {
 	name   string
 	logger *slog.Logger
 	done   chan struct{}
+
+	// logPath and logStart locate the output of this start in a log file
+	// that earlier starts may have written to too ("" when discarded).
+	logPath  string
+	logStart int64
 
 	mu      sync.Mutex
 	stopped bool
@@ -55,6 +63,15 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 // Done returns a channel closed when the process has exited, whether asked
 // to or not.
 func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Stopped reports whether the process was asked to end (Stop or Kill),
+// whether or not it has yet: a launcher watching its children tells a
+// requested exit from a crash by it.
+func (p *Process) Stopped() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopped
+}
 
 // Err returns why the process ended: nil while it runs or when it ended
 // because of Stop or Kill, the exit error otherwise.
@@ -156,4 +173,161 @@ func (p *Process) try(ctx context.Context, check func(context.Context) error) er
 		}
 	}()
 	return check(ctx)
+}
+
+// ErrExited reports that a process ended while [Launch] waited for it to be
+// ready. The returned error wraps it, also wraps [ErrAddrInUse] when the
+// process's log says a port was taken, and carries the end of the log.
+var ErrExited = errors.New("exited before it was ready")
+
+// Spec describes a server process for [Launch].
+type Spec struct {
+	// Name is how messages call the process ("consul agent",
+	// "xian-hitech gateway").
+	Name string
+	// Bin is the executable; Args its arguments.
+	Bin  string
+	Args []string
+	// Env is added to the launcher's own environment.
+	Env []string
+	// LogPath is a file the process's stdout and stderr are appended to,
+	// created with its directory; a header line marks each start. Empty
+	// discards the output, and with it the means to explain a failure or to
+	// recognise a port in use.
+	LogPath string
+	// Ready is one readiness probe, run until it passes (see
+	// [Process.WaitReady]). log returns what this start of the process has
+	// logged so far ("" without a log file), so a probe can tell the process
+	// from a stale one answering on the same port.
+	Ready func(ctx context.Context, log func() string) error
+	// ReadyTimeout bounds the wait on top of ctx; default 30s.
+	ReadyTimeout time.Duration
+	// KillWithParent asks the kernel to kill the process when the launcher
+	// dies (Linux only): for tests and short-lived launchers, so nothing is
+	// left holding ports.
+	KillWithParent bool
+	// Logger receives the launcher's own messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Launch starts the process s describes, in a process group of its own,
+// and waits until s.Ready passes. ctx and s.ReadyTimeout bound only that
+// wait: the process runs until [Process.Stop] or [Process.Kill]. If it exits
+// first, the error wraps [ErrExited] (and [ErrAddrInUse] when its log says
+// a port was taken, the cue for a launcher on chosen ports to choose
+// again); if it is not ready in time it is killed. On any error nothing is
+// left running.
+func Launch(ctx context.Context, s Spec) (*Process, error) {
+	if s.Bin == "" || s.Ready == nil {
+		return nil, fmt.Errorf("localproc: %s: Spec needs Bin and Ready", s.Name)
+	}
+	if s.ReadyTimeout <= 0 {
+		s.ReadyTimeout = 30 * time.Second
+	}
+	out, logStart, err := openLog(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: log file: %w", s.Name, err)
+	}
+	// Not exec.CommandContext: the process must outlive the start-up context.
+	cmd := exec.Command(s.Bin, s.Args...)
+	if len(s.Env) > 0 {
+		cmd.Env = append(os.Environ(), s.Env...)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	setProcAttr(cmd, s.KillWithParent)
+	p, err := StartProcess(cmd, s.Name, s.Logger, func() { _ = out.Close() })
+	if err != nil {
+		_ = out.Close()
+		return nil, fmt.Errorf("%s: start %s: %w", s.Name, s.Bin, err)
+	}
+	p.logPath, p.logStart = s.LogPath, logStart
+	p.logger.Debug(s.Name+" started", "pid", p.PID())
+
+	readyCtx, cancel := context.WithTimeout(ctx, s.ReadyTimeout)
+	defer cancel()
+	exited, last := p.WaitReady(readyCtx, func(ctx context.Context) error { return s.Ready(ctx, p.LogSinceStart) })
+	switch {
+	case exited:
+		if AddrInUse(p.LogSinceStart()) {
+			return nil, fmt.Errorf("%s %w: %w (%v)%s", s.Name, ErrExited, ErrAddrInUse, p.ExitErr(), p.tailForError())
+		}
+		return nil, fmt.Errorf("%s %w (%v)%s", s.Name, ErrExited, p.ExitErr(), p.tailForError())
+	case last != nil:
+		_ = p.Kill()
+		return nil, fmt.Errorf("%s not ready: %w (last: %v)%s", s.Name, readyCtx.Err(), last, p.tailForError())
+	}
+	p.logger.Info(s.Name+" ready", "pid", p.PID())
+	return p, nil
+}
+
+// nopWriteCloser discards output when a Spec has no log file.
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// openLog opens s's log file for appending, writes the header line of this
+// start and returns where this start's output begins.
+func openLog(s Spec) (io.WriteCloser, int64, error) {
+	if s.LogPath == "" {
+		return nopWriteCloser{io.Discard}, 0, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(s.LogPath), 0o755); err != nil {
+		return nil, 0, err
+	}
+	f, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, 0, err
+	}
+	header := fmt.Sprintf("==> parkmesh launcher %s: starting %s: %s %s", time.Now().Format(time.RFC3339), s.Name, s.Bin, strings.Join(s.Args, " "))
+	if len(s.Env) > 0 {
+		header += " with " + strings.Join(s.Env, " ")
+	}
+	if _, err := fmt.Fprintln(f, header); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
+
+// LogPath returns the file the process logs to ("" when its output is
+// discarded or it was not started by [Launch]).
+func (p *Process) LogPath() string { return p.logPath }
+
+// LogTail returns the last n lines of the process's log file, earlier
+// starts' lines included when they are the last ("" without a log file).
+func (p *Process) LogTail(n int) string {
+	if p.logPath == "" {
+		return ""
+	}
+	return TailFile(p.logPath, n)
+}
+
+// LogSinceStart returns what this start of the process has logged (its
+// first 4 MiB), without the lines of earlier starts sharing the file.
+func (p *Process) LogSinceStart() string {
+	if p.logPath == "" {
+		return ""
+	}
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(p.logStart, io.SeekStart); err != nil {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, 4<<20))
+	return string(b)
+}
+
+func (p *Process) tailForError() string {
+	if p.logPath == "" {
+		return ""
+	}
+	return "\nlast lines of " + p.logPath + ":\n" + p.LogTail(30)
 }
