@@ -21,6 +21,7 @@ import (
 	"github.com/parkmesh/parkmesh/deploy/local/sample"
 	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
 	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
@@ -149,7 +150,7 @@ func (c *Cluster) startJaeger(ctx context.Context, ports []int, out io.Writer) {
 	}
 	j, err := jaegerserver.Launch(ctx, jaegerserver.Options{
 		Bin: bin, QueryHTTPPort: ports[0], QueryGRPCPort: ports[1], OTLPGRPCPort: ports[2], OTLPHTTPPort: ports[3], HealthPort: ports[4],
-		LogPath: filepath.Join(c.Root, "logs", "jaeger.log"), KillWithParent: true,
+		RunOptions: localproc.RunOptions{LogPath: filepath.Join(c.Root, "logs", "jaeger.log"), KillWithParent: true},
 	})
 	if err != nil {
 		fmt.Fprintf(out, "Jaeger did not start (%v); running without a trace backend\n", err)
@@ -250,7 +251,7 @@ func startPark(ctx context.Context, g *group, cfg Config, root, consulBin string
 	cp := cfg.ConsulBasePort + 10*i
 	agent, err := consulagent.Launch(ctx, consulagent.Options{
 		Bin: consulBin, NodeName: park, HTTPPort: cp, ServerPort: cp + 1, SerfLANPort: cp + 2, SerfWANPort: cp + 3,
-		LogPath: filepath.Join(root, "logs", park+"-consul.log"), KillWithParent: true,
+		RunOptions: localproc.RunOptions{LogPath: filepath.Join(root, "logs", park+"-consul.log"), KillWithParent: true},
 	})
 	if err != nil {
 		return ParkInfo{}, fmt.Errorf("park %s: consul: %w", park, err)

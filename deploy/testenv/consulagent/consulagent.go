@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -77,54 +76,24 @@ type Options struct {
 	// services registered with it, so they come back after a restart. Leave
 	// it empty for an agent that forgets everything when it stops.
 	DataDir string
-	// LogPath, when set, is a file the agent's stdout and stderr are
-	// appended to (created with its parent directory if missing). When
-	// empty the agent's output is discarded and [Agent.LogTail] is empty.
-	LogPath string
 	// LogLevel is passed as -log-level; default "info".
 	LogLevel string
 	// ExtraArgs are appended to the command line after the options above.
 	ExtraArgs []string
-	// ReadyTimeout bounds how long Launch waits for the agent to become
-	// ready, on top of the caller's context; default 30s.
-	ReadyTimeout time.Duration
-	// KillWithParent asks the kernel to kill the agent when the process
-	// that started it dies (Linux only; ignored elsewhere), so a crashed
-	// test binary does not leave agents holding ports. Go delivers the
-	// signal when the OS thread that started the agent exits, which the Go
-	// runtime does only in rare cases, so prefer it for tests and short-lived
-	// launchers.
-	KillWithParent bool
-	// Logger receives the launcher's own messages (not the agent's log);
-	// nil discards them.
-	Logger *slog.Logger
+	// RunOptions: the log file ([Agent.LogTail] is empty without one), the
+	// ready timeout, killing the agent with its launcher, the launcher's
+	// logger.
+	localproc.RunOptions
 }
 
 func (o *Options) withDefaults() error {
-	if o.Bin == "" {
-		return errors.New("consulagent: Options.Bin is empty")
-	}
-	ports := []struct {
-		name string
-		port int
-	}{
-		{"HTTPPort", o.HTTPPort},
-		{"ServerPort", o.ServerPort},
-		{"SerfLANPort", o.SerfLANPort},
-		{"SerfWANPort", o.SerfWANPort},
-	}
-	for _, p := range ports {
-		if p.port <= 0 || p.port > 65535 {
-			return fmt.Errorf("consulagent: Options.%s %d is not a TCP port", p.name, p.port)
-		}
+	if err := localproc.CheckOptions(o.Bin,
+		localproc.Port{Name: "HTTPPort", Number: o.HTTPPort}, localproc.Port{Name: "ServerPort", Number: o.ServerPort},
+		localproc.Port{Name: "SerfLANPort", Number: o.SerfLANPort}, localproc.Port{Name: "SerfWANPort", Number: o.SerfWANPort},
+	); err != nil {
+		return fmt.Errorf("consulagent: %w", err)
 	}
 	o.fillDefaults()
-	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = 30 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
 	return nil
 }
 
@@ -192,7 +161,7 @@ type Agent struct {
 	client *api.Client
 
 	mu   sync.Mutex
-	proc *localproc.Process // the latest start; nil before the first
+	proc *localproc.Process // the latest start, or one never started
 }
 
 // New validates opts and returns an agent that is not started yet, so
@@ -202,7 +171,7 @@ func New(opts Options) (*Agent, error) {
 	if err := opts.withDefaults(); err != nil {
 		return nil, err
 	}
-	a := &Agent{opts: opts}
+	a := &Agent{opts: opts, proc: localproc.NotStarted("consul agent")}
 	cfg := api.DefaultNonPooledConfig()
 	cfg.Address = a.HTTPAddr()
 	cfg.Scheme = "http"
@@ -253,21 +222,20 @@ func LaunchOnFreePorts(ctx context.Context, opts Options, choose localproc.PortC
 func (a *Agent) Start(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.running() {
-		return nil
+	select {
+	case <-a.proc.Done():
+	default:
+		return nil // running
 	}
 	if err := a.opts.checkPorts(); err != nil {
 		return fmt.Errorf("consulagent: %w", err)
 	}
 	proc, err := localproc.Launch(ctx, localproc.Spec{
-		Name:           "consul agent",
-		Bin:            a.opts.Bin,
-		Args:           a.opts.Args(),
-		LogPath:        a.opts.LogPath,
-		Ready:          func(ctx context.Context, _ func() string) error { return a.ready(ctx) },
-		ReadyTimeout:   a.opts.ReadyTimeout,
-		KillWithParent: a.opts.KillWithParent,
-		Logger:         a.opts.Logger.With("http_addr", a.HTTPAddr()),
+		Name:       "consul agent on " + a.HTTPAddr(),
+		Bin:        a.opts.Bin,
+		Args:       a.opts.Args(),
+		Ready:      func(ctx context.Context, _ *localproc.Process) error { return a.ready(ctx) },
+		RunOptions: a.opts.RunOptions,
 	})
 	if err != nil {
 		return fmt.Errorf("consulagent: %w", err)
@@ -278,21 +246,11 @@ func (a *Agent) Start(ctx context.Context) error {
 
 // Stop shuts the agent down gracefully (SIGTERM), killing it if ctx ends
 // first, and waits until it is gone. It is idempotent.
-func (a *Agent) Stop(ctx context.Context) error {
-	if p := a.current(); p != nil {
-		return p.Stop(ctx)
-	}
-	return nil
-}
+func (a *Agent) Stop(ctx context.Context) error { return a.current().Stop(ctx) }
 
 // Kill ends the agent at once (SIGKILL), as a crash would, and waits until
 // it is gone. It is idempotent.
-func (a *Agent) Kill() error {
-	if p := a.current(); p != nil {
-		return p.Kill()
-	}
-	return nil
-}
+func (a *Agent) Kill() error { return a.current().Kill() }
 
 // Restart stops the agent if it runs and starts it again on the same ports.
 func (a *Agent) Restart(ctx context.Context) error {
@@ -306,17 +264,8 @@ func (a *Agent) Restart(ctx context.Context) error {
 
 // Running reports whether the agent process is up.
 func (a *Agent) Running() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.running()
-}
-
-func (a *Agent) running() bool {
-	if a.proc == nil {
-		return false
-	}
 	select {
-	case <-a.proc.Done():
+	case <-a.current().Done():
 		return false
 	default:
 		return true
@@ -330,32 +279,15 @@ func (a *Agent) current() *localproc.Process {
 }
 
 // PID returns the process id of the latest start (0 before the first).
-func (a *Agent) PID() int {
-	if p := a.current(); p != nil {
-		return p.PID()
-	}
-	return 0
-}
+func (a *Agent) PID() int { return a.current().PID() }
 
 // Done returns a channel closed when the latest start of the agent has
 // exited (already closed before the first start).
-func (a *Agent) Done() <-chan struct{} {
-	if p := a.current(); p != nil {
-		return p.Done()
-	}
-	closed := make(chan struct{})
-	close(closed)
-	return closed
-}
+func (a *Agent) Done() <-chan struct{} { return a.current().Done() }
 
 // Err returns why the latest start of the agent ended: nil while it runs or
 // when it was stopped or killed on request, the exit error otherwise.
-func (a *Agent) Err() error {
-	if p := a.current(); p != nil {
-		return p.Err()
-	}
-	return nil
-}
+func (a *Agent) Err() error { return a.current().Err() }
 
 func (a *Agent) ready(ctx context.Context) error {
 	leader, err := a.client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))

@@ -141,7 +141,8 @@ func TestLaunchReportsExit(t *testing.T) {
 	draws := 0
 	choose := func(n int) ([]int, error) { draws++; return localproc.FreePorts(n) }
 	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{
-		Bin: bin, LogPath: logPath, ExtraArgs: []string{"-no-such-flag"}, ReadyTimeout: 20 * time.Second,
+		Bin: bin, ExtraArgs: []string{"-no-such-flag"},
+		RunOptions: localproc.RunOptions{LogPath: logPath, ReadyTimeout: 20 * time.Second},
 	}, choose, t.Logf)
 	if err == nil {
 		_ = a.Kill()
@@ -171,7 +172,7 @@ func TestLaunchRecognisesBindFailure(t *testing.T) {
 	free := freePorts(t, 3)
 	a, err := consulagent.Launch(t.Context(), consulagent.Options{
 		Bin: bin, HTTPPort: free[0], ServerPort: free[1], SerfLANPort: free[1], SerfWANPort: free[2],
-		LogPath: filepath.Join(t.TempDir(), "consul.log"), KillWithParent: true,
+		RunOptions: localproc.RunOptions{LogPath: filepath.Join(t.TempDir(), "consul.log"), KillWithParent: true},
 	})
 	if err == nil {
 		_ = a.Kill()
@@ -202,7 +203,7 @@ func TestLaunchOnFreePortsRetries(t *testing.T) {
 		return ports, err
 	}
 	var retries int
-	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{Bin: bin, KillWithParent: true}, choose,
+	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{Bin: bin, RunOptions: localproc.RunOptions{KillWithParent: true}}, choose,
 		func(format string, args ...any) { retries++; t.Logf(format, args...) })
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +222,7 @@ func TestLaunchStop(t *testing.T) {
 	t.Parallel()
 	bin := findBinary(t)
 	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{
-		Bin: bin, NodeName: "launch-stop", KillWithParent: true,
+		Bin: bin, NodeName: "launch-stop", RunOptions: localproc.RunOptions{KillWithParent: true},
 	}, nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)

@@ -13,17 +13,17 @@ package consultest
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
+	"github.com/parkmesh/parkmesh/deploy/testenv/internal/harness"
 	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 )
 
-// stopTimeout bounds a graceful shutdown in Stop before the agent is killed.
-const stopTimeout = 5 * time.Second
+// tool names the agent in the test's log.
+const tool = "Consul agent"
 
 // Agent is a Consul dev agent owned by one test: a [consulagent.Agent]
 // (HTTPAddr, Client, Running, LogPath, LogTail, …) whose Stop, Kill and
@@ -43,13 +43,9 @@ type Agent struct {
 func Start(tb testing.TB) *Agent {
 	tb.Helper()
 	opts := options(tb)
-	ctx, cancel := context.WithTimeout(tb.Context(), 2*time.Minute)
-	defer cancel()
-	a, err := consulagent.LaunchOnFreePorts(ctx, opts, nil, tb.Logf)
-	if err != nil {
-		tb.Fatalf("consultest: %v", err)
-	}
-	return Adopt(tb, a)
+	return &Agent{harness.Start(tb, tool, func(ctx context.Context) (*consulagent.Agent, error) {
+		return consulagent.LaunchOnFreePorts(ctx, opts, nil, tb.Logf)
+	})}
 }
 
 // NewStopped reserves ports and a log file for an agent but does not start
@@ -77,38 +73,26 @@ func NewStopped(tb testing.TB) *Agent {
 // test's: it is stopped when the test ends, and its log's end is logged if
 // the test failed.
 func Adopt(tb testing.TB, a *consulagent.Agent) *Agent {
-	tb.Helper()
-	tb.Cleanup(func() {
-		// The tail is taken before stopping: shutdown noise would bury
-		// what the agent was doing when the test failed.
-		if tb.Failed() && a.LogPath() != "" {
-			tb.Logf("consultest: last lines of the Consul agent log %s:\n%s", a.LogPath(), a.LogTail(40))
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		_ = a.Stop(ctx) // it only fails when even SIGKILL does; nothing to do then
-	})
-	return &Agent{Agent: a}
+	harness.Own(tb, tool, a)
+	return &Agent{a}
 }
 
-// options finds the binary and names a log file in the test's directory;
-// ports are the caller's to fill in.
+// Binary returns the Consul binary for a test that runs an agent. With
+// -short it skips the test; without a binary it fails it.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	return harness.Binary(tb, tool, "set "+consulagent.BinEnv+" to a consul 1.21 binary or fix deploy/tools/install-consul.sh",
+		consulagent.FindBinary)
+}
+
+// options are a test agent's: its binary and a log file in the test's
+// directory; ports are the caller's to fill in.
 func options(tb testing.TB) consulagent.Options {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("short: starts a real Consul agent")
-	}
-	bin, err := consulagent.FindBinary(tb.Context(), os.Stderr)
-	if err != nil {
-		tb.Fatalf("consultest: no Consul binary, so no real agent to test against "+
-			"(set %s to a consul 1.21 binary or fix deploy/tools/install-consul.sh): %v",
-			consulagent.BinEnv, err)
-	}
 	return consulagent.Options{
-		Bin:            bin,
-		NodeName:       "consultest",
-		LogPath:        filepath.Join(tb.TempDir(), "consul.log"),
-		KillWithParent: true,
+		Bin:        Binary(tb),
+		NodeName:   "consultest",
+		RunOptions: localproc.RunOptions{LogPath: filepath.Join(tb.TempDir(), "consul.log"), KillWithParent: true},
 	}
 }
 
@@ -116,7 +100,7 @@ func options(tb testing.TB) consulagent.Options {
 // waits until it is gone. It is idempotent. A -dev agent keeps its catalog
 // in memory only, so after Stop and Restart every registration is lost.
 func (a *Agent) Stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.Agent.Stop(ctx) // it only fails when even SIGKILL does; nothing to do then
 }

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -83,30 +82,20 @@ type Options struct {
 	QueryGRPCPort int
 	// HealthPort serves the healthcheckv2 extension's /status (default 13133).
 	HealthPort int
-	// LogPath, when set, is a file Jaeger's output is appended to (created
-	// with its parent directory). When empty the output is discarded.
-	LogPath string
 	// LogLevel is Jaeger's log level; default "info".
 	LogLevel string
-	// ReadyTimeout bounds how long Launch waits for readiness, on top of the
-	// caller's context; default 30s.
-	ReadyTimeout time.Duration
-	// KillWithParent asks the kernel to kill Jaeger when the thread that
-	// started it exits (Linux only), so a crashed test binary leaves no
-	// process holding ports. Meant for tests and short-lived launchers.
-	KillWithParent bool
-	// Logger receives the launcher's own messages; nil discards them.
-	Logger *slog.Logger
+	// RunOptions: the log file, the ready timeout, killing Jaeger with
+	// its launcher, the launcher's logger.
+	localproc.RunOptions
 }
 
 func (o *Options) withDefaults() error {
-	if o.Bin == "" {
-		return errors.New("jaegerserver: Options.Bin is empty")
-	}
+	var ports []localproc.Port
 	for _, p := range o.ports() {
-		if p.port <= 0 || p.port > 65535 {
-			return fmt.Errorf("jaegerserver: Options.%s %d is not a TCP port", p.name, p.port)
-		}
+		ports = append(ports, localproc.Port{Name: p.name, Number: p.port})
+	}
+	if err := localproc.CheckOptions(o.Bin, ports...); err != nil {
+		return fmt.Errorf("jaegerserver: %w", err)
 	}
 	if o.ConfigPath == "" {
 		wd, err := os.Getwd()
@@ -127,12 +116,6 @@ func (o *Options) withDefaults() error {
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
-	}
-	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = 30 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
 }
@@ -207,15 +190,12 @@ func Launch(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, http: &http.Client{Timeout: 10 * time.Second}}
 	proc, err := localproc.Launch(ctx, localproc.Spec{
-		Name:           "jaeger",
-		Bin:            opts.Bin,
-		Args:           opts.Args(),
-		Env:            opts.Env(),
-		LogPath:        opts.LogPath,
-		Ready:          func(ctx context.Context, _ func() string) error { return s.ready(ctx) },
-		ReadyTimeout:   opts.ReadyTimeout,
-		KillWithParent: opts.KillWithParent,
-		Logger:         opts.Logger.With("query", s.QueryURL()),
+		Name:       "jaeger on " + s.QueryURL(),
+		Bin:        opts.Bin,
+		Args:       opts.Args(),
+		Env:        opts.Env(),
+		Ready:      func(ctx context.Context, _ *localproc.Process) error { return s.ready(ctx) },
+		RunOptions: opts.RunOptions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jaegerserver: %w", err)

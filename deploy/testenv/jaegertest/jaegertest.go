@@ -12,16 +12,14 @@ package jaegertest
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/testenv/internal/harness"
 	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 )
-
-// stopTimeout bounds a graceful shutdown before Jaeger is killed.
-const stopTimeout = 5 * time.Second
 
 // Jaeger is a Jaeger process owned by one test; it has all of
 // [jaegerserver.Server]'s methods (QueryURL, ExporterEnv, Traces, …).
@@ -38,35 +36,14 @@ type Jaeger struct {
 // machine takes several minutes. With -short it skips the test.
 func Start(tb testing.TB) *Jaeger {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("short: starts a real Jaeger")
-	}
-	bin, err := jaegerserver.FindBinary(tb.Context(), os.Stderr)
-	if err != nil {
-		tb.Fatalf("jaegertest: no Jaeger binary, so no real trace backend to test against "+
-			"(set %s to a jaeger v2.13 binary or fix deploy/tools/install-jaeger.sh): %v",
-			jaegerserver.BinEnv, err)
-	}
 	opts := jaegerserver.Options{
-		Bin:            bin,
-		LogPath:        filepath.Join(tb.TempDir(), "jaeger.log"),
-		KillWithParent: true,
+		Bin: harness.Binary(tb, "Jaeger", "set "+jaegerserver.BinEnv+" to a jaeger v2.13 binary or fix deploy/tools/install-jaeger.sh",
+			jaegerserver.FindBinary),
+		RunOptions: localproc.RunOptions{LogPath: filepath.Join(tb.TempDir(), "jaeger.log"), KillWithParent: true},
 	}
-	ctx, cancel := context.WithTimeout(tb.Context(), 2*time.Minute)
-	defer cancel()
-	srv, err := jaegerserver.LaunchOnFreePorts(ctx, opts, nil, tb.Logf)
-	if err != nil {
-		tb.Fatalf("jaegertest: %v", err)
-	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Logf("jaegertest: last lines of the Jaeger log %s:\n%s", opts.LogPath, srv.LogTail(40))
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		_ = srv.Stop(ctx) // it only fails when even SIGKILL does
-	})
-	return &Jaeger{Server: srv}
+	return &Jaeger{harness.Start(tb, "Jaeger", func(ctx context.Context) (*jaegerserver.Server, error) {
+		return jaegerserver.LaunchOnFreePorts(ctx, opts, nil, tb.Logf)
+	})}
 }
 
 // WaitTrace polls Jaeger until it holds the trace with the given hex id and

@@ -173,10 +173,10 @@ func TestCheckPortsNamesTheTakenAddress(t *testing.T) {
 // their log and the readiness probe.
 func shSpec(t *testing.T, logPath, script string) Spec {
 	return Spec{
-		Name: "sh", Bin: "sh", Args: []string{"-c", script}, LogPath: logPath, KillWithParent: true,
-		ReadyTimeout: 5 * time.Second,
-		Ready: func(_ context.Context, log func() string) error {
-			if !strings.Contains(log(), "serving") {
+		Name: "sh", Bin: "sh", Args: []string{"-c", script},
+		RunOptions: RunOptions{LogPath: logPath, KillWithParent: true, ReadyTimeout: 5 * time.Second},
+		Ready: func(_ context.Context, p *Process) error {
+			if !strings.Contains(p.LogSinceStart(), "serving") {
 				return errors.New("not serving yet")
 			}
 			return nil

@@ -134,3 +134,23 @@ func OnFreePorts[T any](choose PortChooser, n int, logf func(format string, args
 	}
 	return zero, fmt.Errorf("ports in use at each of %d attempts, the last: %w", StartAttempts, err)
 }
+
+// Port is one port of a tool's options, named as the option is.
+type Port struct {
+	Name   string
+	Number int
+}
+
+// CheckOptions validates what every tool launcher needs: a binary, and TCP
+// port numbers. The error names the option at fault.
+func CheckOptions(bin string, ports ...Port) error {
+	if bin == "" {
+		return errors.New("Options.Bin is empty")
+	}
+	for _, p := range ports {
+		if p.Number <= 0 || p.Number > 65535 {
+			return fmt.Errorf("Options.%s %d is not a TCP port", p.Name, p.Number)
+		}
+	}
+	return nil
+}

@@ -57,8 +57,22 @@ func StartProcess(cmd *exec.Cmd, name string, logger *slog.Logger, onExit func()
 	return p, nil
 }
 
-// PID returns the process id.
-func (p *Process) PID() int { return p.cmd.Process.Pid }
+// NotStarted returns a Process that never ran: it is done already, has no
+// error, and stopping or killing it does nothing. A launcher that can start
+// a tool again holds one before the first start, so it never checks for nil.
+func NotStarted(name string) *Process {
+	done := make(chan struct{})
+	close(done)
+	return &Process{name: name, logger: slog.New(slog.DiscardHandler), done: done}
+}
+
+// PID returns the process id (0 for one [NotStarted]).
+func (p *Process) PID() int {
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
 
 // Done returns a channel closed when the process has exited, whether asked
 // to or not.
@@ -180,6 +194,28 @@ func (p *Process) try(ctx context.Context, check func(context.Context) error) er
 // process's log says a port was taken, and carries the end of the log.
 var ErrExited = errors.New("exited before it was ready")
 
+// RunOptions say how a launcher runs a helper process, whatever the tool;
+// the tools' Options embed them.
+type RunOptions struct {
+	// LogPath, when set, is a file the process's stdout and stderr are
+	// appended to, created with its directory; a header line marks each
+	// start. Empty discards the output, and with it the means to explain a
+	// failure or to recognise a port in use.
+	LogPath string
+	// ReadyTimeout bounds the wait for readiness, on top of the caller's
+	// context; default 30s.
+	ReadyTimeout time.Duration
+	// KillWithParent asks the kernel to kill the process when the launcher
+	// dies (Linux only), so a crashed test binary or launcher leaves nothing
+	// holding ports. Go delivers the signal when the OS thread that started
+	// the process exits, which the runtime does only in rare cases, so it is
+	// meant for tests and short-lived launchers.
+	KillWithParent bool
+	// Logger receives the launcher's own messages (not the process's log);
+	// nil discards them.
+	Logger *slog.Logger
+}
+
 // Spec describes a server process for [Launch].
 type Spec struct {
 	// Name is how messages call the process ("consul agent",
@@ -190,24 +226,12 @@ type Spec struct {
 	Args []string
 	// Env is added to the launcher's own environment.
 	Env []string
-	// LogPath is a file the process's stdout and stderr are appended to,
-	// created with its directory; a header line marks each start. Empty
-	// discards the output, and with it the means to explain a failure or to
-	// recognise a port in use.
-	LogPath string
-	// Ready is one readiness probe, run until it passes (see
-	// [Process.WaitReady]). log returns what this start of the process has
-	// logged so far ("" without a log file), so a probe can tell the process
-	// from a stale one answering on the same port.
-	Ready func(ctx context.Context, log func() string) error
-	// ReadyTimeout bounds the wait on top of ctx; default 30s.
-	ReadyTimeout time.Duration
-	// KillWithParent asks the kernel to kill the process when the launcher
-	// dies (Linux only): for tests and short-lived launchers, so nothing is
-	// left holding ports.
-	KillWithParent bool
-	// Logger receives the launcher's own messages; nil discards them.
-	Logger *slog.Logger
+	// Ready is one readiness probe of the process just started, run until
+	// it passes (see [Process.WaitReady]). It gets the process, so it can
+	// tell it from a stale one answering on the same port (by its pid with
+	// [Listening], or by [Process.LogSinceStart]).
+	Ready func(ctx context.Context, p *Process) error
+	RunOptions
 }
 
 // Launch starts the process s describes, in a process group of its own,
@@ -245,7 +269,7 @@ func Launch(ctx context.Context, s Spec) (*Process, error) {
 
 	readyCtx, cancel := context.WithTimeout(ctx, s.ReadyTimeout)
 	defer cancel()
-	exited, last := p.WaitReady(readyCtx, func(ctx context.Context) error { return s.Ready(ctx, p.LogSinceStart) })
+	exited, last := p.WaitReady(readyCtx, func(ctx context.Context) error { return s.Ready(ctx, p) })
 	switch {
 	case exited:
 		if AddrInUse(p.LogSinceStart()) {
