@@ -1,30 +1,31 @@
 // Package nodetest starts whole park nodes for tests, as a park IT team
-// would run them: a real Consul agent on free loopback ports, the three
-// services and the gateway as real processes (built once per test binary)
-// with real SQLite files, keys and tokens. Processes can be stopped with
-// SIGTERM or killed, and more instances started, to test discovery.
+// would run them: a real Consul agent, the three services and the gateway as
+// real processes (built once per test binary) with real SQLite files, keys
+// and tokens. Processes can be stopped with SIGTERM or killed, and more
+// instances started, to test discovery.
+//
+// It is a thin testing.TB layer over [launcher], the park launcher `make
+// demo` uses too, on drawn ports: a port another process takes between the
+// draw and the bind makes the launcher draw again, never fails the test.
+// With -short, tests that start a park are skipped.
 package nodetest
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
-
-	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
 	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/internal/harness"
+	"github.com/parkmesh/parkmesh/deploy/testenv/launcher"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
@@ -36,33 +37,18 @@ var (
 	buildErr  error
 )
 
-// Binaries builds the four deployables once per test process and returns
+// Binaries builds the park's deployables once per test process and returns
 // the directory holding them.
 func Binaries(tb testing.TB) string {
 	tb.Helper()
+	harness.SkipShort(tb, "a whole park as real processes")
 	buildOnce.Do(func() {
-		wd, _ := os.Getwd()
-		root, err := consulagent.RepoRoot(wd)
-		if err != nil {
-			buildErr = err
+		if binDir, buildErr = os.MkdirTemp("", "parkmesh-bin-"); buildErr != nil {
 			return
 		}
-		binDir, buildErr = os.MkdirTemp("", "parkmesh-bin-")
-		if buildErr != nil {
-			return
-		}
-		for name, pkg := range map[string]string{
-			"directory": "./services/directory/cmd/directory",
-			"project":   "./services/project/cmd/project",
-			"talent":    "./services/talent/cmd/talent",
-			"gateway":   "./gateway/cmd/gateway",
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
+		var out strings.Builder
+		if buildErr = launcher.Build(context.Background(), binDir, &out); buildErr != nil {
+			buildErr = &buildError{buildErr, out.String()}
 		}
 	})
 	if buildErr != nil {
@@ -71,12 +57,15 @@ func Binaries(tb testing.TB) string {
 	return binDir
 }
 
-// ServiceOf maps a kind to its service binary name.
-var ServiceOf = map[listing.Kind]string{
-	listing.KindOrganization: "directory",
-	listing.KindProject:      "project",
-	listing.KindTalent:       "talent",
+type buildError struct {
+	err    error
+	output string
 }
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.output }
+
+// ServiceOf maps a kind to its service binary name.
+var ServiceOf = launcher.ServiceOf
 
 // Park is one running park node.
 type Park struct {
@@ -88,27 +77,22 @@ type Park struct {
 	GatewayURL string // park side: staff API, portal, metrics
 	// FederationURL is the gateway's federation side, the URL peers use.
 	FederationURL string
-	fedAddr       string
 	Services      map[listing.Kind][]*Proc
+	park          *launcher.Park
 	tb            testing.TB
-	opts          Options
 }
 
-// Proc is one running process of a park.
+// Proc is one running process of a park: a [launcher.Proc] (Name, Addr,
+// FederationAddr, PID, Exited, LogTail, Log, …) whose stopping reports to
+// the test.
 type Proc struct {
-	Name string
-	Addr string // host:port it listens on (a gateway's park side)
-	// FederationAddr is a gateway's federation side ("" for services).
-	FederationAddr string
-	cmd            *exec.Cmd
-	log            string
-	done           chan struct{}
-	err            error
+	*launcher.Proc
 }
 
 // FreePort returns a loopback port that was free a moment ago, drawn from
-// below the ephemeral range so no outgoing connection takes it before the
-// process under test binds it.
+// below the ephemeral range so no outgoing connection takes it. Another
+// process may still take it before the caller binds it: prefer letting the
+// launcher choose (StartPark), which draws again when that happens.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
 	ports, err := localproc.FreePorts(1)
@@ -124,6 +108,9 @@ type Options struct {
 	GatewayArgs []string
 	// Env is added to every process's environment (e.g. OTEL_* variables).
 	Env []string
+	// Choose draws the ports (default: free loopback ports); a test of the
+	// launcher's retry passes one that takes a port it hands out.
+	Choose localproc.PortChooser
 }
 
 // StartPark starts a park: agent, keys, one instance of each service, and
@@ -133,197 +120,129 @@ func StartPark(tb testing.TB, id string) *Park { return StartParkWith(tb, id, Op
 // StartParkWith is StartPark with options.
 func StartParkWith(tb testing.TB, id string, opts Options) *Park {
 	tb.Helper()
-	p := &Park{ID: id, Agent: consultest.Start(tb), DataDir: tb.TempDir(), Services: map[listing.Kind][]*Proc{}, tb: tb, opts: opts}
-	ks, err := parkkey.Init(p.DataDir, id)
+	bin := Binaries(tb)
+	consul := consultest.Binary(tb)
+	dir := tb.TempDir()
+	ctx, cancel := context.WithTimeout(tb.Context(), 3*time.Minute)
+	defer cancel()
+	lp, err := launcher.Start(ctx, launcher.Config{
+		ID: id, BinDir: bin, ConsulBin: consul, DataDir: filepath.Join(dir, "data"), LogDir: filepath.Join(dir, "logs"),
+		Choose: opts.Choose, GatewayArgs: opts.GatewayArgs, Env: opts.Env, ReadyTimeout: 30 * time.Second, Logf: tb.Logf,
+	})
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("nodetest: %v", err)
 	}
-	p.Keys = ks
+	p := &Park{ID: id, DataDir: lp.DataDir, Keys: lp.Keys, Services: map[listing.Kind][]*Proc{}, park: lp, tb: tb}
+	p.Agent = consultest.Adopt(tb, lp.Agent)
+	// Registered after the agent's cleanup, so it runs before it; the log
+	// files' directory is removed only after both.
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			for _, pr := range lp.Procs() {
+				tb.Logf("%s %s log (last lines):\n%s", id, pr.Name, pr.LogTail(30))
+			}
+		}
+		lp.Kill()
+	})
 	for _, k := range listing.Kinds {
-		p.StartService(k, p.DataDir)
+		for _, pr := range lp.Services(k) {
+			p.Services[k] = append(p.Services[k], &Proc{pr})
+		}
 	}
-	p.StartGateway()
-	p.WaitInstances(map[listing.Kind]int{listing.KindOrganization: 1, listing.KindProject: 1, listing.KindTalent: 1}, 30*time.Second)
+	p.setGateway(lp.Gateway())
 	return p
+}
+
+func (p *Park) setGateway(gw *launcher.Proc) *Proc {
+	p.Gateway = &Proc{gw}
+	p.GatewayURL = "http://" + gw.Addr
+	p.FederationURL = "http://" + gw.FederationAddr
+	return p.Gateway
+}
+
+// must runs one start of the launcher's, failing the test if it fails.
+func (p *Park) must(start func(context.Context) (*launcher.Proc, error)) *launcher.Proc {
+	p.tb.Helper()
+	ctx, cancel := context.WithTimeout(p.tb.Context(), 2*time.Minute)
+	defer cancel()
+	pr, err := start(ctx)
+	if err != nil {
+		p.tb.Fatalf("nodetest: %v", err)
+	}
+	return pr
 }
 
 // StartService starts one more instance of kind k's service keeping its
 // data in dataDir.
 func (p *Park) StartService(k listing.Kind, dataDir string) *Proc {
 	p.tb.Helper()
-	name := ServiceOf[k]
-	addr := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
-	pr := p.start(name, addr, "-listen", addr, "-data-dir", dataDir, "-park", p.ID, "-consul", p.Agent.HTTPAddr())
+	pr := &Proc{p.must(func(ctx context.Context) (*launcher.Proc, error) { return p.park.StartService(ctx, k, dataDir) })}
 	p.Services[k] = append(p.Services[k], pr)
 	return pr
 }
 
-// StartGateway starts (or restarts, on a new port) the park's gateway.
+// StartGateway starts another gateway for the park on new ports and makes
+// it the park's Gateway.
 func (p *Park) StartGateway() *Proc {
 	p.tb.Helper()
-	p.fedAddr = "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
-	addr := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
-	p.Gateway = p.start("gateway", addr, p.gatewayArgs(addr, p.fedAddr)...)
-	p.Gateway.FederationAddr = p.fedAddr
-	p.GatewayURL = "http://" + p.Gateway.Addr
-	p.FederationURL = "http://" + p.fedAddr
-	return p.Gateway
+	return p.setGateway(p.must(p.park.StartGateway))
 }
 
 // StartReplica starts one more gateway of the park (same Consul, same
 // keys), as a park running several replicas does.
 func (p *Park) StartReplica() *Proc {
 	p.tb.Helper()
-	addr := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
-	fed := "127.0.0.1:" + strconv.Itoa(FreePort(p.tb))
-	pr := p.start("gateway", addr, p.gatewayArgs(addr, fed)...)
-	pr.FederationAddr = fed
-	return pr
-}
-
-func (p *Park) gatewayArgs(addr, fed string) []string {
-	return append([]string{"-listen", addr, "-federation-listen", fed, "-data-dir", p.DataDir, "-park", p.ID,
-		"-consul", p.Agent.HTTPAddr(), "-public-url", "http://" + fed}, p.opts.GatewayArgs...)
+	return &Proc{p.must(p.park.StartReplica)}
 }
 
 // RestartGateway kills the gateway at once (as a crash would) and starts it
-// again on the same address.
+// again on the same addresses.
 func (p *Park) RestartGateway() {
 	p.tb.Helper()
-	p.Gateway.Kill()
-	addr := p.Gateway.Addr
-	p.Gateway = p.start("gateway", addr, p.gatewayArgs(addr, p.fedAddr)...)
-	p.Gateway.FederationAddr = p.fedAddr
-}
-
-func (p *Park) start(name, addr string, args ...string) *Proc {
-	p.tb.Helper()
-	bin := filepath.Join(Binaries(p.tb), name)
-	logPath := filepath.Join(p.tb.TempDir(), name+".log")
-	lf, err := os.Create(logPath)
-	if err != nil {
-		p.tb.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), p.opts.Env...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		p.tb.Fatal(err)
-	}
-	pr := &Proc{Name: name, Addr: addr, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		pr.err = cmd.Wait()
-		lf.Close()
-		close(pr.done)
-	}()
-	p.tb.Cleanup(func() {
-		pr.Kill()
-		if p.tb.Failed() {
-			p.tb.Logf("%s log (last lines):\n%s", name, pr.LogTail(30))
-		}
-	})
-	// Wait until it serves.
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if res, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			res.Body.Close()
-			return pr
-		}
-		select {
-		case <-pr.done:
-			p.tb.Fatalf("%s exited at start: %v\n%s", name, pr.err, pr.LogTail(30))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	p.tb.Fatalf("%s does not serve on %s\n%s", name, addr, pr.LogTail(30))
-	return nil
+	p.setGateway(p.must(p.park.RestartGateway))
 }
 
 // Terminate sends SIGTERM and waits for the process to exit; it returns the
 // process's exit error (nil for a clean exit).
 func (pr *Proc) Terminate(tb testing.TB) error {
 	tb.Helper()
-	pr.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-pr.done:
-		return pr.err
-	case <-time.After(30 * time.Second):
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = pr.Stop(ctx) // kills when ctx ends, and only fails if even that does
+	if ctx.Err() != nil {
 		tb.Fatalf("%s did not exit 30s after SIGTERM", pr.Name)
 	}
-	return nil
+	return pr.ExitErr()
 }
 
 // Kill kills the process at once (no deregistration) and waits.
-func (pr *Proc) Kill() {
-	select {
-	case <-pr.done:
-		return
-	default:
-	}
-	pr.cmd.Process.Kill()
-	<-pr.done
-}
-
-// Exited reports whether the process has ended.
-func (pr *Proc) Exited() bool {
-	select {
-	case <-pr.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// LogTail returns the last n lines of the process's log.
-func (pr *Proc) LogTail(n int) string { return localproc.TailFile(pr.log, n) }
-
-// Log returns the process's whole log.
-func (pr *Proc) Log() string {
-	b, _ := os.ReadFile(pr.log)
-	return string(b)
-}
+func (pr *Proc) Kill() { _ = pr.Proc.Kill() }
 
 // Token issues a park-local token with role for this park.
 func (p *Park) Token(role parktoken.Role) string {
 	p.tb.Helper()
-	tok, err := parktoken.Issue(p.Keys, p.ID, "test-"+string(role), role, time.Hour, time.Now())
+	tok, err := p.park.Token(role, "test-"+string(role), time.Hour)
 	if err != nil {
 		p.tb.Fatal(err)
 	}
 	return tok
 }
 
-// WaitInstances waits until the gateway's /readyz reports at least want[k]
+// WaitInstances waits until the gateway's /readyz reports want[k]
 // instances of each kind.
 func (p *Park) WaitInstances(want map[listing.Kind]int, timeout time.Duration) {
 	p.tb.Helper()
-	deadline := time.Now().Add(timeout)
-	var got map[string]int
-	for time.Now().Before(deadline) {
-		got = p.Instances()
-		ok := true
-		for k, n := range want {
-			ok = ok && got[string(k)] == n
-		}
-		if ok {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(p.tb.Context(), timeout)
+	defer cancel()
+	if err := p.park.WaitInstances(ctx, want); err != nil {
+		p.tb.Fatalf("gateway of %s: %v", p.ID, err)
 	}
-	p.tb.Fatalf("gateway of %s sees instances %v, want %v", p.ID, got, want)
 }
 
 // Instances returns what the gateway's /readyz reports per kind.
 func (p *Park) Instances() map[string]int {
-	res, err := http.Get(p.GatewayURL + "/readyz")
-	if err != nil {
-		return nil
-	}
-	defer res.Body.Close()
-	var body struct{ Instances map[string]int }
-	json.NewDecoder(res.Body).Decode(&body)
-	return body.Instances
+	got, _ := p.park.Instances(p.tb.Context())
+	return got
 }
 
 // Do sends a request to the gateway with token (none when empty) and
