@@ -162,24 +162,34 @@ func TestLaunchReportsExit(t *testing.T) {
 	}
 }
 
-// TestLaunchRecognisesBindFailure gives the agent the same port for its
-// server RPC and serf LAN listeners: each is free when checked, but the
-// agent's second bind fails. The launcher must read that from the agent's
-// exit and log, since that is the race no check before start can close.
+// TestLaunchRecognisesBindFailure makes the agent bind a port no check
+// before start knows of (its DNS server, on a port the test holds): the
+// launcher must read the failure from the agent's exit and log, since that
+// is the race no check before start can close, draw fresh ports for it, and
+// give up after a bounded number of attempts when the port stays taken.
 func TestLaunchRecognisesBindFailure(t *testing.T) {
 	t.Parallel()
 	bin := findBinary(t)
-	free := freePorts(t, 3)
-	a, err := consulagent.Launch(t.Context(), consulagent.Options{
-		Bin: bin, HTTPPort: free[0], ServerPort: free[1], SerfLANPort: free[1], SerfWANPort: free[2],
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	draws := 0
+	choose := func(n int) ([]int, error) { draws++; return localproc.FreePorts(n) }
+	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{
+		Bin: bin, ExtraArgs: []string{"-dns-port", strconv.Itoa(held.Addr().(*net.TCPAddr).Port)},
 		RunOptions: localproc.RunOptions{LogPath: filepath.Join(t.TempDir(), "consul.log"), KillWithParent: true},
-	})
+	}, choose, t.Logf)
 	if err == nil {
 		_ = a.Kill()
-		t.Fatal("Launch succeeded with one port for two listeners")
+		t.Fatal("Launch succeeded with the DNS port taken")
 	}
 	if !errors.Is(err, consulagent.ErrExited) || !errors.Is(err, consulagent.ErrPortInUse) {
 		t.Fatalf("Launch error = %v, want ErrExited and ErrPortInUse", err)
+	}
+	if draws != localproc.StartAttempts {
+		t.Errorf("ports drawn %d times, want %d: every attempt found a port in use", draws, localproc.StartAttempts)
 	}
 }
 

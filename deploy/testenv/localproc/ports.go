@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Ports are drawn from below Linux's ephemeral range (32768–60999 by
@@ -26,21 +27,35 @@ const (
 // it hands out, to prove a launcher copes.
 type PortChooser func(n int) ([]int, error)
 
+// handedOut holds every port FreePorts returned in this process, so that
+// parallel tests of one test binary never draw the same port before either
+// binds it: a port released and reused within a process is not worth the
+// race.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
 // FreePorts returns n distinct loopback ports free right now for both TCP
-// and UDP (Consul's serf gossips over both). Free now is no promise: see
+// and UDP (Consul's serf gossips over both), none returned before in this
+// process. Free now is no promise against other processes: see
 // [OnFreePorts].
 func FreePorts(n int) ([]int, error) {
-	seen := make(map[int]bool, n)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil || len(handedOut.ports) > (portHigh-portLow)/2 {
+		handedOut.ports = map[int]bool{} // a long-lived process starts over
+	}
 	ports := make([]int, 0, n)
 	for tries := 0; len(ports) < n; tries++ {
 		if tries > 1000 {
 			return nil, errors.New("no free loopback ports found")
 		}
 		p := portLow + rand.IntN(portHigh-portLow)
-		if seen[p] || !portFree(p) {
+		if handedOut.ports[p] || !portFree(p) {
 			continue
 		}
-		seen[p] = true
+		handedOut.ports[p] = true
 		ports = append(ports, p)
 	}
 	return ports, nil
