@@ -196,10 +196,11 @@ func (p *Park) StartReplica() *Proc {
 }
 
 // RestartGateway kills the gateway at once (as a crash would) and starts it
-// again on the same addresses.
+// again on the same addresses. GatewayURL and FederationURL stay as they
+// are, untouched, so a test's goroutines may go on reading them meanwhile.
 func (p *Park) RestartGateway() {
 	p.tb.Helper()
-	p.setGateway(p.must(p.park.RestartGateway))
+	p.Gateway = &Proc{p.must(p.park.RestartGateway)}
 }
 
 // Terminate sends SIGTERM and waits for the process to exit; it returns the
