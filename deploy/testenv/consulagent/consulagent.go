@@ -343,12 +343,5 @@ func (a *Agent) LogTail(n int) string {
 // pinned Consul version the first time, which takes several minutes). The
 // script's progress messages go to progress (nil discards them).
 func FindBinary(ctx context.Context, progress io.Writer) (string, error) {
-	bin, err := localproc.FindBinary(ctx, BinEnv, installScript, progress)
-	if err != nil {
-		return "", fmt.Errorf("consulagent: %w", err)
-	}
-	return bin, nil
+	return localproc.FindBinary(ctx, BinEnv, installScript, progress)
 }
-
-// RepoRoot walks up from dir to the nearest directory containing go.mod.
-func RepoRoot(dir string) (string, error) { return localproc.RepoRoot(dir) }

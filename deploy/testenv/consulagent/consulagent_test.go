@@ -54,24 +54,27 @@ func containsSeq(s, seq []string) bool {
 	return false
 }
 
-func TestLaunchValidates(t *testing.T) {
+// TestNewNamesTheBadOption breaks each required option of a valid set in
+// turn: the error must name it, so a launcher's caller knows what to fix.
+func TestNewNamesTheBadOption(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		opts consulagent.Options
-		want string
-	}{
-		{"no binary", consulagent.Options{HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4}, "Bin"},
-		{"no http port", consulagent.Options{Bin: "consul", ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4}, "HTTPPort"},
-		{"bad serf port", consulagent.Options{Bin: "consul", HTTPPort: 1, ServerPort: 2, SerfLANPort: 70000, SerfWANPort: 4}, "SerfLANPort"},
+	valid := consulagent.Options{Bin: "consul", HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4}
+	if _, err := consulagent.New(valid); err != nil {
+		t.Fatalf("New(%+v) = %v", valid, err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := consulagent.Launch(t.Context(), tt.opts)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Launch error = %v, want one naming %s", err, tt.want)
-			}
-		})
+	breakers := map[string]func(*consulagent.Options){
+		"Bin":         func(o *consulagent.Options) { o.Bin = "" },
+		"HTTPPort":    func(o *consulagent.Options) { o.HTTPPort = 0 },
+		"ServerPort":  func(o *consulagent.Options) { o.ServerPort = -1 },
+		"SerfLANPort": func(o *consulagent.Options) { o.SerfLANPort = 70000 },
+		"SerfWANPort": func(o *consulagent.Options) { o.SerfWANPort = 0 },
+	}
+	for option, breakIt := range breakers {
+		opts := valid
+		breakIt(&opts)
+		if _, err := consulagent.Launch(t.Context(), opts); err == nil || !strings.Contains(err.Error(), option) {
+			t.Errorf("Launch with a bad %s: error = %v, want one naming it", option, err)
+		}
 	}
 }
 
@@ -93,29 +96,13 @@ func TestFindBinaryFromEnv(t *testing.T) {
 	}
 }
 
-func TestRepoRoot(t *testing.T) {
-	t.Parallel()
-	root, err := consulagent.RepoRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("RepoRoot = %s without go.mod: %v", root, err)
-	}
-}
-
 // TestLaunchReportsPortInUse checks what consultest relies on to retry,
 // and that a port held by someone else (say, a stale agent) is never
 // mistaken for our agent being ready.
 func TestLaunchReportsPortInUse(t *testing.T) {
 	t.Parallel()
 	bin := findBinary(t)
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	port := taken.Addr().(*net.TCPAddr).Port
+	port := holdPort(t)
 	free := freePorts(t, 3)
 
 	a, err := consulagent.Launch(t.Context(), consulagent.Options{
@@ -140,14 +127,10 @@ func TestLaunchReportsExit(t *testing.T) {
 	start := time.Now()
 	draws := 0
 	choose := func(n int) ([]int, error) { draws++; return localproc.FreePorts(n) }
-	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{
+	err := launchFailure(t, consulagent.Options{
 		Bin: bin, ExtraArgs: []string{"-no-such-flag"},
 		RunOptions: localproc.RunOptions{LogPath: logPath, ReadyTimeout: 20 * time.Second},
-	}, choose, t.Logf)
-	if err == nil {
-		_ = a.Kill()
-		t.Fatal("Launch succeeded with an unknown flag")
-	}
+	}, choose)
 	if !errors.Is(err, consulagent.ErrExited) || !strings.Contains(err.Error(), "no-such-flag") {
 		t.Fatalf("Launch error = %v, want ErrExited showing the agent's complaint", err)
 	}
@@ -170,21 +153,13 @@ func TestLaunchReportsExit(t *testing.T) {
 func TestLaunchRecognisesBindFailure(t *testing.T) {
 	t.Parallel()
 	bin := findBinary(t)
-	held, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
+	held := holdPort(t)
 	draws := 0
 	choose := func(n int) ([]int, error) { draws++; return localproc.FreePorts(n) }
-	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{
-		Bin: bin, ExtraArgs: []string{"-dns-port", strconv.Itoa(held.Addr().(*net.TCPAddr).Port)},
+	err := launchFailure(t, consulagent.Options{
+		Bin: bin, ExtraArgs: []string{"-dns-port", strconv.Itoa(held)},
 		RunOptions: localproc.RunOptions{LogPath: filepath.Join(t.TempDir(), "consul.log"), KillWithParent: true},
-	}, choose, t.Logf)
-	if err == nil {
-		_ = a.Kill()
-		t.Fatal("Launch succeeded with the DNS port taken")
-	}
+	}, choose)
 	if !errors.Is(err, consulagent.ErrExited) || !errors.Is(err, consulagent.ErrPortInUse) {
 		t.Fatalf("Launch error = %v, want ErrExited and ErrPortInUse", err)
 	}
@@ -267,6 +242,30 @@ func TestLaunchStop(t *testing.T) {
 	if name, err := a.Client().Agent().NodeName(); err != nil || name != "launch-stop" {
 		t.Fatalf("after a new Start, NodeName() = %q, %v; want launch-stop", name, err)
 	}
+}
+
+// holdPort takes a loopback port for the rest of the test, as another
+// process would, and returns it.
+func holdPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// launchFailure launches an agent on ports drawn by choose that must not
+// come up, and returns why it did not.
+func launchFailure(t *testing.T, opts consulagent.Options, choose localproc.PortChooser) error {
+	t.Helper()
+	a, err := consulagent.LaunchOnFreePorts(t.Context(), opts, choose, t.Logf)
+	if err == nil {
+		_ = a.Kill()
+		t.Fatalf("an agent came up on %s", a.HTTPAddr())
+	}
+	return err
 }
 
 // findBinary returns the Consul binary for a test that runs the agent; such

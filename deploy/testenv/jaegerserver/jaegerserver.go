@@ -102,7 +102,7 @@ func (o *Options) withDefaults() error {
 		if err != nil {
 			return fmt.Errorf("jaegerserver: working directory: %w", err)
 		}
-		root, err := RepoRoot(wd)
+		root, err := localproc.RepoRoot(wd)
 		if err != nil {
 			return fmt.Errorf("jaegerserver: set Options.ConfigPath or run inside the repository: %w", err)
 		}
@@ -379,12 +379,5 @@ func (s *Server) Trace(ctx context.Context, traceID string) (Trace, error) {
 // caches the pinned Jaeger, several minutes and about 2 GB of memory). Its
 // progress messages go to progress (nil discards them).
 func FindBinary(ctx context.Context, progress io.Writer) (string, error) {
-	bin, err := localproc.FindBinary(ctx, BinEnv, installScript, progress)
-	if err != nil {
-		return "", fmt.Errorf("jaegerserver: %w", err)
-	}
-	return bin, nil
+	return localproc.FindBinary(ctx, BinEnv, installScript, progress)
 }
-
-// RepoRoot walks up from dir to the nearest directory containing go.mod.
-func RepoRoot(dir string) (string, error) { return localproc.RepoRoot(dir) }

@@ -244,3 +244,32 @@ func TestListening(t *testing.T) {
 		t.Errorf("Listening(self, %d) = %v, %v after Close", port, got, err)
 	}
 }
+
+func TestRepoRoot(t *testing.T) {
+	root, err := RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("RepoRoot = %s without go.mod: %v", root, err)
+	}
+}
+
+func TestCheckOptions(t *testing.T) {
+	tests := []struct {
+		name, bin string
+		ports     []Port
+		want      string // "" for valid
+	}{
+		{"valid", "tool", []Port{{"HTTPPort", 1}, {"OtherPort", 65535}}, ""},
+		{"no binary", "", []Port{{"HTTPPort", 1}}, "Bin"},
+		{"zero port", "tool", []Port{{"HTTPPort", 1}, {"OtherPort", 0}}, "OtherPort"},
+		{"too high", "tool", []Port{{"HTTPPort", 65536}}, "HTTPPort"},
+	}
+	for _, tt := range tests {
+		err := CheckOptions(tt.bin, tt.ports...)
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: CheckOptions = %v, want an error naming %q", tt.name, err, tt.want)
+		}
+	}
+}
