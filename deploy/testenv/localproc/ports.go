@@ -160,11 +160,11 @@ type Port struct {
 // port numbers. The error names the option at fault.
 func CheckOptions(bin string, ports ...Port) error {
 	if bin == "" {
-		return errors.New("Options.Bin is empty")
+		return errors.New("option Bin is empty")
 	}
 	for _, p := range ports {
 		if p.Number <= 0 || p.Number > 65535 {
-			return fmt.Errorf("Options.%s %d is not a TCP port", p.Name, p.Number)
+			return fmt.Errorf("option %s: %d is not a TCP port", p.Name, p.Number)
 		}
 	}
 	return nil
