@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,7 +46,9 @@ func start(t *testing.T, cfg launcher.Config) *launcher.Park {
 
 // thief is a port chooser that, like another process drawing ports at the
 // same moment, takes the first port of every other draw before the caller
-// can bind it: each process's first start finds its port in use.
+// can bind it: each process's first start finds its port in use. It
+// answers HTTP there with 200 to everything, as another park's service
+// would, so a launcher trusting any answer on the port would be fooled.
 type thief struct {
 	t     *testing.T
 	mu    sync.Mutex
@@ -66,6 +69,7 @@ func (th *thief) choose(n int) ([]int, error) {
 		if err != nil {
 			return nil, err
 		}
+		go http.Serve(l, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 		th.t.Cleanup(func() { l.Close() })
 		th.held = append(th.held, ports[0])
 	}
