@@ -13,12 +13,15 @@ package nodetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,7 +46,8 @@ func Binaries(tb testing.TB) string {
 	tb.Helper()
 	harness.SkipShort(tb, "a whole park as real processes")
 	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "parkmesh-bin-"); buildErr != nil {
+		sweepBinDirs()
+		if binDir, buildErr = os.MkdirTemp("", binDirPrefix+strconv.Itoa(os.Getpid())+"-"); buildErr != nil {
 			return
 		}
 		var out strings.Builder
@@ -55,6 +59,28 @@ func Binaries(tb testing.TB) string {
 		tb.Fatalf("nodetest: building binaries: %v", buildErr)
 	}
 	return binDir
+}
+
+// binDirPrefix names the directories Binaries builds into, one per test
+// process (about 130 MB each). The pid in the name lets a later test
+// process remove those of processes that have ended: a test binary has no
+// hook at exit, and a Cleanup would remove them under the tests still to run.
+const binDirPrefix = "parkmesh-bin-pid"
+
+// sweepBinDirs removes the binary directories of test processes that are
+// gone.
+func sweepBinDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), binDirPrefix+"*"))
+	for _, dir := range dirs {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), binDirPrefix), "-")
+		n, err := strconv.Atoi(pid)
+		if err != nil || n == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(n, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 type buildError struct {
