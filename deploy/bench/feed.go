@@ -188,23 +188,10 @@ func runFeed(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if cfg.parks < 2 || cfg.rate < 1 || cfg.duration <= 0 {
 		return fmt.Errorf("-parks ≥ 2, -rate ≥ 1 and -duration > 0 are required")
 	}
-	var ids []string
-	for i := 0; i < cfg.parks; i++ {
-		ids = append(ids, parkID(i))
-	}
 	fmt.Fprintf(out, "starting %d parks…\n", cfg.parks)
-	c, err := local.Start(ctx, local.Config{Root: cfg.root, Parks: ids, GatewayBasePort: 9101, ServiceBasePort: 27200, ConsulBasePort: 29000}, io.Discard)
-	if c != nil {
-		defer func() {
-			if serr := c.Stop(); serr != nil && err == nil {
-				err = serr
-			}
-		}()
-	}
+	c, err := startClub(ctx, cfg, nil)
+	defer stopClub(c, &err)
 	if err != nil {
-		return err
-	}
-	if err := c.PeerAll(ctx, io.Discard); err != nil {
 		return err
 	}
 	origin := c.Parks[0]

@@ -30,6 +30,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/parkmesh/parkmesh/deploy/local"
+	"github.com/parkmesh/parkmesh/deploy/testenv/launcher"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/synth"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
@@ -80,7 +81,34 @@ func main() {
 
 func parkID(i int) string { return fmt.Sprintf("bench-park-%02d", i+1) }
 
-var svcOf = map[listing.Kind]string{listing.KindOrganization: "directory", listing.KindProject: "project", listing.KindTalent: "talent"}
+// startClub starts cfg.parks parks with the demo's launcher on the bench's
+// fixed ports (a taken one is reported, naming it) and peers them all. seed,
+// when set, fills each park's stores before its services start. Pass the
+// cluster to stopClub whatever the error.
+func startClub(ctx context.Context, cfg config, seed func(park, dataDir string) error) (*local.Cluster, error) {
+	ids := make([]string, cfg.parks)
+	for i := range ids {
+		ids[i] = parkID(i)
+	}
+	c, err := local.Start(ctx, local.Config{
+		Root: cfg.root, Parks: ids, GatewayBasePort: 9101, ServiceBasePort: 27200, ConsulBasePort: 29000, Seed: seed,
+	}, io.Discard)
+	if err == nil {
+		err = c.PeerAll(ctx, io.Discard)
+	}
+	return c, err
+}
+
+// stopClub stops what startClub started, reporting a failure to stop in
+// *err unless it already holds an error.
+func stopClub(c *local.Cluster, err *error) {
+	if c == nil {
+		return
+	}
+	if serr := c.Stop(); serr != nil && *err == nil {
+		*err = serr
+	}
+}
 
 // seed writes m synthetic listings for park straight into its services'
 // SQLite files, through the store (same index and change log as the API).
@@ -92,7 +120,7 @@ func seed(m int) func(park, dataDir string) error {
 		r := rand.New(rand.NewPCG(uint64(len(park)), uint64(park[len(park)-1])))
 		now := time.Now().UTC()
 		for ki, k := range listing.Kinds {
-			path := filepath.Join(dataDir, park+"-"+svcOf[k]+".db")
+			path := filepath.Join(dataDir, park+"-"+launcher.ServiceOf[k]+".db")
 			st, err := sqlitestore.Open(context.Background(), path)
 			if err != nil {
 				return err
@@ -257,26 +285,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if cfg.parks < 2 || cfg.listings < 3 || cfg.concurrency < 1 || cfg.duration <= 0 {
 		return fmt.Errorf("-parks ≥ 2, -listings ≥ 3, -concurrency ≥ 1 and -duration > 0 are required")
 	}
-	var ids []string
-	for i := 0; i < cfg.parks; i++ {
-		ids = append(ids, parkID(i))
-	}
 	fmt.Fprintf(out, "starting %d parks with %d listings each (first run seeds them; later runs reuse %s)…\n", cfg.parks, cfg.listings, cfg.root)
-	c, err := local.Start(ctx, local.Config{
-		Root: cfg.root, Parks: ids, GatewayBasePort: 9101, ServiceBasePort: 27200, ConsulBasePort: 29000,
-		Seed: seed(cfg.listings),
-	}, io.Discard)
-	if c != nil {
-		defer func() {
-			if serr := c.Stop(); serr != nil && err == nil {
-				err = serr
-			}
-		}()
-	}
+	c, err := startClub(ctx, cfg, seed(cfg.listings))
+	defer stopClub(c, &err)
 	if err != nil {
-		return err
-	}
-	if err := c.PeerAll(ctx, io.Discard); err != nil {
 		return err
 	}
 	first := c.Parks[0]

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/parkmesh/parkmesh/deploy/local"
-	"github.com/parkmesh/parkmesh/pkg/consulagent"
-	"github.com/parkmesh/parkmesh/pkg/nodetest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
+	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 )
 
 // runDemo starts the demo launcher (what `make demo` runs) and returns once
@@ -120,7 +120,7 @@ func TestDemoSmoke(t *testing.T) {
 	}
 	_ = nodetest.Binaries(t) // fail early, with the build error, if something does not build
 	wd, _ := os.Getwd()
-	repo, err := consulagent.RepoRoot(wd)
+	repo, err := localproc.RepoRoot(wd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 // Package local is the launcher behind `make demo`: it builds the ParkMesh
-// binaries and runs several parks as local processes, each with its own
-// Consul dev agent, three services and gateway, and stops them all cleanly.
+// binaries and runs several parks as local processes on fixed ports, each
+// started by [launcher.Start] (its own Consul dev agent, three services and
+// gateway), loads the sample data, peers the parks and stops them all
+// cleanly.
 package local
 
 import (
@@ -13,16 +15,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/parkmesh/parkmesh/deploy/local/sample"
-	"github.com/parkmesh/parkmesh/pkg/consulagent"
-	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
+	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/launcher"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 	"github.com/parkmesh/parkmesh/pkg/listing"
-	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
 
@@ -68,50 +70,57 @@ type DemoFile struct {
 	JaegerURL string `json:"jaeger_url,omitempty"`
 }
 
-var binaries = []struct{ name, pkg string }{
-	{"directory", "./services/directory/cmd/directory"},
-	{"project", "./services/project/cmd/project"},
-	{"talent", "./services/talent/cmd/talent"},
-	{"gateway", "./gateway/cmd/gateway"},
-	{"parkmesh", "./gateway/cmd/parkmesh"},
-}
-
 // Cluster is a set of parks running as local processes.
 type Cluster struct {
 	Root  string
 	Parks []ParkInfo
 	// JaegerURL is the trace backend's query URL ("" without one).
 	JaegerURL string
-	g         *group
+
+	parks  []*launcher.Park
+	jaeger *jaegerserver.Server
+	env    []string // added to every process's environment
+	exited chan *launcher.Proc
+	done   chan struct{} // closed by Stop: the watchers of Exited end
+}
+
+// ports returns park i's fixed ports: the demo documents its ports, so they
+// do not move when one is taken (the launcher reports it instead).
+func (cfg Config) ports(i int) *launcher.FixedPorts {
+	cp, sp := cfg.ConsulBasePort+10*i, cfg.ServiceBasePort+10*i
+	fed := cfg.FederationBasePort
+	if fed == 0 {
+		fed = cfg.GatewayBasePort + 100
+	}
+	return &launcher.FixedPorts{
+		Consul: [4]int{cp, cp + 1, cp + 2, cp + 3},
+		Services: map[listing.Kind]int{
+			listing.KindOrganization: sp + 1, listing.KindProject: sp + 2, listing.KindTalent: sp + 3,
+		},
+		Gateway:    cfg.GatewayBasePort + i,
+		Federation: fed + i,
+	}
 }
 
 // Start builds the binaries and starts cfg.Parks, each with its own Consul
-// agent, services and gateway, and waits until every gateway sees every
-// kind. Seed, when set, runs for each park before its services start.
-// The caller must Stop the cluster, also after an error.
+// agent, services and gateway (see [launcher.Start]), and returns once
+// every gateway sees every kind. Seed, when set, runs for each park before
+// its services start. The caller must Stop the cluster, also after an
+// error.
 func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Root: root, g: &group{out: out}}
+	c := &Cluster{Root: root, exited: make(chan *launcher.Proc, 64), done: make(chan struct{})}
 	for _, d := range []string{"bin", "data", "logs"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o750); err != nil {
 			return c, err
 		}
 	}
-	wd, _ := os.Getwd()
-	repo, err := consulagent.RepoRoot(wd)
-	if err != nil {
-		return c, fmt.Errorf("run inside the repository: %w", err)
-	}
 	fmt.Fprintln(out, "building binaries…")
-	for _, b := range binaries {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(root, "bin", b.name), b.pkg)
-		cmd.Dir, cmd.Stdout, cmd.Stderr = repo, out, out
-		if err := cmd.Run(); err != nil {
-			return c, fmt.Errorf("go build %s: %w", b.pkg, err)
-		}
+	if err := launcher.Build(ctx, filepath.Join(root, "bin"), out, append(launcher.ParkBinaries, "parkmesh")...); err != nil {
+		return c, err
 	}
 	consulBin, err := consulagent.FindBinary(ctx, out)
 	if err != nil {
@@ -120,24 +129,48 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	if len(cfg.JaegerPorts) == 5 {
 		c.startJaeger(ctx, cfg.JaegerPorts, out)
 	}
-	for i, park := range cfg.Parks {
+	for i, id := range cfg.Parks {
+		dataDir := filepath.Join(root, "data", id)
 		if cfg.Seed != nil {
-			if err := cfg.Seed(park, filepath.Join(root, "data", park)); err != nil {
-				return c, fmt.Errorf("park %s: seed: %w", park, err)
+			if err := cfg.Seed(id, dataDir); err != nil {
+				return c, fmt.Errorf("park %s: seed: %w", id, err)
 			}
 		}
-		info, err := startPark(ctx, c.g, cfg, root, consulBin, i, park)
+		p, err := launcher.Start(ctx, launcher.Config{
+			ID: id, BinDir: filepath.Join(root, "bin"), ConsulBin: consulBin, DataDir: dataDir,
+			LogDir: filepath.Join(root, "logs"), Ports: cfg.ports(i), GatewayArgs: cfg.GatewayArgs, Env: c.env,
+		})
+		if err != nil {
+			return c, fmt.Errorf("%w (logs in %s)", err, filepath.Join(root, "logs"))
+		}
+		c.parks = append(c.parks, p)
+		go c.watch(p)
+		token, err := p.Token(parktoken.Admin, "demo-admin", 24*time.Hour)
 		if err != nil {
 			return c, err
 		}
-		c.Parks = append(c.Parks, info)
-	}
-	for _, p := range c.Parks {
-		if err := waitReady(ctx, p); err != nil {
-			return c, fmt.Errorf("park %s: %w (logs in %s)", p.ID, err, filepath.Join(root, "logs"))
-		}
+		c.Parks = append(c.Parks, ParkInfo{
+			ID: id, GatewayURL: p.GatewayURL(), FederationURL: p.FederationURL(),
+			ConsulHTTPAddr: p.Agent.HTTPAddr(), AdminToken: token,
+		})
 	}
 	return c, nil
+}
+
+// watch forwards the park's crashed processes to [Cluster.Exited] until
+// the cluster stops.
+func (c *Cluster) watch(p *launcher.Park) {
+	for {
+		select {
+		case pr := <-p.Exited():
+			select {
+			case c.exited <- pr:
+			default:
+			}
+		case <-c.done:
+			return
+		}
+	}
 }
 
 // startJaeger launches the trace backend; without it the parks still run.
@@ -149,33 +182,64 @@ func (c *Cluster) startJaeger(ctx context.Context, ports []int, out io.Writer) {
 	}
 	j, err := jaegerserver.Launch(ctx, jaegerserver.Options{
 		Bin: bin, QueryHTTPPort: ports[0], QueryGRPCPort: ports[1], OTLPGRPCPort: ports[2], OTLPHTTPPort: ports[3], HealthPort: ports[4],
-		LogPath: filepath.Join(c.Root, "logs", "jaeger.log"), KillWithParent: true,
+		RunOptions: localproc.RunOptions{LogPath: filepath.Join(c.Root, "logs", "jaeger.log"), KillWithParent: true},
 	})
 	if err != nil {
 		fmt.Fprintf(out, "Jaeger did not start (%v); running without a trace backend\n", err)
 		return
 	}
-	c.g.jaeger = j
-	c.g.env = append(j.ExporterEnv("grpc"), "OTEL_BSP_SCHEDULE_DELAY=500")
+	c.jaeger = j
+	c.env = append(j.ExporterEnv("grpc"), "OTEL_BSP_SCHEDULE_DELAY=500")
 	c.JaegerURL = j.QueryURL()
 }
 
-// Stop stops every process: gateways, then services, then Consul agents.
-func (c *Cluster) Stop() error { return c.g.stop() }
+// Stop stops every park (all at once, each gateways first, Consul last),
+// then Jaeger. It is idempotent.
+func (c *Cluster) Stop() error {
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make([]error, len(c.parks)+1)
+	var wg sync.WaitGroup
+	for i, p := range c.parks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.Stop(ctx)
+		}()
+	}
+	wg.Wait()
+	if c.jaeger != nil {
+		errs[len(c.parks)] = c.jaeger.Stop(ctx)
+	}
+	return errors.Join(errs...)
+}
 
 // PIDs of every process of the cluster.
-func (c *Cluster) PIDs() []int { return c.g.pids() }
+func (c *Cluster) PIDs() []int {
+	var pids []int
+	for _, p := range c.parks {
+		pids = append(pids, p.PIDs()...)
+	}
+	if c.jaeger != nil {
+		pids = append(pids, c.jaeger.PID())
+	}
+	return pids
+}
 
-// Exited reports a process that ended while the cluster was meant to run.
-func (c *Cluster) Exited() <-chan procExit { return c.g.exited }
+// Exited delivers a service or gateway that ended while the cluster was
+// meant to run.
+func (c *Cluster) Exited() <-chan *launcher.Proc { return c.exited }
 
 // KillGateway kills park's gateway at once, as a crash would.
 func (c *Cluster) KillGateway(park string) error {
-	for _, p := range c.g.procs {
-		if p.name == park+"-gateway" {
-			p.cmd.Process.Kill()
-			<-p.done
-			return nil
+	for _, p := range c.parks {
+		if p.ID == park {
+			return p.Gateway().Kill()
 		}
 	}
 	return fmt.Errorf("no gateway of %s", park)
@@ -240,84 +304,10 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 	select {
 	case <-ctx.Done():
-	case pe := <-c.Exited():
-		return fmt.Errorf("%s exited unexpectedly: %v (see %s)", pe.name, pe.err, pe.log)
+	case pr := <-c.Exited():
+		return fmt.Errorf("%s %s exited unexpectedly: %v (see %s)", pr.Park, pr.Name, pr.ExitErr(), pr.LogPath())
 	}
 	return nil
-}
-
-func startPark(ctx context.Context, g *group, cfg Config, root, consulBin string, i int, park string) (ParkInfo, error) {
-	cp := cfg.ConsulBasePort + 10*i
-	agent, err := consulagent.Launch(ctx, consulagent.Options{
-		Bin: consulBin, NodeName: park, HTTPPort: cp, ServerPort: cp + 1, SerfLANPort: cp + 2, SerfWANPort: cp + 3,
-		LogPath: filepath.Join(root, "logs", park+"-consul.log"), KillWithParent: true,
-	})
-	if err != nil {
-		return ParkInfo{}, fmt.Errorf("park %s: consul: %w", park, err)
-	}
-	g.agents = append(g.agents, agent)
-	dataDir := filepath.Join(root, "data", park)
-	ks, err := parkkey.Load(dataDir)
-	if err != nil {
-		if ks, err = parkkey.Init(dataDir, park); err != nil {
-			return ParkInfo{}, fmt.Errorf("park %s: keys: %w", park, err)
-		}
-	}
-	token, err := parktoken.Issue(ks, park, "demo-admin", parktoken.Admin, 24*time.Hour, time.Now())
-	if err != nil {
-		return ParkInfo{}, err
-	}
-	common := []string{"-data-dir", dataDir, "-park", park, "-consul", agent.HTTPAddr()}
-	for j, svc := range []string{"directory", "project", "talent"} {
-		port := cfg.ServiceBasePort + 10*i + j + 1
-		args := append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(port)}, common...)
-		if err := g.start(ctx, 1, park+"-"+svc, filepath.Join(root, "bin", svc), args, filepath.Join(root, "logs", park+"-"+svc+".log")); err != nil {
-			return ParkInfo{}, err
-		}
-	}
-	gw := cfg.GatewayBasePort + i
-	fedBase := cfg.FederationBasePort
-	if fedBase == 0 {
-		fedBase = cfg.GatewayBasePort + 100
-	}
-	fed := "127.0.0.1:" + strconv.Itoa(fedBase+i)
-	url := "http://127.0.0.1:" + strconv.Itoa(gw)
-	args := append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(gw), "-federation-listen", fed, "-public-url", "http://" + fed}, common...)
-	args = append(args, cfg.GatewayArgs...)
-	if err := g.start(ctx, 0, park+"-gateway", filepath.Join(root, "bin", "gateway"), args, filepath.Join(root, "logs", park+"-gateway.log")); err != nil {
-		return ParkInfo{}, err
-	}
-	return ParkInfo{ID: park, GatewayURL: url, FederationURL: "http://" + fed, ConsulHTTPAddr: agent.HTTPAddr(), AdminToken: token}, nil
-}
-
-// waitReady waits until the park's gateway knows an instance of every kind.
-func waitReady(ctx context.Context, p ParkInfo) error {
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		res, err := http.Get(p.GatewayURL + "/readyz")
-		if err == nil {
-			var body struct{ Instances map[string]int }
-			json.NewDecoder(res.Body).Decode(&body)
-			res.Body.Close()
-			ok := res.StatusCode == 200
-			for _, k := range listing.Kinds {
-				ok = ok && body.Instances[string(k)] > 0
-			}
-			if ok {
-				return nil
-			}
-			last = fmt.Sprintf("instances %v", body.Instances)
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("gateway not ready after 60s: %s", last)
 }
 
 var kindPath = map[listing.Kind]string{listing.KindOrganization: "organizations", listing.KindProject: "projects", listing.KindTalent: "talent"}
@@ -346,115 +336,6 @@ func loadSample(ctx context.Context, p ParkInfo) (int, error) {
 	}
 	h := http.Header{"Authorization": {"Bearer " + p.AdminToken}}
 	return f.Post(ctx, http.DefaultClient, func(k listing.Kind) string { return p.GatewayURL + "/api/v1/" + kindPath[k] }, h)
-}
-
-// proc is one child process.
-type proc struct {
-	name, log string
-	tier      int // stopped in increasing tier order: gateways (0) before services (1)
-	cmd       *exec.Cmd
-	done      chan struct{}
-	err       error
-}
-
-type procExit struct {
-	name, log string
-	err       error
-}
-
-// group is every process the demo started.
-type group struct {
-	out    io.Writer
-	procs  []*proc
-	agents []*consulagent.Agent
-	jaeger *jaegerserver.Server
-	env    []string // added to every process's environment
-	exited chan procExit
-}
-
-func (g *group) start(ctx context.Context, tier int, name, bin string, args []string, logPath string) error {
-	if g.exited == nil {
-		g.exited = make(chan procExit, 64)
-	}
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), g.env...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	// Own process group, so a terminal's Ctrl-C reaches only the launcher,
-	// which then stops the children in order; killed with the launcher.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	p := &proc{name: name, log: logPath, tier: tier, cmd: cmd, done: make(chan struct{})}
-	g.procs = append(g.procs, p)
-	go func() {
-		p.err = cmd.Wait()
-		lf.Close()
-		close(p.done)
-		select {
-		case g.exited <- procExit{name, logPath, p.err}:
-		default:
-		}
-	}()
-	return nil
-}
-
-func (g *group) pids() []int {
-	var out []int
-	for _, a := range g.agents {
-		out = append(out, a.PID())
-	}
-	if g.jaeger != nil {
-		out = append(out, g.jaeger.PID())
-	}
-	for _, p := range g.procs {
-		out = append(out, p.cmd.Process.Pid)
-	}
-	return out
-}
-
-// stop sends SIGTERM tier by tier (gateways, then services), waits for each
-// tier (killing what outlives 20 s), then stops the Consul agents.
-func (g *group) stop() error {
-	var errs []error
-	for tier := 0; tier <= 1; tier++ {
-		var tierProcs []*proc
-		for _, p := range g.procs {
-			if p.tier == tier {
-				tierProcs = append(tierProcs, p)
-				p.cmd.Process.Signal(syscall.SIGTERM)
-			}
-		}
-		for _, p := range tierProcs {
-			select {
-			case <-p.done:
-			case <-time.After(20 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.done
-				errs = append(errs, fmt.Errorf("%s did not stop within 20s; killed", p.name))
-			}
-		}
-	}
-	for _, a := range g.agents {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		if err := a.Stop(ctx); err != nil && !strings.Contains(err.Error(), "signal") {
-			errs = append(errs, err)
-		}
-		cancel()
-	}
-	if g.jaeger != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		if err := g.jaeger.Stop(ctx); err != nil && !strings.Contains(err.Error(), "signal") {
-			errs = append(errs, err)
-		}
-		cancel()
-	}
-	return errors.Join(errs...)
 }
 
 // peerAll makes every pair of parks peers, as park IT teams would: the

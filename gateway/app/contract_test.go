@@ -15,14 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/gateway/app"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
 	"github.com/parkmesh/parkmesh/gateway/search"
 	"github.com/parkmesh/parkmesh/gateway/webhook"
-	"github.com/parkmesh/parkmesh/pkg/consultest"
 	"github.com/parkmesh/parkmesh/pkg/httpserver"
 	"github.com/parkmesh/parkmesh/pkg/listing"
-	"github.com/parkmesh/parkmesh/pkg/nodetest"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )

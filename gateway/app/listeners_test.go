@@ -10,7 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/parkmesh/parkmesh/pkg/nodetest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
 

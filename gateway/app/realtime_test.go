@@ -16,12 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/webhook"
 	"github.com/parkmesh/parkmesh/pkg/listing"
-	"github.com/parkmesh/parkmesh/pkg/nodetest"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
 

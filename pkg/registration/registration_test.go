@@ -17,7 +17,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/parkmesh/parkmesh/pkg/consultest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
 	"github.com/parkmesh/parkmesh/pkg/registration"
 )
 

@@ -20,9 +20,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
-	"github.com/parkmesh/parkmesh/pkg/localproc"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 	"github.com/parkmesh/parkmesh/pkg/telemetry"
 	"github.com/parkmesh/parkmesh/services/listingservice"

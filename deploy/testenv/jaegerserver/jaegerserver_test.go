@@ -10,7 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 )
 
 func TestEnvPlacesEveryListener(t *testing.T) {
@@ -34,7 +35,7 @@ func TestEnvPlacesEveryListener(t *testing.T) {
 // renamed variable cannot silently leave Jaeger on its default port.
 func TestConfigReadsEveryVariable(t *testing.T) {
 	t.Parallel()
-	root, err := jaegerserver.RepoRoot(".")
+	root, err := localproc.RepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
-// Package localproc holds what the launchers of ParkMesh's helper processes
-// (the Consul agent, Jaeger) and their test harnesses share: finding the
-// repository, finding or building a pinned tool binary through its install
-// script, free loopback ports, and the tail of a log file.
+// Package localproc holds what every launcher of ParkMesh's test and dev
+// environment shares (the Consul agent, Jaeger, a park's services and
+// gateway): starting a server process with its log file and waiting until
+// it serves ([Launch], [Process]), loopback ports and starting again on
+// fresh ones when a port was taken between choosing and binding
+// ([FreePorts], [OnFreePorts]), finding the repository and the pinned tool
+// binaries, and the tail of a log file.
 package localproc
 
 import (
@@ -11,12 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 )
 
@@ -125,47 +125,4 @@ func TailFile(path string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
-}
-
-// Ports are drawn from below Linux's ephemeral range (32768–60999 by
-// default), so outgoing connections, which take their local ports from that
-// range, cannot grab one between the check here and the tool's bind (the
-// reasoning of Consul's sdk/freeport).
-const (
-	portLow  = 10000
-	portHigh = 32000
-)
-
-// FreePorts returns n distinct loopback ports free right now for both TCP
-// and UDP (Consul's serf gossips over both).
-func FreePorts(n int) ([]int, error) {
-	seen := make(map[int]bool, n)
-	ports := make([]int, 0, n)
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 1000 {
-			return nil, errors.New("no free loopback ports found")
-		}
-		p := portLow + rand.IntN(portHigh-portLow)
-		if seen[p] || !portFree(p) {
-			continue
-		}
-		seen[p] = true
-		ports = append(ports, p)
-	}
-	return ports, nil
-}
-
-func portFree(p int) bool {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	defer l.Close()
-	u, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return false
-	}
-	u.Close()
-	return true
 }

@@ -11,25 +11,15 @@ package jaegertest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/parkmesh/parkmesh/pkg/localproc"
-
-	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/internal/harness"
+	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 )
-
-// startAttempts is how often Start picks fresh ports when one is taken or
-// Jaeger dies at start-up, which almost always means another process took
-// a port between the check and Jaeger's bind.
-const startAttempts = 3
-
-// stopTimeout bounds a graceful shutdown before Jaeger is killed.
-const stopTimeout = 5 * time.Second
 
 // Jaeger is a Jaeger process owned by one test; it has all of
 // [jaegerserver.Server]'s methods (QueryURL, ExporterEnv, Traces, …).
@@ -40,50 +30,20 @@ type Jaeger struct {
 // Start starts a fresh in-memory Jaeger on free loopback ports and returns
 // once it is healthy and its query API answers. It is stopped when the test
 // and its subtests finish; if the test failed, the end of Jaeger's log is
-// logged. Start calls tb.Fatal when the binary cannot be found or built or
-// Jaeger does not come up; building it the first time on a machine takes
-// several minutes.
+// logged. A port taken between choosing and binding makes it choose again,
+// never fails the test. Start calls tb.Fatal when the binary cannot be found
+// or built or Jaeger does not come up; building it the first time on a
+// machine takes several minutes. With -short it skips the test.
 func Start(tb testing.TB) *Jaeger {
 	tb.Helper()
-	bin, err := jaegerserver.FindBinary(tb.Context(), os.Stderr)
-	if err != nil {
-		tb.Fatalf("jaegertest: no Jaeger binary, so no real trace backend to test against "+
-			"(set %s to a jaeger v2.13 binary or fix deploy/tools/install-jaeger.sh): %v",
-			jaegerserver.BinEnv, err)
-	}
 	opts := jaegerserver.Options{
-		Bin:            bin,
-		LogPath:        filepath.Join(tb.TempDir(), "jaeger.log"),
-		KillWithParent: true,
+		Bin: harness.Binary(tb, "Jaeger", "set "+jaegerserver.BinEnv+" to a jaeger v2.13 binary or fix deploy/tools/install-jaeger.sh",
+			jaegerserver.FindBinary),
+		RunOptions: localproc.RunOptions{LogPath: filepath.Join(tb.TempDir(), "jaeger.log"), KillWithParent: true},
 	}
-	for attempt := 1; ; attempt++ {
-		ports, perr := localproc.FreePorts(5)
-		if perr != nil {
-			tb.Fatalf("jaegertest: %v", perr)
-		}
-		opts.OTLPGRPCPort, opts.OTLPHTTPPort, opts.QueryHTTPPort, opts.QueryGRPCPort, opts.HealthPort =
-			ports[0], ports[1], ports[2], ports[3], ports[4]
-		ctx, cancel := context.WithTimeout(tb.Context(), 60*time.Second)
-		srv, err := jaegerserver.Launch(ctx, opts)
-		cancel()
-		if err == nil {
-			j := &Jaeger{Server: srv}
-			tb.Cleanup(func() {
-				if tb.Failed() {
-					tb.Logf("jaegertest: last lines of the Jaeger log %s:\n%s", opts.LogPath, srv.LogTail(40))
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-				defer cancel()
-				_ = srv.Stop(ctx) // it only fails when even SIGKILL does
-			})
-			return j
-		}
-		retry := errors.Is(err, jaegerserver.ErrExited) || errors.Is(err, jaegerserver.ErrPortInUse)
-		if !retry || attempt == startAttempts {
-			tb.Fatalf("jaegertest: %v", err)
-		}
-		tb.Logf("jaegertest: Jaeger did not start (attempt %d/%d), retrying on new ports: %v", attempt, startAttempts, err)
-	}
+	return &Jaeger{harness.Start(tb, "Jaeger", func(ctx context.Context) (*jaegerserver.Server, error) {
+		return jaegerserver.LaunchOnFreePorts(ctx, opts, nil, tb.Logf)
+	})}
 }
 
 // WaitTrace polls Jaeger until it holds the trace with the given hex id and

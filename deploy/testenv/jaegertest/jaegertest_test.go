@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkmesh/parkmesh/pkg/jaegerserver"
-	"github.com/parkmesh/parkmesh/pkg/jaegertest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
+	"github.com/parkmesh/parkmesh/deploy/testenv/jaegertest"
 	"github.com/parkmesh/parkmesh/pkg/telemetry"
 )
 

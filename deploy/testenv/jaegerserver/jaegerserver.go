@@ -9,7 +9,8 @@
 // project's deploy/jaeger/config.yaml; [Launch] moves each of its listeners
 // to the ports given in [Options] through the environment variables that
 // file reads, and returns once Jaeger reports itself healthy and its query
-// API answers.
+// API answers; [LaunchOnFreePorts] draws the ports and draws again when one
+// turns out to be taken.
 package jaegerserver
 
 import (
@@ -18,18 +19,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/parkmesh/parkmesh/pkg/localproc"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 )
 
 // BinEnv names the environment variable that, when set, holds the path of
@@ -55,13 +53,15 @@ const (
 )
 
 // ErrExited reports that Jaeger ended while [Launch] was waiting for it to
-// become ready, typically because a port was taken or the configuration is
-// wrong. The returned error wraps it and carries the end of Jaeger's log.
-var ErrExited = errors.New("jaeger exited")
+// become ready, typically because of its configuration. The returned error
+// wraps it and carries the end of Jaeger's log.
+var ErrExited = localproc.ErrExited
 
-// ErrPortInUse reports that one of the ports could not be bound before
-// start. Nothing was started.
-var ErrPortInUse = errors.New("jaeger port in use")
+// ErrPortInUse reports that one of the ports was taken, before start
+// (nothing was started then) or by Jaeger exiting with a bind error. It is
+// [localproc.ErrAddrInUse], the error [LaunchOnFreePorts] answers by
+// drawing fresh ports.
+var ErrPortInUse = localproc.ErrAddrInUse
 
 // Options describes one Jaeger process. Bin and the five ports are required.
 type Options struct {
@@ -82,37 +82,27 @@ type Options struct {
 	QueryGRPCPort int
 	// HealthPort serves the healthcheckv2 extension's /status (default 13133).
 	HealthPort int
-	// LogPath, when set, is a file Jaeger's output is appended to (created
-	// with its parent directory). When empty the output is discarded.
-	LogPath string
 	// LogLevel is Jaeger's log level; default "info".
 	LogLevel string
-	// ReadyTimeout bounds how long Launch waits for readiness, on top of the
-	// caller's context; default 30s.
-	ReadyTimeout time.Duration
-	// KillWithParent asks the kernel to kill Jaeger when the thread that
-	// started it exits (Linux only), so a crashed test binary leaves no
-	// process holding ports. Meant for tests and short-lived launchers.
-	KillWithParent bool
-	// Logger receives the launcher's own messages; nil discards them.
-	Logger *slog.Logger
+	// RunOptions: the log file, the ready timeout, killing Jaeger with
+	// its launcher, the launcher's logger.
+	localproc.RunOptions
 }
 
 func (o *Options) withDefaults() error {
-	if o.Bin == "" {
-		return errors.New("jaegerserver: Options.Bin is empty")
-	}
+	var ports []localproc.Port
 	for _, p := range o.ports() {
-		if p.port <= 0 || p.port > 65535 {
-			return fmt.Errorf("jaegerserver: Options.%s %d is not a TCP port", p.name, p.port)
-		}
+		ports = append(ports, localproc.Port{Name: p.name, Number: p.port})
+	}
+	if err := localproc.CheckOptions(o.Bin, ports...); err != nil {
+		return fmt.Errorf("jaegerserver: %w", err)
 	}
 	if o.ConfigPath == "" {
 		wd, err := os.Getwd()
 		if err != nil {
 			return fmt.Errorf("jaegerserver: working directory: %w", err)
 		}
-		root, err := RepoRoot(wd)
+		root, err := localproc.RepoRoot(wd)
 		if err != nil {
 			return fmt.Errorf("jaegerserver: set Options.ConfigPath or run inside the repository: %w", err)
 		}
@@ -126,12 +116,6 @@ func (o *Options) withDefaults() error {
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
-	}
-	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = 30 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
 }
@@ -157,14 +141,11 @@ func (o Options) addr(port int) string { return net.JoinHostPort(o.Host, strconv
 // Jaeger still holding the health port would otherwise answer the readiness
 // probe in place of ours.
 func (o Options) checkPorts() error {
+	ports := make([]int, 0, 5)
 	for _, p := range o.ports() {
-		l, err := net.Listen("tcp", o.addr(p.port))
-		if err != nil {
-			return fmt.Errorf("%w: %s %s: %v", ErrPortInUse, p.name, o.addr(p.port), err)
-		}
-		_ = l.Close()
+		ports = append(ports, p.port)
 	}
-	return nil
+	return localproc.CheckPorts("tcp", o.Host, ports...)
 }
 
 // Env returns the environment variables (NAME=value) that place Jaeger's
@@ -188,89 +169,55 @@ func (o Options) Env() []string {
 // Server is one running (or stopped) Jaeger process started by [Launch].
 // Its methods are safe for concurrent use.
 type Server struct {
-	// Process gives PID, Done, Err, Stop and Kill.
+	// Process gives PID, Done, Err, Stop, Kill and LogTail.
 	*localproc.Process
 	opts Options
-	logf *os.File // nil when Options.LogPath is empty
 	http *http.Client
 }
 
 // Launch starts Jaeger as opts describe and waits until it is ready: its
 // health endpoint reports healthy and the query API answers. ctx (and
 // Options.ReadyTimeout) bound only this wait; Jaeger runs until
-// [Server.Stop] or [Server.Kill]. If a port cannot be bound beforehand the
-// error wraps [ErrPortInUse]; if Jaeger exits before it is ready, it wraps
-// [ErrExited] and shows the end of its log. On any error nothing is left
-// running.
+// [Server.Stop] or [Server.Kill]. If a port is taken the error wraps
+// [ErrPortInUse]; if Jaeger exits before it is ready, it wraps [ErrExited]
+// and shows the end of its log. On any error nothing is left running.
 func Launch(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.withDefaults(); err != nil {
 		return nil, err
 	}
 	if err := opts.checkPorts(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("jaegerserver: %w", err)
 	}
 	s := &Server{opts: opts, http: &http.Client{Timeout: 10 * time.Second}}
-
-	out := io.Discard
-	if opts.LogPath != "" {
-		if err := os.MkdirAll(filepath.Dir(opts.LogPath), 0o755); err != nil {
-			return nil, fmt.Errorf("jaegerserver: log directory: %w", err)
-		}
-		f, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("jaegerserver: log file: %w", err)
-		}
-		fmt.Fprintf(f, "==> parkmesh jaegerserver %s: starting %s %s with %s\n",
-			time.Now().Format(time.RFC3339), opts.Bin, strings.Join(opts.Args(), " "), strings.Join(opts.Env(), " "))
-		s.logf, out = f, f
-	}
-
-	// Not exec.CommandContext: Jaeger must outlive the start-up context.
-	cmd := exec.Command(opts.Bin, opts.Args()...)
-	cmd.Env = append(os.Environ(), opts.Env()...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if opts.KillWithParent {
-		setKillWithParent(cmd)
-	}
-	proc, err := localproc.StartProcess(cmd, "jaeger", opts.Logger, s.closeLog)
+	proc, err := localproc.Launch(ctx, localproc.Spec{
+		Name:       "jaeger on " + s.QueryURL(),
+		Bin:        opts.Bin,
+		Args:       opts.Args(),
+		Env:        opts.Env(),
+		Ready:      func(ctx context.Context, _ *localproc.Process) error { return s.ready(ctx) },
+		RunOptions: opts.RunOptions,
+	})
 	if err != nil {
-		s.closeLog()
-		return nil, fmt.Errorf("jaegerserver: start %s: %w", opts.Bin, err)
+		return nil, fmt.Errorf("jaegerserver: %w", err)
 	}
 	s.Process = proc
-	opts.Logger.Debug("jaeger started", "pid", s.PID(), "query", s.QueryURL())
-
-	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
-	defer cancel()
-	if err := s.waitReady(readyCtx); err != nil {
-		_ = s.Kill()
-		return nil, err
-	}
-	opts.Logger.Info("jaeger ready", "pid", s.PID(), "query", s.QueryURL(), "otlp_grpc", s.OTLPGRPCAddr())
 	return s, nil
+}
+
+// LaunchOnFreePorts is [Launch] on five ports drawn by choose
+// ([localproc.FreePorts] when nil) in place of opts' ports, drawing fresh
+// ones and launching again when a port turns out to be taken (at most
+// [localproc.StartAttempts] times). logf, when set, is told of each retry.
+func LaunchOnFreePorts(ctx context.Context, opts Options, choose localproc.PortChooser, logf func(format string, args ...any)) (*Server, error) {
+	return localproc.OnFreePorts(choose, 5, logf, func(p []int) (*Server, error) {
+		opts.OTLPGRPCPort, opts.OTLPHTTPPort, opts.QueryHTTPPort, opts.QueryGRPCPort, opts.HealthPort = p[0], p[1], p[2], p[3], p[4]
+		return Launch(ctx, opts)
+	})
 }
 
 // Args returns the command-line arguments (without the binary) Launch
 // passes to jaeger.
 func (o Options) Args() []string { return []string{"--config=file:" + o.ConfigPath} }
-
-func (s *Server) closeLog() {
-	if s.logf != nil {
-		_ = s.logf.Close()
-	}
-}
-
-func (s *Server) waitReady(ctx context.Context) error {
-	exited, last := s.WaitReady(ctx, s.ready)
-	switch {
-	case exited:
-		return fmt.Errorf("%w before it was ready (%v)%s", ErrExited, s.ExitErr(), s.tailForError())
-	case last != nil:
-		return fmt.Errorf("jaegerserver: jaeger on %s not ready: %w (last: %v)%s",
-			s.QueryURL(), ctx.Err(), last, s.tailForError())
-	}
-	return nil
-}
 
 // ready is one readiness check: healthy, and the query API answers.
 func (s *Server) ready(ctx context.Context) error {
@@ -310,13 +257,6 @@ func (s *Server) getJSON(ctx context.Context, u string, v any) error {
 	return nil
 }
 
-func (s *Server) tailForError() string {
-	if s.opts.LogPath == "" {
-		return ""
-	}
-	return "\nlast lines of " + s.opts.LogPath + ":\n" + s.LogTail(30)
-}
-
 // Options returns the options Jaeger was launched with, defaults applied.
 func (s *Server) Options() Options { return s.opts }
 
@@ -339,14 +279,6 @@ func (s *Server) ExporterEnv(protocol string) []string {
 	default:
 		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + s.OTLPHTTPAddr(), "OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol}
 	}
-}
-
-// LogTail returns the last n lines of Jaeger's log file, "" without one.
-func (s *Server) LogTail(n int) string {
-	if s.opts.LogPath == "" {
-		return ""
-	}
-	return localproc.TailFile(s.opts.LogPath, n)
 }
 
 // Services lists the service names Jaeger has received spans from.
@@ -447,12 +379,5 @@ func (s *Server) Trace(ctx context.Context, traceID string) (Trace, error) {
 // caches the pinned Jaeger, several minutes and about 2 GB of memory). Its
 // progress messages go to progress (nil discards them).
 func FindBinary(ctx context.Context, progress io.Writer) (string, error) {
-	bin, err := localproc.FindBinary(ctx, BinEnv, installScript, progress)
-	if err != nil {
-		return "", fmt.Errorf("jaegerserver: %w", err)
-	}
-	return bin, nil
+	return localproc.FindBinary(ctx, BinEnv, installScript, progress)
 }
-
-// RepoRoot walks up from dir to the nearest directory containing go.mod.
-func RepoRoot(dir string) (string, error) { return localproc.RepoRoot(dir) }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/parkmesh/parkmesh/pkg/consultest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
 )
 
 func TestStartRestartForgetsState(t *testing.T) {
