@@ -96,6 +96,10 @@ type Main struct {
 	// version and park (tests set an in-memory exporter here).
 	Telemetry telemetry.Config
 	tel       *telemetry.Telemetry
+	// Listeners, when set before Open, are used instead of listening on
+	// -listen, -federation-listen and -metrics-listen (tests open them on
+	// port 0 first, so no port is chosen and then lost to a race).
+	Listeners struct{ Park, Federation, Metrics net.Listener }
 
 	keys           *parkkey.Reloader
 	services       *discovery.Services
@@ -329,7 +333,7 @@ func (m *Main) routes(park *parkapi.API, federation *fedapi.API) {
 	park.Routes(parkMux, parkMW)
 	federation.Routes(fedMux, fedMW)
 	opsMux := parkMux
-	if m.Config.MetricsListen != "" {
+	if m.Config.MetricsListen != "" || m.Listeners.Metrics != nil {
 		opsMux = http.NewServeMux()
 		opsMux.Handle("/", parkMW("other", http.HandlerFunc(notFound)))
 		m.metricsHandler = opsMux
@@ -354,16 +358,26 @@ func (m *Main) routes(park *parkapi.API, federation *fedapi.API) {
 // listen opens the listeners and registers the gateway in Consul.
 func (m *Main) listen() error {
 	var err error
-	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
-		return fmt.Errorf("-listen: %w", err)
+	listen := func(given net.Listener, addr, flag string) (net.Listener, error) {
+		if given != nil {
+			return given, nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("-%s: %w", flag, err)
+		}
+		return ln, nil
 	}
-	if m.fedLn, err = net.Listen("tcp", m.Config.FederationListen); err != nil {
-		return fmt.Errorf("-federation-listen: %w", err)
+	if m.ln, err = listen(m.Listeners.Park, m.Config.Listen, "listen"); err != nil {
+		return err
+	}
+	if m.fedLn, err = listen(m.Listeners.Federation, m.Config.FederationListen, "federation-listen"); err != nil {
+		return err
 	}
 	var regOpts []registration.Option
-	if m.Config.MetricsListen != "" {
-		if m.metricsLn, err = net.Listen("tcp", m.Config.MetricsListen); err != nil {
-			return fmt.Errorf("-metrics-listen: %w", err)
+	if m.Config.MetricsListen != "" || m.Listeners.Metrics != nil {
+		if m.metricsLn, err = listen(m.Listeners.Metrics, m.Config.MetricsListen, "metrics-listen"); err != nil {
+			return err
 		}
 		// The agent checks readiness where it is served.
 		mh, mp, err := httpserver.AdvertiseAddr("", m.metricsLn)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
-	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/gateway/app"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
 	"github.com/parkmesh/parkmesh/gateway/search"
@@ -55,18 +54,15 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 	// The validated listeners are opened first: peers must be told the
 	// federation one's URL.
 	validated := func() (net.Listener, string) {
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := listenLocal(t)
 		return ln, "http://" + ln.Addr().String()
 	}
 	parkLn, parkURL := validated()
 	fedLn, public := validated()
 	g := app.NewMain(io.Discard)
 	// The gateway's own listeners stay (Consul checks the park one).
-	if err := g.ParseFlags([]string{"-listen", fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)),
-		"-federation-listen", fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t)), "-data-dir", dir, "-park", id,
+	g.Listeners.Park, g.Listeners.Federation = listenLocal(t), listenLocal(t)
+	if err := g.ParseFlags([]string{"-data-dir", dir, "-park", id,
 		"-consul", agent.HTTPAddr(), "-public-url", public, "-webhook-backoff", "100ms", "-feed-heartbeat", "1s"},
 		func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
 
@@ -75,8 +73,8 @@ func TestEachListenerAnswersItsSideOnly(t *testing.T) {
 // With -metrics-listen, metrics and health move to their own port and
 // leave the park port.
 func TestMetricsListenerApart(t *testing.T) {
-	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
-	p := startInproc(t, "chengdu-hitech", tracetest.NewInMemoryExporter(), "-metrics-listen", addr)
+	p := startInprocWith(t, "chengdu-hitech", tracetest.NewInMemoryExporter(), true)
+	addr := strings.TrimPrefix(p.metricsURL, "http://")
 	tok, _ := parktoken.Issue(p.keys, p.id, "test", parktoken.Viewer, time.Hour, time.Now())
 	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
 		if got := call(t, "GET", "http://"+addr+path, ""); got != 200 {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -58,12 +59,21 @@ func (s *syncBuffer) String() string {
 type inprocPark struct {
 	id, url string
 	fedURL  string // the federation side
-	keys    *parkkey.KeySet
-	gwLog   *syncBuffer
-	stopGW  func()
+	// metricsURL is where metrics and health are served, when apart.
+	metricsURL string
+	keys       *parkkey.KeySet
+	gwLog      *syncBuffer
+	stopGW     func()
 }
 
-func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter, gatewayArgs ...string) *inprocPark {
+func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter) *inprocPark {
+	t.Helper()
+	return startInprocWith(t, id, exp, false)
+}
+
+// startInprocWith is startInproc with metrics and health, when metrics is
+// set, on a listener of their own.
+func startInprocWith(t *testing.T, id string, exp sdktrace.SpanExporter, metrics bool) *inprocPark {
 	t.Helper()
 	agent := consultest.Start(t)
 	dir := t.TempDir()
@@ -73,25 +83,35 @@ func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter, gatewayArgs
 	}
 	startInprocServices(t, id, dir, agent.HTTPAddr(), exp)
 	p := &inprocPark{id: id, keys: ks, gwLog: &syncBuffer{}}
-	addr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
-	p.url = "http://" + addr
+	// Listeners on port 0, opened here: the addresses are known (peers are
+	// told the federation one) and no chosen port can be lost to a race.
 	g := app.NewMain(io.Discard)
 	g.Telemetry = telemetry.Config{Exporter: exp}
-	fedAddr := fmt.Sprintf("127.0.0.1:%d", nodetest.FreePort(t))
-	p.fedURL = "http://" + fedAddr
-	args := append([]string{"-listen", addr, "-federation-listen", fedAddr, "-data-dir", dir, "-park", id, "-consul", agent.HTTPAddr()}, gatewayArgs...)
+	g.Listeners.Park, g.Listeners.Federation = listenLocal(t), listenLocal(t)
+	p.url, p.fedURL = "http://"+g.Listeners.Park.Addr().String(), "http://"+g.Listeners.Federation.Addr().String()
+	args := []string{"-data-dir", dir, "-park", id, "-consul", agent.HTTPAddr(), "-public-url", p.fedURL}
+	ready := p.url + "/readyz"
+	if metrics {
+		g.Listeners.Metrics = listenLocal(t)
+		p.metricsURL = "http://" + g.Listeners.Metrics.Addr().String()
+		ready = p.metricsURL + "/readyz"
+	}
 	if err := g.ParseFlags(args, func(string) string { return "" }, p.gwLog); err != nil {
 		t.Fatal(err)
 	}
 	p.stopGW = runInproc(t, g.Open, g.Run)
-	ready := p.url + "/readyz"
-	for i := 0; i+1 < len(gatewayArgs); i++ {
-		if gatewayArgs[i] == "-metrics-listen" {
-			ready = "http://" + gatewayArgs[i+1] + "/readyz"
-		}
-	}
 	waitGatewayReady(t, id, ready)
 	return p
+}
+
+// listenLocal opens a loopback listener on a port the kernel picks.
+func listenLocal(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 // runInproc opens a process's Main and runs it until the test ends; the
