@@ -30,7 +30,6 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/parkmesh/parkmesh/deploy/local"
-	"github.com/parkmesh/parkmesh/deploy/testenv/launcher"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/synth"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
@@ -120,7 +119,7 @@ func seed(m int) func(park, dataDir string) error {
 		r := rand.New(rand.NewPCG(uint64(len(park)), uint64(park[len(park)-1])))
 		now := time.Now().UTC()
 		for ki, k := range listing.Kinds {
-			path := filepath.Join(dataDir, park+"-"+launcher.ServiceOf[k]+".db")
+			path := filepath.Join(dataDir, park+"-"+k.Service()+".db")
 			st, err := sqlitestore.Open(context.Background(), path)
 			if err != nil {
 				return err

@@ -310,8 +310,6 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	return nil
 }
 
-var kindPath = map[listing.Kind]string{listing.KindOrganization: "organizations", listing.KindProject: "projects", listing.KindTalent: "talent"}
-
 // loadSample puts the park's sample data in through its gateway, unless the
 // park already holds listings (a second demo keeps the first one's data).
 func loadSample(ctx context.Context, p ParkInfo) (int, error) {
@@ -335,7 +333,7 @@ func loadSample(ctx context.Context, p ParkInfo) (int, error) {
 		return 0, err
 	}
 	h := http.Header{"Authorization": {"Bearer " + p.AdminToken}}
-	return f.Post(ctx, http.DefaultClient, func(k listing.Kind) string { return p.GatewayURL + "/api/v1/" + kindPath[k] }, h)
+	return f.Post(ctx, http.DefaultClient, func(k listing.Kind) string { return p.GatewayURL + "/api/v1/" + k.Collection() }, h)
 }
 
 // peerAll makes every pair of parks peers, as park IT teams would: the

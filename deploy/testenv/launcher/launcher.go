@@ -34,25 +34,24 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
 
-// ServiceOf maps a listing kind to the binary of the service that holds it.
-var ServiceOf = map[listing.Kind]string{
-	listing.KindOrganization: "directory",
-	listing.KindProject:      "project",
-	listing.KindTalent:       "talent",
-}
-
 // binaries are the deployables [Build] knows, by binary name.
-var binaries = map[string]string{
-	"directory": "./services/directory/cmd/directory",
-	"project":   "./services/project/cmd/project",
-	"talent":    "./services/talent/cmd/talent",
-	"gateway":   "./gateway/cmd/gateway",
-	"parkmesh":  "./gateway/cmd/parkmesh",
-}
+var binaries = func() map[string]string {
+	b := map[string]string{"gateway": "./gateway/cmd/gateway", "parkmesh": "./gateway/cmd/parkmesh"}
+	for _, k := range listing.Kinds {
+		b[k.Service()] = "./services/" + k.Service() + "/cmd/" + k.Service()
+	}
+	return b
+}()
 
-// ParkBinaries are the binaries a park's processes run; [Build] builds them
-// when given no names.
-var ParkBinaries = []string{"directory", "project", "talent", "gateway"}
+// ParkBinaries are the binaries a park's processes run (the kinds'
+// services and the gateway); [Build] builds them when given no names.
+var ParkBinaries = func() []string {
+	var out []string
+	for _, k := range listing.Kinds {
+		out = append(out, k.Service())
+	}
+	return append(out, "gateway")
+}()
 
 // Build builds the named binaries (directory, project, talent, gateway,
 // parkmesh; [ParkBinaries] when none are named) into dir, from the
@@ -267,7 +266,7 @@ func (p *Park) StartService(ctx context.Context, k listing.Kind, dataDir string)
 }
 
 func (p *Park) startService(ctx context.Context, k listing.Kind, dataDir string, fixed []int) (*Proc, error) {
-	name := ServiceOf[k]
+	name := k.Service()
 	pr, err := p.launch(ctx, name, fixed, 1, func(addrs []string) []string {
 		return []string{"-listen", addrs[0], "-data-dir", dataDir, "-park", p.ID, "-consul", p.Agent.HTTPAddr()}
 	})

@@ -90,9 +90,6 @@ type buildError struct {
 
 func (e *buildError) Error() string { return e.err.Error() + "\n" + e.output }
 
-// ServiceOf maps a kind to its service binary name.
-var ServiceOf = launcher.ServiceOf
-
 // Park is one running park node.
 type Park struct {
 	ID         string

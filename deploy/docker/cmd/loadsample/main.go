@@ -33,13 +33,6 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
 
-// kindPaths are the gateway's park-side collections (shared/DESIGN.md).
-var kindPaths = map[listing.Kind]string{
-	listing.KindOrganization: "organizations",
-	listing.KindProject:      "projects",
-	listing.KindTalent:       "talent",
-}
-
 type config struct {
 	park, gateway, token, dataDir string
 	wait                          time.Duration
@@ -104,8 +97,8 @@ func load(ctx context.Context, c config, client *http.Client, now func() time.Ti
 	}
 	auth := http.Header{"Authorization": {"Bearer " + tok}}
 	if !c.force {
-		for k, p := range kindPaths {
-			has, err := hasListings(ctx, client, gw+"/api/v1/"+p, auth)
+		for _, k := range listing.Kinds {
+			has, err := hasListings(ctx, client, gw+"/api/v1/"+k.Collection(), auth)
 			if err != nil {
 				return 0, err
 			}
@@ -115,7 +108,7 @@ func load(ctx context.Context, c config, client *http.Client, now func() time.Ti
 			}
 		}
 	}
-	n, err := f.Post(ctx, client, func(k listing.Kind) string { return gw + "/api/v1/" + kindPaths[k] }, auth)
+	n, err := f.Post(ctx, client, func(k listing.Kind) string { return gw + "/api/v1/" + k.Collection() }, auth)
 	if err != nil {
 		return n, err
 	}
@@ -160,7 +153,7 @@ func readyOnce(ctx context.Context, client *http.Client, gw string) error {
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("/readyz: %s", res.Status)
 	}
-	for k := range kindPaths {
+	for _, k := range listing.Kinds {
 		if body.Instances[string(k)] < 1 {
 			return fmt.Errorf("no %s service instance in Consul yet", k)
 		}
