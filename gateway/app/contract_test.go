@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
 	"github.com/parkmesh/parkmesh/gateway/app"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
 	"github.com/parkmesh/parkmesh/gateway/search"
@@ -44,13 +43,7 @@ type contractPark struct {
 // how the gateway exposes its listeners.
 func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractPark {
 	t.Helper()
-	agent := consultest.Start(t)
-	dir := t.TempDir()
-	ks, err := parkkey.Init(dir, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	startInprocServices(t, id, dir, agent.HTTPAddr(), nil)
+	consulAddr, dir, ks := startInprocNode(t, id, nil)
 	// The validated listeners are opened first: peers must be told the
 	// federation one's URL.
 	validated := func() (net.Listener, string) {
@@ -63,7 +56,7 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 	// The gateway's own listeners stay (Consul checks the park one).
 	g.Listeners.Park, g.Listeners.Federation = listenLocal(t), listenLocal(t)
 	if err := g.ParseFlags([]string{"-data-dir", dir, "-park", id,
-		"-consul", agent.HTTPAddr(), "-public-url", public, "-webhook-backoff", "100ms", "-feed-heartbeat", "1s"},
+		"-consul", consulAddr, "-public-url", public, "-webhook-backoff", "100ms", "-feed-heartbeat", "1s"},
 		func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatal(err)
 	}

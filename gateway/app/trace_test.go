@@ -75,13 +75,7 @@ func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter) *inprocPark
 // set, on a listener of their own.
 func startInprocWith(t *testing.T, id string, exp sdktrace.SpanExporter, metrics bool) *inprocPark {
 	t.Helper()
-	agent := consultest.Start(t)
-	dir := t.TempDir()
-	ks, err := parkkey.Init(dir, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	startInprocServices(t, id, dir, agent.HTTPAddr(), exp)
+	consulAddr, dir, ks := startInprocNode(t, id, exp)
 	p := &inprocPark{id: id, keys: ks, gwLog: &syncBuffer{}}
 	// Listeners on port 0, opened here: the addresses are known (peers are
 	// told the federation one) and no chosen port can be lost to a race.
@@ -89,7 +83,7 @@ func startInprocWith(t *testing.T, id string, exp sdktrace.SpanExporter, metrics
 	g.Telemetry = telemetry.Config{Exporter: exp}
 	g.Listeners.Park, g.Listeners.Federation = listenLocal(t), listenLocal(t)
 	p.url, p.fedURL = "http://"+g.Listeners.Park.Addr().String(), "http://"+g.Listeners.Federation.Addr().String()
-	args := []string{"-data-dir", dir, "-park", id, "-consul", agent.HTTPAddr(), "-public-url", p.fedURL}
+	args := []string{"-data-dir", dir, "-park", id, "-consul", consulAddr, "-public-url", p.fedURL}
 	ready := p.url + "/readyz"
 	if metrics {
 		g.Listeners.Metrics = listenLocal(t)
@@ -128,6 +122,20 @@ func runInproc(t *testing.T, open func(context.Context) error, serve func(contex
 	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
 	return stop
+}
+
+// startInprocNode starts what a park's gateway needs around it: a Consul
+// agent, the park's keys in a new data directory, and its three services.
+func startInprocNode(t *testing.T, id string, exp sdktrace.SpanExporter) (consulAddr, dir string, keys *parkkey.KeySet) {
+	t.Helper()
+	agent := consultest.Start(t)
+	dir = t.TempDir()
+	ks, err := parkkey.Init(dir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startInprocServices(t, id, dir, agent.HTTPAddr(), exp)
+	return agent.HTTPAddr(), dir, ks
 }
 
 // startInprocServices runs the park's three services in this process, on
