@@ -297,6 +297,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("federation", reason).Inc() },
 		Feed:         local, FeedOptions: m.Config.Feed,
 	}
+	// A peering deleted (here or on another replica) ends its open streams.
+	m.peers.OnChange(federation.PeersChanged)
 	m.routes(park, federation)
 
 	bctx, bcancel := context.WithCancel(context.Background())

@@ -22,6 +22,7 @@ import (
 	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
 	"github.com/parkmesh/parkmesh/gateway/search"
+	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
@@ -479,5 +480,91 @@ func TestPeerKeyRotationIsPickedUp(t *testing.T) {
 	old, _ := parktoken.IssueFederation(a.Keys, b.ID, parktoken.ScopeSearch, time.Minute, time.Now())
 	if s, body := b.Do(context.Background(), "POST", "/federation/v1/search", old, strings.NewReader(`{}`)); s != 200 {
 		t.Errorf("token signed by A's previous key: %d %s", s, body)
+	}
+}
+
+// openFeed opens park to's federation feed as park from, with a token of
+// ttl, at server (a gateway's federation address); it returns a channel
+// that yields the stream's error event (or nil) when the stream ends.
+func openFeed(t *testing.T, from *nodetest.Park, to string, server string, ttl time.Duration) <-chan *sse.StreamError {
+	t.Helper()
+	tok, err := parktoken.IssueFederation(from.Keys, to, parktoken.ScopeChanges, ttl, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+server+"/federation/v1/changes?start=now", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	if res.StatusCode != 200 {
+		t.Fatalf("feed: %d", res.StatusCode)
+	}
+	rd := sse.NewReader(res.Body)
+	if ev, err := rd.Next(); err != nil || ev.Type != "position" {
+		t.Fatalf("feed did not start with its position: %+v %v", ev, err)
+	}
+	ended := make(chan *sse.StreamError, 1)
+	go func() {
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				ended <- nil
+				return
+			}
+			if ev.Type == sse.ErrorType {
+				var e sse.StreamError
+				json.Unmarshal(ev.Data, &e)
+				ended <- &e
+				return
+			}
+		}
+	}()
+	return ended
+}
+
+// Deleting a peering ends every open feed stream of that peer at once, on
+// every replica of the park, not only new requests.
+func TestPeeringDeleteClosesOpenStreams(t *testing.T) {
+	parks := nodetest.StartClub(t, nodetest.Options{}, "xian-hitech", "chengdu-hitech")
+	a, b := parks[0], parks[1]
+	replica := a.StartReplica()
+	streams := map[string]<-chan *sse.StreamError{
+		"primary": openFeed(t, b, a.ID, a.Gateway.FederationAddr, time.Minute),
+		"replica": openFeed(t, b, a.ID, replica.FederationAddr, time.Minute),
+	}
+	if s, body := a.Do(context.Background(), "DELETE", "/api/v1/peerings/"+b.ID, a.Token(parktoken.Admin), nil); s != 204 {
+		t.Fatalf("delete peering: %d %s", s, body)
+	}
+	deleted := time.Now()
+	for name, ended := range streams {
+		select {
+		case <-ended:
+			t.Logf("%s: stream closed %s after the delete", name, time.Since(deleted).Round(time.Millisecond))
+		case <-time.After(time.Until(deleted.Add(time.Second))):
+			t.Errorf("%s: the deleted peer's stream is still open 1 s after the delete", name)
+		}
+	}
+}
+
+// A stream ends when its token expires, with a resumable token_expired
+// event; the follower then reconnects with a fresh token.
+func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
+	parks := nodetest.StartClub(t, nodetest.Options{}, "xian-hitech", "chengdu-hitech")
+	a, b := parks[0], parks[1]
+	opened := time.Now()
+	ended := openFeed(t, b, a.ID, a.Gateway.FederationAddr, 2*time.Second)
+	select {
+	case e := <-ended:
+		if e == nil || e.Code != "token_expired" || e.ResumeID == "" {
+			t.Fatalf("stream ended with %+v, want token_expired with a resume id", e)
+		}
+		if took := time.Since(opened); took < 900*time.Millisecond { // exp is whole seconds
+			t.Errorf("stream ended after %s, before its 2 s token expired", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream still open 10 s after its 2 s token expired")
 	}
 }

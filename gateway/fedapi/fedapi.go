@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
@@ -46,6 +47,50 @@ type API struct {
 	// Feed is the park's change feed; FeedOptions tune its streams.
 	Feed        *feed.Local
 	FeedOptions feed.Options
+
+	mu      sync.Mutex
+	streams map[string]map[*int]context.CancelFunc // open feed streams by peer
+}
+
+// PeersChanged closes at once every open feed stream of a park that is no
+// longer an active peer. The composition root calls it on every change of
+// the peer set, which every replica watches in Consul, so deleting a
+// peering through any replica ends its streams on all of them.
+func (f *API) PeersChanged() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for peer, open := range f.streams {
+		if _, ok := f.Peering.Peers.Get(peer); ok {
+			continue
+		}
+		for _, cancel := range open {
+			cancel()
+		}
+		delete(f.streams, peer)
+		f.Logger.Info("closed the open feed streams of a removed peer", "peer", peer, "streams", len(open))
+	}
+}
+
+// track registers an open stream of peer; the function returned forgets it.
+func (f *API) track(peer string, cancel context.CancelFunc) (untrack func()) {
+	key := new(int)
+	f.mu.Lock()
+	if f.streams == nil {
+		f.streams = map[string]map[*int]context.CancelFunc{}
+	}
+	if f.streams[peer] == nil {
+		f.streams[peer] = map[*int]context.CancelFunc{}
+	}
+	f.streams[peer][key] = cancel
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		delete(f.streams[peer], key)
+		if len(f.streams[peer]) == 0 {
+			delete(f.streams, peer)
+		}
+		f.mu.Unlock()
+	}
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims)
@@ -223,13 +268,25 @@ func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 		s.Fail(*fail)
 		return
 	}
+	// Authorization holds for the life of the stream, not just its start:
+	// it ends when the peering is deleted or the token expires.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer f.track(c.Issuer, cancel)()
+	if _, ok := f.Peering.Peers.Get(c.Issuer); !ok {
+		return // deleted between the token check and now
+	}
+	expiry := time.NewTimer(time.Until(c.ExpiresAt))
+	defer expiry.Stop()
+	opts := f.FeedOptions
+	opts.Expired = expiry.C
 	f.Logger.InfoContext(r.Context(), "peer subscribed to changes", "peer", c.Issuer, "from", pos.String())
 	// Tell the subscriber where it starts, so a reconnect before the first
 	// change resumes from here rather than from a later "now".
 	if err := s.Event(pos.String(), "position", []byte("{}")); err != nil || s.Flush() != nil {
 		return
 	}
-	feed.Serve(r.Context(), s, feed.Source[feed.Position](feed.PeerView{Feed: f.Feed, Viewer: c.Issuer}), pos, f.FeedOptions, nil)
+	feed.Serve(ctx, s, feed.Source[feed.Position](feed.PeerView{Feed: f.Feed, Viewer: c.Issuer}), pos, opts, nil)
 }
 
 // start is where a changes stream begins: after Last-Event-ID, at a point

@@ -24,6 +24,10 @@ type Options struct {
 	// Draining is closed when the server starts shutting down: streams end
 	// then (with a resumable id), so shutdown need not wait for them.
 	Draining <-chan struct{}
+	// Expired, when set, fires when the credentials the stream was opened
+	// with expire: the stream ends with a resumable token_expired, and the
+	// subscriber reconnects with fresh ones.
+	Expired <-chan time.Time
 }
 
 // WithDefaults fills unset options.
@@ -89,6 +93,9 @@ func Serve[P Pos[P]](ctx context.Context, s *sse.Writer, src Source[P], pos P, o
 		case <-opts.Draining:
 			s.Fail(sse.StreamError{Code: "shutting_down", Message: "this gateway is shutting down; reconnect to resume", ResumeID: pos.String()})
 			return nil
+		case <-opts.Expired:
+			s.Fail(expired(pos.String()))
+			return nil
 		default:
 		}
 		var sig [2]<-chan struct{}
@@ -138,6 +145,9 @@ func Serve[P Pos[P]](ctx context.Context, s *sse.Writer, src Source[P], pos P, o
 		case <-opts.Draining:
 			s.Fail(sse.StreamError{Code: "shutting_down", Message: "this gateway is shutting down; reconnect to resume", ResumeID: pos.String()})
 			return nil
+		case <-opts.Expired:
+			s.Fail(expired(pos.String()))
+			return nil
 		case <-sig[0]:
 		case <-sig[1]:
 		case <-heartbeat.C:
@@ -147,6 +157,11 @@ func Serve[P Pos[P]](ctx context.Context, s *sse.Writer, src Source[P], pos P, o
 		}
 	}
 	return nil
+}
+
+// expired is the end of a stream whose token expired.
+func expired(resume string) sse.StreamError {
+	return sse.StreamError{Code: "token_expired", Message: "the token this stream was opened with expired; reconnect with a fresh one to resume", ResumeID: resume}
 }
 
 // PeerView is the park's feed as one viewer may see it (a peer id; ""

@@ -149,7 +149,7 @@ func (f *Follower) follow(ctx context.Context, peer string) {
 			f.update(peer, func(h *peering.FeedHealth) { h.LastError = err.Error() })
 			f.Logger.Warn("peer feed disconnected", "peer", peer, "err", err)
 		}
-		if delivered {
+		if delivered || err == nil {
 			pause.Reset()
 		}
 		if !retry.Sleep(ctx, pause.NextBackOff()) {
@@ -234,6 +234,10 @@ func (f *Follower) streamError(ctx context.Context, peer string, d []byte) error
 	var e sse.StreamError
 	json.Unmarshal(d, &e)
 	switch e.Code {
+	case "token_expired":
+		// Expected every token lifetime: reconnect with a fresh token at
+		// once, from the position applied last.
+		return nil
 	case "invalid_last_event_id", "cannot_resume":
 		// Our position is useless there (the peer restored its change log
 		// from a backup?): follow from now on and say so loudly; what
