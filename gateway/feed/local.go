@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parkmesh/parkmesh/gateway/retry"
+	"github.com/parkmesh/parkmesh/pkg/retry"
 
 	"github.com/parkmesh/parkmesh/pkg/listing"
 )

@@ -21,7 +21,7 @@ import (
 
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/peering"
-	"github.com/parkmesh/parkmesh/gateway/retry"
+	"github.com/parkmesh/parkmesh/pkg/retry"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"

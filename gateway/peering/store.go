@@ -16,7 +16,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/parkmesh/parkmesh/gateway/retry"
+	"github.com/parkmesh/parkmesh/pkg/retry"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 )
 

@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/parkmesh/parkmesh/pkg/retry"
 )
 
 // DefaultAgentAddr is the agent address used when neither the -consul flag
@@ -408,7 +410,7 @@ func (r *Registrar) Registered() bool {
 // once if [Registrar.Deregister] was called. Call Run once.
 func (r *Registrar) Run(ctx context.Context) error {
 	r.log.Debug("registration starting", "check", r.reg.Check.HTTP)
-	backoff := r.cfg.initialBackoff
+	pause := retry.New(r.cfg.initialBackoff, r.cfg.maxBackoff)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -428,10 +430,9 @@ func (r *Registrar) Run(ctx context.Context) error {
 			if errors.Is(err, errStopped) {
 				return nil
 			}
-			wait = backoff
-			backoff = min(2*backoff, r.cfg.maxBackoff)
+			wait = pause.NextBackOff()
 		} else {
-			backoff = r.cfg.initialBackoff
+			pause.Reset()
 		}
 		timer.Reset(wait)
 	}

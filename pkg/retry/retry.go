@@ -1,6 +1,8 @@
-// Package retry is the gateway's one retry schedule, used wherever it
-// reconnects or retries (tailing the services' logs, following peers'
-// feeds, watching Consul, delivering webhooks).
+// Package retry is ParkMesh's one retry schedule, used wherever a process
+// reconnects or retries: the gateway tailing the services' logs, following
+// peers' feeds and watching Consul KV, and every process keeping itself
+// registered in Consul. (Webhook deliveries keep a durable per-delivery
+// schedule in the gateway's state instead: it must survive restarts.)
 package retry
 
 import (
