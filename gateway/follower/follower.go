@@ -21,11 +21,11 @@ import (
 
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/peering"
-	"github.com/parkmesh/parkmesh/pkg/retry"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
+	"github.com/parkmesh/parkmesh/pkg/retry"
 )
 
 // Follower subscribes to every active peer's federation feed, resumes with

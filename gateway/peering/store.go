@@ -16,8 +16,8 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/parkmesh/parkmesh/pkg/retry"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/retry"
 )
 
 // Consul KV layout of a park's federation state. Every gateway replica of

@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/parkmesh/parkmesh/gateway/feed"
-	"github.com/parkmesh/parkmesh/pkg/retry"
 	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/retry"
 )
 
 // Webhooks queues and delivers the park stream's events to webhooks.
