@@ -381,16 +381,19 @@ func (m *Main) listen() error {
 		if m.metricsLn, err = listen(m.Listeners.Metrics, m.Config.MetricsListen, "metrics-listen"); err != nil {
 			return err
 		}
-		// The agent checks readiness where it is served.
-		mh, mp, err := httpserver.AdvertiseAddr("", m.metricsLn)
-		if err != nil {
-			return fmt.Errorf("-metrics-listen: %w", err)
-		}
-		regOpts = append(regOpts, registration.WithCheckURL("http://"+net.JoinHostPort(mh, strconv.Itoa(mp))+registration.DefaultCheckPath))
 	}
 	host, port, err := httpserver.AdvertiseAddr(m.Config.Advertise, m.ln)
 	if err != nil {
 		return fmt.Errorf("-advertise: %w", err)
+	}
+	if m.metricsLn != nil {
+		// The agent checks readiness where it is served: the advertised
+		// host (what the agent can reach), on the metrics port.
+		_, mp, err := httpserver.AdvertiseAddr("", m.metricsLn)
+		if err != nil {
+			return fmt.Errorf("-metrics-listen: %w", err)
+		}
+		regOpts = append(regOpts, registration.WithCheckURL("http://"+net.JoinHostPort(host, strconv.Itoa(mp))+registration.DefaultCheckPath))
 	}
 	m.reg, err = registration.New(m.Config.Consul, registration.Service{
 		Name:    "parkmesh-gateway",

@@ -554,6 +554,9 @@ func (c *Club) Search(ctx context.Context, sr search.Request) (*search.Response,
 			}
 		}
 	}
+	if resp.Parks.Details == nil {
+		resp.Parks.Details = []search.ParkStatus{} // every park excluded: still a list
+	}
 	results, next := search.Merge(pages, state, limit)
 	if results == nil {
 		results = []*listing.Listing{}
