@@ -276,10 +276,11 @@ func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 	if _, ok := f.Peering.Peers.Get(c.Issuer); !ok {
 		return // deleted between the token check and now
 	}
-	expiry := time.NewTimer(time.Until(c.ExpiresAt))
+	expired := make(chan struct{})
+	expiry := time.AfterFunc(time.Until(c.ExpiresAt), func() { close(expired) })
 	defer expiry.Stop()
 	opts := f.FeedOptions
-	opts.Expired = expiry.C
+	opts.Expired = expired
 	f.Logger.InfoContext(r.Context(), "peer subscribed to changes", "peer", c.Issuer, "from", pos.String())
 	// Tell the subscriber where it starts, so a reconnect before the first
 	// change resumes from here rather than from a later "now".

@@ -24,10 +24,10 @@ type Options struct {
 	// Draining is closed when the server starts shutting down: streams end
 	// then (with a resumable id), so shutdown need not wait for them.
 	Draining <-chan struct{}
-	// Expired, when set, fires when the credentials the stream was opened
-	// with expire: the stream ends with a resumable token_expired, and the
-	// subscriber reconnects with fresh ones.
-	Expired <-chan time.Time
+	// Expired, when set, is closed when the credentials the stream was
+	// opened with expire: the stream ends with a resumable token_expired,
+	// and the subscriber reconnects with fresh ones.
+	Expired <-chan struct{}
 }
 
 // WithDefaults fills unset options.
@@ -142,12 +142,8 @@ func Serve[P Pos[P]](ctx context.Context, s *sse.Writer, src Source[P], pos P, o
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-opts.Draining:
-			s.Fail(sse.StreamError{Code: "shutting_down", Message: "this gateway is shutting down; reconnect to resume", ResumeID: pos.String()})
-			return nil
-		case <-opts.Expired:
-			s.Fail(expired(pos.String()))
-			return nil
+		case <-opts.Draining: // ended at the top of the loop
+		case <-opts.Expired: // likewise
 		case <-sig[0]:
 		case <-sig[1]:
 		case <-heartbeat.C:
