@@ -81,6 +81,9 @@ type Config struct {
 	// PeerSlowFloor is the least budget a peer call must have for its
 	// timeout to count against the peer's breaker.
 	PeerSlowFloor time.Duration
+	// FeedTokenTTL is the lifetime of the tokens peers' feeds are followed
+	// with: each stream ends when its token does, and is resumed.
+	FeedTokenTTL time.Duration
 	// Feed tunes the change streams.
 	Feed feed.Options
 	// WebhookAttempts and WebhookBackoff tune webhook retries.
@@ -139,6 +142,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.StringVar(&m.Config.Name, "name", "", "the park's display name (default: the park id)")
 	fs.StringVar(&m.Config.Country, "country", "", "the park's ISO 3166-1 alpha-2 country")
 	fs.DurationVar(&m.Config.BreakerOpenFor, "breaker-open", 5*time.Second, "how long a peer's open circuit breaker refuses calls before probing")
+	fs.DurationVar(&m.Config.FeedTokenTTL, "feed-token-ttl", parktoken.MaxFederationTTL, "lifetime of the token a peer's feed is followed with (at most 5m); the stream is resumed with a fresh one when it expires")
 	fs.DurationVar(&m.Config.PeerSlowFloor, "peer-slow-floor", clubsearch.DefaultSlowFloor, "least budget a peer search call needs for its timeout to count against the peer's breaker")
 	fs.DurationVar(&m.Config.Feed.Heartbeat, "feed-heartbeat", 15*time.Second, "interval of keep-alive comments on event streams")
 	fs.DurationVar(&m.Config.Feed.WriteTimeout, "feed-write-timeout", 10*time.Second, "a stream subscriber that reads nothing for this long is cut off")
@@ -191,6 +195,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	}
 	if m.Config.BreakerOpenFor <= 0 {
 		return fmt.Errorf("-breaker-open %s: must be positive", m.Config.BreakerOpenFor)
+	}
+	if m.Config.FeedTokenTTL < time.Second || m.Config.FeedTokenTTL > parktoken.MaxFederationTTL {
+		return fmt.Errorf("-feed-token-ttl %s: must be between 1s and %s", m.Config.FeedTokenTTL, parktoken.MaxFederationTTL)
 	}
 	if m.Config.PeerSlowFloor <= 0 || m.Config.PeerSlowFloor > search.MaxBudget {
 		return fmt.Errorf("-peer-slow-floor %s: must be positive and at most %s", m.Config.PeerSlowFloor, search.MaxBudget)
@@ -273,7 +280,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	localSearch := &localsearch.Searcher{Services: m.services, Cursors: cursors}
 
 	fol := follower.New(m.state, m.Logger, m.metrics.Registry)
-	fol.Peers, fol.Keys, fol.Client = m.peers, m.keys.KeySet, streamClient
+	fol.Peers, fol.Keys, fol.Client, fol.TokenTTL = m.peers, m.keys.KeySet, streamClient, m.Config.FeedTokenTTL
 	club := clubsearch.New(m.Logger, m.metrics.Registry)
 	club.Park, club.Local, club.Peers, club.Keys, club.Client, club.Cursors = m.Config.Park, localSearch, m.peers, m.keys.KeySet, peerClient, cursors
 	club.BreakerOpenFor, club.SlowFloor = m.Config.BreakerOpenFor, m.Config.PeerSlowFloor

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -533,4 +534,30 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Feed tokens that expire every 2 s end the follower's stream again and
+// again while a peer writes: every listing still reaches the subscriber
+// exactly once.
+func TestFeedSurvivesTokenExpiries(t *testing.T) {
+	parks := nodetest.StartClub(t, nodetest.Options{GatewayArgs: []string{"-feed-token-ttl", "2s"}}, "xian-hitech", "chengdu-hitech")
+	a, b := parks[0], parks[1]
+	sub := subscribe(t, func() string { return b.GatewayURL }, b.Token(parktoken.Viewer), "parks="+a.ID)
+	waitFor(t, "subscriber connected", 5*time.Second, func() bool { return sub.conns.Load() > 0 })
+	ids := <-writer(t, a, 24, 250*time.Millisecond, "across token expiries")
+	if len(ids) != 24 {
+		t.Fatalf("A created %d of 24", len(ids))
+	}
+	assertExactlyOnce(t, sub, ids, 20*time.Second)
+	_, metrics := b.Do(context.Background(), "GET", "/metrics", "", nil)
+	var reconnects float64
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if v, ok := strings.CutPrefix(line, `parkmesh_feed_reconnects_total{peer="xian-hitech"} `); ok {
+			reconnects, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	// About 6 s of writing with 2 s tokens: the stream was ended at least twice.
+	if reconnects < 2 {
+		t.Errorf("B's follower reconnected %v times; its 2 s tokens should have ended the stream at least twice", reconnects)
+	}
 }

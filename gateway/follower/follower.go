@@ -41,6 +41,10 @@ type Follower struct {
 	Logger *slog.Logger
 	// MaxBackoff caps the reconnect delay.
 	MaxBackoff time.Duration
+	// TokenTTL is the lifetime of the token a feed is followed with; the
+	// peer ends the stream when it expires and the follower reconnects
+	// with a fresh one (default parktoken.MaxFederationTTL).
+	TokenTTL time.Duration
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
@@ -171,7 +175,11 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	tok, err := parktoken.IssueFederation(f.Keys(), peer, parktoken.ScopeChanges, parktoken.MaxFederationTTL, time.Now())
+	ttl := f.TokenTTL
+	if ttl <= 0 || ttl > parktoken.MaxFederationTTL {
+		ttl = parktoken.MaxFederationTTL
+	}
+	tok, err := parktoken.IssueFederation(f.Keys(), peer, parktoken.ScopeChanges, ttl, time.Now())
 	if err != nil {
 		return false, err
 	}
