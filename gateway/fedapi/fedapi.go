@@ -299,6 +299,12 @@ func (f *API) start(r *http.Request) (feed.Position, *sse.StreamError) {
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
+	// A just-started gateway knows its logs' heads only once it has read
+	// them: until then a valid position would look ahead of them, and
+	// "now" would be the beginning.
+	if err := f.Feed.WaitReady(r.Context(), feed.ReadyWait); err != nil {
+		return pos, &sse.StreamError{Code: "unavailable", Message: "this gateway is still reading the park's change logs; reconnect to resume", ResumeID: last}
+	}
 	start, since := r.URL.Query().Get("start"), r.URL.Query().Get("since")
 	switch {
 	case last != "":

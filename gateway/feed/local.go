@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -44,11 +45,12 @@ type Local struct {
 	head   Position // last seq known per kind
 	synced [3]bool
 	signal chan struct{}
+	ready  chan struct{} // closed once every log has been read to its end
 }
 
 // NewLocal returns a feed; Run tails the services.
 func NewLocal(park string, logs ChangeLogs, logger *slog.Logger) *Local {
-	return &Local{Park: park, Logs: logs, Logger: logger, Window: 4096, signal: make(chan struct{})}
+	return &Local{Park: park, Logs: logs, Logger: logger, Window: 4096, signal: make(chan struct{}), ready: make(chan struct{})}
 }
 
 // Signal returns a channel closed when new changes arrive.
@@ -56,6 +58,30 @@ func (f *Local) Signal() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.signal
+}
+
+// ReadyWait is how long a stream that needs the logs' heads waits for a
+// just-started gateway to have read them.
+const ReadyWait = 10 * time.Second
+
+// ErrNotReady is returned by WaitReady when the logs were not read in time.
+var ErrNotReady = errors.New("feed: the park's change logs have not been read yet")
+
+// WaitReady waits until every change log has been read to its end once —
+// until then Head is behind the logs, and a position this park issued
+// before a restart would look like one from the future — or until max or
+// ctx ends (ErrNotReady, or ctx's error).
+func (f *Local) WaitReady(ctx context.Context, max time.Duration) error {
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-f.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return ErrNotReady
+	}
 }
 
 // Head is the newest position known.
@@ -115,8 +141,11 @@ func (f *Local) tail(ctx context.Context, i int, k listing.Kind) {
 			f.recent[i] = r
 			f.head[i] = after
 		}
-		if len(changes) < tailBatch {
+		if len(changes) < tailBatch && !f.synced[i] {
 			f.synced[i] = true
+			if f.synced == [3]bool{true, true, true} {
+				close(f.ready)
+			}
 		}
 		if len(changes) > 0 {
 			close(f.signal)

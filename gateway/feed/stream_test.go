@@ -529,3 +529,48 @@ func TestLocalTailsAndServesFromItsWindow(t *testing.T) {
 		t.Errorf("PositionAt = %v, %v; want v1.0.1.1", p, err)
 	}
 }
+
+// gatedLogs holds every read of one kind's log until released: a
+// just-started gateway whose service answers slowly.
+type gatedLogs struct {
+	fakeLogs
+	slow    listing.Kind
+	release chan struct{}
+}
+
+func (g gatedLogs) Changes(ctx context.Context, k listing.Kind, after int64, limit int, wait time.Duration) ([]listing.Change, error) {
+	if k == g.slow {
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.fakeLogs.Changes(ctx, k, after, limit, wait)
+}
+
+// Until every log has been read once, the head is not known: WaitReady
+// holds (a resuming stream must not be told its valid position is ahead),
+// then returns once the slowest log is read, with the head complete.
+func TestLocalIsReadyOnlyOnceEveryLogIsRead(t *testing.T) {
+	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	c := created(project(home, listing.Club))
+	c.Seq, c.At = 7, at
+	logs := gatedLogs{fakeLogs: fakeLogs{logs: map[listing.Kind][]listing.Change{listing.KindProject: {c}}}, slow: listing.KindProject, release: make(chan struct{})}
+	local := NewLocal(home, logs, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { local.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	if err := local.WaitReady(t.Context(), 200*time.Millisecond); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("WaitReady with the project log unread: %v, want ErrNotReady", err)
+	}
+	close(logs.release)
+	if err := local.WaitReady(t.Context(), 5*time.Second); err != nil {
+		t.Fatalf("WaitReady after every log was read: %v", err)
+	}
+	if got := local.Head(); got != (Position{0, 7, 0}) {
+		t.Errorf("head once ready = %v, want v1.0.7.0", got)
+	}
+}

@@ -24,9 +24,14 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	// The start is fixed before the stream answers: a subscriber that acts
 	// once it sees the answer must find its action after the start.
 	const resync = "reconnect without Last-Event-ID and search with updated_since to catch up"
-	pos := a.Stream.Head(r.Context())
 	var fail *sse.StreamError
-	if last != "" {
+	// A just-started gateway knows the heads only once it has read its
+	// logs: wait for that, or ask the subscriber to come back.
+	if err := a.Stream.Feed.WaitReady(r.Context(), feed.ReadyWait); err != nil {
+		fail = &sse.StreamError{Code: "unavailable", Message: "this gateway is still reading the park's change logs; reconnect to resume", ResumeID: last}
+	}
+	pos := a.Stream.Head(r.Context())
+	if last != "" && fail == nil {
 		p, err := feed.ParseStreamPosition(last)
 		switch {
 		case err != nil:

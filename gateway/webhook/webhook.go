@@ -106,7 +106,13 @@ func (wh *Webhooks) dispatch(ctx context.Context) {
 		pos, err = feed.ParseStreamPosition(raw)
 	}
 	if err != nil || raw == "" {
-		pos = wh.Stream.Head(ctx) // first start: only what happens from now on
+		// First start: only what happens from now on, once "now" is known.
+		for wh.Stream.Feed.WaitReady(ctx, feed.ReadyWait) != nil {
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		pos = wh.Stream.Head(ctx)
 	}
 	for ctx.Err() == nil {
 		sig := wh.Stream.Signals()
