@@ -106,13 +106,21 @@ func (wh *Webhooks) dispatch(ctx context.Context) {
 		pos, err = feed.ParseStreamPosition(raw)
 	}
 	if err != nil || raw == "" {
-		// First start: only what happens from now on, once "now" is known.
-		for wh.Stream.Feed.WaitReady(ctx, feed.ReadyWait) != nil {
-			if ctx.Err() != nil {
+		// First start: only what happens from now on. "Now" is read from
+		// the services' logs as of this moment, not from the tail, which
+		// may not have read them yet.
+		start := time.Now()
+		for {
+			local, err := wh.Stream.Feed.PositionAt(ctx, start)
+			inbox, ierr := wh.State.Head(ctx)
+			if err == nil && ierr == nil {
+				pos = feed.StreamPosition{Local: local, Inbox: inbox}
+				break
+			}
+			if !retry.Sleep(ctx, time.Second) {
 				return
 			}
 		}
-		pos = wh.Stream.Head(ctx)
 	}
 	for ctx.Err() == nil {
 		sig := wh.Stream.Signals()
