@@ -64,10 +64,10 @@ staticcheck:
 configcheck:
 	cd $(CONFIGCHECK) && $(GO) test -count=1 ./...
 
-## openapi-lint: lint the gateway's wire contract with Redocly (redocly.yaml; installed and cached by deploy/tools)
+## openapi-lint: lint the gateway's wire contract with Redocly (gateway/openapi/redocly.yaml; installed and cached by deploy/tools)
 openapi-lint:
 	@redocly=$$(deploy/tools/install-redocly.sh) && \
-		REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "$$redocly" lint gateway/openapi/openapi.yaml
+		REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "$$redocly" lint --config gateway/openapi/redocly.yaml gateway
 
 unit:
 	PARKMESH_CONSUL_BIN=$$(deploy/tools/install-consul.sh) PARKMESH_JAEGER_BIN=$$(deploy/tools/install-jaeger.sh) \
