@@ -29,6 +29,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
 	"github.com/parkmesh/parkmesh/gateway/discovery"
 	"github.com/parkmesh/parkmesh/gateway/fedapi"
@@ -116,6 +117,7 @@ type Main struct {
 	reg            *registration.Registrar
 	peers          *peering.Store
 	state          *state.DB
+	index          *clubindex.Index
 	draining       chan struct{}
 	stopBg         context.CancelFunc
 	bg             sync.WaitGroup
@@ -275,20 +277,31 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.draining = make(chan struct{})
 	m.Config.Feed.Draining = m.draining
 	local := feed.NewLocal(m.Config.Park, m.services, m.Logger)
-	stream := &feed.ParkStream{Feed: local, Inbox: m.state}
+	if m.index, err = clubindex.Open(ctx, m.Config.DataDir, m.Config.Park, m.Logger, m.metrics.Registry); err != nil {
+		return fmt.Errorf("-data-dir: %w", err)
+	}
+	index := m.index
 	cursors := search.NewSigner(cursorKey(m.keys.KeySet()))
 	localSearch := &localsearch.Searcher{Services: m.services, Cursors: cursors}
 
-	fol := follower.New(m.state, m.Logger, m.metrics.Registry)
+	fol := follower.New(index, m.Logger, m.metrics.Registry)
 	fol.Peers, fol.Keys, fol.Client, fol.TokenTTL = m.peers, m.keys.KeySet, streamClient, m.Config.FeedTokenTTL
 	club := clubsearch.New(m.Logger, m.metrics.Registry)
 	club.Park, club.Local, club.Peers, club.Keys, club.Client, club.Cursors = m.Config.Park, localSearch, m.peers, m.keys.KeySet, peerClient, cursors
 	club.BreakerOpenFor, club.SlowFloor = m.Config.BreakerOpenFor, m.Config.PeerSlowFloor
-	club.FeedHealth = fol.Health
+	club.FeedHealth, club.Index = fol.Health, index
 	club.Tracer = m.tel.Tracer("github.com/parkmesh/parkmesh/gateway/clubsearch")
 	m.peers.OnChange(club.SyncPeers)
 	m.peers.OnChange(fol.Sync)
-	hooks := &webhook.Webhooks{State: m.state, Stream: stream, Client: peerClient, Logger: m.Logger,
+	// A peering deleted (here or on another replica) purges its listings.
+	m.peers.OnChange(func() {
+		var active []string
+		for _, p := range m.peers.List() {
+			active = append(active, p.ID)
+		}
+		index.SyncPeers(context.Background(), active)
+	})
+	hooks := &webhook.Webhooks{State: m.state, Index: index, Client: peerClient, Logger: m.Logger,
 		MaxAttempts: m.Config.WebhookAttempts, Backoff: m.Config.WebhookBackoff}
 
 	park := &parkapi.API{
@@ -296,7 +309,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Timeout:      m.Config.Timeout,
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("park", reason).Inc() },
 		Local:        localSearch, Club: club, Peering: fed, Peers: m.peers,
-		Stream: stream, FeedOptions: m.Config.Feed, Webhooks: hooks,
+		Index: index, FeedOptions: m.Config.Feed, Webhooks: hooks,
 	}
 	federation := &fedapi.API{
 		Peering: fed, Verifier: &parktoken.FederationVerifier{Self: m.Config.Park, Peers: m.peers},
@@ -310,7 +323,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	bctx, bcancel := context.WithCancel(context.Background())
 	m.stopBg = bcancel
-	for _, run := range []func(context.Context){m.peers.Run, local.Run, fol.Run, hooks.Run} {
+	followLocal := func(ctx context.Context) { index.FollowLocal(ctx, local) }
+	for _, run := range []func(context.Context){m.peers.Run, local.Run, followLocal, fol.Run, hooks.Run} {
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); run(bctx) }()
 	}
@@ -519,6 +533,10 @@ func (m *Main) Close() error {
 		errs = append(errs, m.tel.Shutdown(ctx))
 		cancel()
 		m.tel = nil
+	}
+	if m.index != nil {
+		errs = append(errs, m.index.Close())
+		m.index = nil
 	}
 	if m.state != nil {
 		errs = append(errs, m.state.Close())

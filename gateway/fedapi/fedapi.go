@@ -250,22 +250,27 @@ func (f *API) listing(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 	httpjson.Write(w, http.StatusOK, l.ForPeers())
 }
 
-// changes serves GET /federation/v1/changes: the park's changes as a calling
-// peer may see them, as Server-Sent Events carrying CloudEvents JSON. The
-// SSE id is resumable with Last-Event-ID; without one the stream starts at
-// the beginning of the change log (a full replay), at a point in time with
-// ?since=RFC3339, or at the newest change with ?start=now.
+// changes serves GET /federation/v1/changes: the park's changes feed of
+// current state as a calling peer may see it, as Server-Sent Events
+// carrying CloudEvents JSON. Without a position it is the full current
+// copy of what the peer may see, then live; with Last-Event-ID it resumes
+// after it, each listing changed since appearing once, as it is now. An
+// SSE event "synced" marks the moment the stream has caught up.
 func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
 	// The start is fixed before the stream answers: a subscriber that acts
-	// once it sees the answer must find its action after the start.
-	pos, fail := f.start(r)
+	// once it sees the answer must find its action after the start. A
+	// start that cannot be served is refused before the stream begins.
+	pos, err := Start(r, f.Feed)
+	if err != nil {
+		if apierror.CodeOf(err) == apierror.Unavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		apierror.Write(w, err)
+		return
+	}
 	s, err := sse.Start(w, r, f.FeedOptions.WriteTimeout)
 	if err != nil {
 		apierror.Write(w, apierror.New(apierror.Internal, "streaming unsupported"))
-		return
-	}
-	if fail != nil {
-		s.Fail(*fail)
 		return
 	}
 	// Authorization holds for the life of the stream, not just its start:
@@ -281,6 +286,7 @@ func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 	defer expiry.Stop()
 	opts := f.FeedOptions
 	opts.Expired = expired
+	opts.Synced = true
 	f.Logger.InfoContext(r.Context(), "peer subscribed to changes", "peer", c.Issuer, "from", pos.String())
 	// Tell the subscriber where it starts, so a reconnect before the first
 	// change resumes from here rather than from a later "now".
@@ -290,49 +296,38 @@ func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 	feed.Serve(ctx, s, feed.Source[feed.Position](feed.PeerView{Feed: f.Feed, Viewer: c.Issuer}), pos, opts, nil)
 }
 
-// start is where a changes stream begins: after Last-Event-ID, at a point
-// in time (?since=RFC3339), at the newest change (?start=now), or at the
-// beginning of the log. A refusal is the error event to end the stream with.
-func (f *API) start(r *http.Request) (feed.Position, *sse.StreamError) {
+// Start is where a changes stream of the park's logs begins: after
+// Last-Event-ID, at the newest change (?start=now), or at the beginning
+// (the full current copy). A just-started gateway first waits until it has
+// read its logs (503, retryable, if that takes too long): until then a
+// position it issued would look ahead of them. A position truly ahead of
+// the logs (they were restored from an older backup) is a 409: the reader
+// starts again without a position, from the full copy.
+func Start(r *http.Request, local *feed.Local) (feed.Position, error) {
 	var pos feed.Position
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	// A just-started gateway knows its logs' heads only once it has read
-	// them: until then a valid position would look ahead of them, and
-	// "now" would be the beginning.
-	if err := f.Feed.WaitReady(r.Context(), feed.ReadyWait); err != nil {
-		return pos, &sse.StreamError{Code: "unavailable", Message: "this gateway is still reading the park's change logs; reconnect to resume", ResumeID: last}
+	if err := local.WaitReady(r.Context(), feed.ReadyWait); err != nil {
+		return pos, apierror.New(apierror.Unavailable, "this gateway is still reading the park's change logs; retry shortly with the same position")
 	}
-	start, since := r.URL.Query().Get("start"), r.URL.Query().Get("since")
+	start := r.URL.Query().Get("start")
 	switch {
 	case last != "":
 		p, err := feed.ParsePosition(last)
 		if err != nil {
-			return pos, &sse.StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this feed; nothing was resumed",
-				Resync: "reconnect without Last-Event-ID to replay the feed from its start, or search with updated_since to catch up"}
+			return pos, err
 		}
-		if p.After(f.Feed.Head()) {
-			return pos, &sse.StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this park's change log (restored from a backup?)",
-				Resync: "reconnect without Last-Event-ID to replay the feed from its start"}
+		if p.After(local.Head()) {
+			return pos, &apierror.Error{Code: apierror.Conflict, Field: "Last-Event-ID",
+				Message: "this position is ahead of the park's change logs (they were restored from a backup); reconnect without Last-Event-ID for a full copy"}
 		}
 		return p, nil
-	case since != "":
-		// From a point in time: a new follower starts at the moment the
-		// peering was made and syncs what came before by searching.
-		t, err := time.Parse(time.RFC3339Nano, since)
-		if err != nil {
-			return pos, &sse.StreamError{Code: "invalid_since", Message: "since must be an RFC 3339 time"}
-		}
-		if pos, err = f.Feed.PositionAt(r.Context(), t); err != nil {
-			return pos, &sse.StreamError{Code: "unavailable", Message: "the park's change logs are unavailable; reconnect later"}
-		}
-		return pos, nil
 	case start == "now":
-		return f.Feed.Head(), nil
+		return local.Head(), nil
 	case start != "" && start != "beginning":
-		return pos, &sse.StreamError{Code: "invalid_start", Message: "start must be beginning or now"}
+		return pos, apierror.InvalidField("start", "must be beginning or now")
 	}
 	return pos, nil
 }

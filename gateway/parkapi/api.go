@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/localsearch"
@@ -51,8 +52,9 @@ type API struct {
 	Club    *clubsearch.Club
 	Peering *peering.Federation
 	Peers   *peering.Store
-	// Stream, when set, serves the park-side change stream.
-	Stream      *feed.ParkStream
+	// Index, when set, is the club index: it serves the park-side change
+	// stream and single listings of any park.
+	Index       *clubindex.Index
 	FeedOptions feed.Options
 	// Webhooks, when set, manages outgoing webhooks.
 	Webhooks *webhook.Webhooks
@@ -83,7 +85,7 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 		handle("DELETE /api/v1/peerings/{peer}", parktoken.Admin, a.deletePeering)
 		handle("GET /api/v1/peers", parktoken.Viewer, a.peers)
 	}
-	if a.Stream != nil {
+	if a.Index != nil {
 		handle("GET /api/v1/stream", parktoken.Viewer, a.stream)
 	}
 	if a.Webhooks != nil {
