@@ -68,6 +68,8 @@ type Index interface {
 	Search(ctx context.Context, q listing.Query) (*listing.Page, error)
 	// Freshness is how fresh park's part of the index is.
 	Freshness(park string) clubindex.Freshness
+	// Get returns park's listing id as the index holds it (NotFound).
+	Get(ctx context.Context, park, id string) (*listing.Listing, error)
 }
 
 // Club answers club searches: from the club index, or (mode=live) by

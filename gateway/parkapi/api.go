@@ -84,6 +84,7 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 		handle("POST /api/v1/peerings", parktoken.Admin, a.establishPeering)
 		handle("DELETE /api/v1/peerings/{peer}", parktoken.Admin, a.deletePeering)
 		handle("GET /api/v1/peers", parktoken.Viewer, a.peers)
+		handle("GET /api/v1/club/{park}/{kind}/{id}", parktoken.Viewer, a.clubListing)
 	}
 	if a.Index != nil {
 		handle("GET /api/v1/stream", parktoken.Viewer, a.stream)
