@@ -525,8 +525,12 @@ func (x *Index) Head() feed.ClubPosition {
 // Stream is the park-side stream read from the index: the park's own
 // changes and its peers', each listing once in its current state, as
 // CloudEvents like the federation feed's. It implements
-// feed.Source[feed.ClubPosition].
-type Stream struct{ Index *Index }
+// feed.Source[feed.ClubPosition]. From is where the stream started (see
+// feed.PeerView.From: created or updated is a hint).
+type Stream struct {
+	Index *Index
+	From  feed.ClubPosition
+}
 
 // Signals implements feed.Source.
 func (s Stream) Signals() []<-chan struct{} { return []<-chan struct{}{s.Index.Signal()} }
@@ -580,7 +584,7 @@ func (s Stream) Next(ctx context.Context, pos feed.ClubPosition, limit int) ([]f
 		best.cs = best.cs[1:]
 		p := parks[best.park]
 		i := feed.KindIndex(best.kind)
-		ev := feed.For(best.park, best.kind, c, "", p[i])
+		ev := feed.For(best.park, best.kind, c, "", s.From.Of(best.park)[i])
 		p[i] = c.Seq
 		parks[best.park] = p
 		if ev != nil {

@@ -176,10 +176,16 @@ func expired(resume string) sse.StreamError {
 }
 
 // PeerView is the park's feed as one viewer may see it (a peer id; ""
-// for the park's own staff).
+// for the park's own staff), for a stream that started at From.
 type PeerView struct {
 	Feed   *Local
 	Viewer string
+	// From is where the stream started: a listing created after it is
+	// "created", one created before it "updated". In a log of current
+	// state this is a hint (a listing changed again before a reader
+	// reached it may be new to the reader although created earlier), so
+	// a follower applies both alike, as an upsert by version.
+	From Position
 }
 
 // Signals implements Source.
@@ -196,8 +202,7 @@ func (v PeerView) Next(ctx context.Context, pos Position, limit int) ([]Item[Pos
 	}
 	var out []Item[Position]
 	for _, pc := range batch {
-		i := KindIndex(pc.Kind)
-		if ev := For(v.Feed.Park, pc.Kind, pc.Change, v.Viewer, pos[i]); ev != nil {
+		if ev := For(v.Feed.Park, pc.Kind, pc.Change, v.Viewer, v.From[KindIndex(pc.Kind)]); ev != nil {
 			out = append(out, Item[Position]{Park: v.Feed.Park, Event: ev, After: pc.After})
 		}
 		pos = pc.After

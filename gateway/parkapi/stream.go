@@ -38,7 +38,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	feed.Serve(r.Context(), s, feed.Source[feed.ClubPosition](clubindex.Stream{Index: a.Index}), pos, a.FeedOptions, func(it feed.Item[feed.ClubPosition]) bool {
+	feed.Serve(r.Context(), s, feed.Source[feed.ClubPosition](clubindex.Stream{Index: a.Index, From: pos}), pos, a.FeedOptions, func(it feed.Item[feed.ClubPosition]) bool {
 		return filter.Match(it.Park, it.Event)
 	})
 }

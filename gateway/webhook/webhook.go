@@ -118,7 +118,7 @@ func (wh *Webhooks) dispatch(ctx context.Context) {
 			}
 		}
 	}
-	src := clubindex.Stream{Index: wh.Index}
+	src := clubindex.Stream{Index: wh.Index, From: pos}
 	for ctx.Err() == nil {
 		sig := src.Signals()
 		items, next, err := src.Next(ctx, pos, 200)

@@ -177,7 +177,10 @@ type Change struct {
 	// Previous is the state before an update or delete (nil for a create),
 	// so a feed can tell who could see the listing before.
 	Previous *Listing `json:"previous,omitempty"`
-	ChangeX
+	FirstSeq int64
+	Park     string
+	Kind     Kind
+	Audience Audience
 }
 
 // Query is a search over one service's listings. Filters combine with AND;

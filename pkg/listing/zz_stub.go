@@ -19,9 +19,14 @@ func (a Audience) Includes(peer string) bool {
 	return false
 }
 
-type ChangeX struct {
-	FirstSeq int64
-	Park     string
-	Kind     Kind
-	Audience Audience
+
+
+func (a Audience) With(l *Listing) Audience {
+	switch l.Visibility {
+	case Club:
+		a.Club = true
+	case Peers:
+		a.Parks = append(append([]string(nil), a.Parks...), l.ShareWith...)
+	}
+	return a
 }
