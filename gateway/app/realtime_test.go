@@ -484,8 +484,8 @@ func TestMalformedPeerEventsAreSkipped(t *testing.T) {
 		l := listing.Listing{ID: listing.NewID(listing.KindProject, time.Now()), Park: a.ID, Kind: listing.KindProject,
 			Title: fmt.Sprintf("good %d", n), Sectors: []string{"ai"}, Country: "CN", Visibility: listing.Club, Version: 1,
 			CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(), Attrs: listing.Attrs{Stage: "idea"}}
-		return string(feed.Marshal(feed.For(a.ID, listing.KindProject, listing.Change{Seq: int64(n), Op: listing.OpCreated,
-			ListingID: l.ID, Version: 1, At: time.Now().UTC(), Listing: &l}, b.ID)))
+		return string(feed.Marshal(feed.For(a.ID, listing.KindProject, listing.Change{Seq: int64(n), FirstSeq: int64(n), Op: listing.OpCreated,
+			ListingID: l.ID, Version: 1, At: time.Now().UTC(), Listing: &l}, b.ID, 0)))
 	}
 	goodOne, goodTwo := good(1), good(2)
 	var served atomic.Bool
