@@ -177,10 +177,6 @@ type Change struct {
 	// Previous is the state before an update or delete (nil for a create),
 	// so a feed can tell who could see the listing before.
 	Previous *Listing `json:"previous,omitempty"`
-	FirstSeq int64
-	Park     string
-	Kind     Kind
-	Audience Audience
 }
 
 // Query is a search over one service's listings. Filters combine with AND;
@@ -199,17 +195,12 @@ type Query struct {
 	VisibleTo string
 	Limit     int
 	Cursor    string
-	Parks        []string
-	ExcludeParks []string
-	Kinds        []Kind
-	CountParks   bool
 }
 
 // Page is one page of search results. NextCursor is empty on the last page.
 type Page struct {
 	Results    []*Listing `json:"results"`
 	NextCursor string     `json:"next_cursor"`
-	ParkHits   map[string]int `json:"park_hits,omitempty"`
 }
 
 // Limits of a query.
