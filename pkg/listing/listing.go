@@ -7,6 +7,7 @@ package listing
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 )
@@ -177,11 +178,7 @@ type Audience struct {
 // Includes reports whether peer could see some version: the listing was
 // club-wide once, or shared with peer.
 func (a Audience) Includes(peer string) bool {
-	if a.Club {
-		return true
-	}
-	i := sort.SearchStrings(a.Parks, peer)
-	return i < len(a.Parks) && a.Parks[i] == peer
+	return a.Club || slices.Contains(a.Parks, peer)
 }
 
 // With returns a widened by l's visibility: a private listing adds no one,

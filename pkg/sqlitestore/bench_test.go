@@ -149,3 +149,41 @@ func BenchmarkSearchByQuery(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIndexBackfill puts 10,000 listings of one origin into a fresh
+// club index, 500 per Batch, as a gateway copies a new peer's listings
+// (one op is the whole 10,000).
+func BenchmarkIndexBackfill(b *testing.B) {
+	const n, batch = 10_000, 500
+	r := rand.New(rand.NewPCG(3, 4))
+	now := time.Now().UTC()
+	all := make([]*listing.Listing, n)
+	for i := range all {
+		all[i] = synth.Listing(r, i, listing.KindProject, "haifa-lifescience", now)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		s, err := Open(ctx, filepath.Join(b.TempDir(), "index.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for start := 0; start < n; start += batch {
+			err := s.Batch(ctx, func(bt *Batch) error {
+				for i := start; i < start+batch && i < n; i++ {
+					if _, err := bt.Put(all[i], int64(i+1)); err != nil {
+						return err
+					}
+				}
+				return bt.SetMeta("backfill/haifa-lifescience", fmt.Sprint(start+batch))
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+}

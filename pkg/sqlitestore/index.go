@@ -108,7 +108,9 @@ func (s *Store) MetaPrefix(ctx context.Context, prefix string) (map[string]strin
 
 // Batch runs fn in one write transaction, committed only when fn returns
 // nil: what fn applied and the meta it set commit together or not at all.
-// ChangeSignal wakes after the commit. b is valid only inside fn.
+// ChangeSignal wakes after the commit. b is valid only inside fn, and fn
+// writes through b only: the Store's own writes would wait for this
+// transaction to end (SQLite has one writer). Reads see what has committed.
 func (s *Store) Batch(ctx context.Context, fn func(b *Batch) error) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		return fn(&Batch{ctx: ctx, tx: tx})

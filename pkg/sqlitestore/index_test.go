@@ -3,7 +3,6 @@ package sqlitestore_test
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,16 +12,6 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/listing/storetest"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
-
-func openIndex(t *testing.T, dir string) *sqlitestore.Store {
-	t.Helper()
-	s, err := sqlitestore.Open(t.Context(), filepath.Join(dir, "club-index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 // listingOf is a listing of park as its origin sent it, at version v.
 func listingOf(park string, k listing.Kind, id, title string, v int64, at time.Time) *listing.Listing {
@@ -64,7 +53,7 @@ func changesView(ch []listing.Change) string {
 }
 
 func TestIndexAppliesByVersion(t *testing.T) {
-	s := openIndex(t, t.TempDir())
+	s := openStore(t, t.TempDir())
 	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	const haifa, chengdu = "haifa-lifescience", "chengdu-hitech"
@@ -144,7 +133,7 @@ func TestIndexAppliesByVersion(t *testing.T) {
 
 // A tombstone keeps who could see the listing and nothing of its content.
 func TestIndexTombstoneKeepsAudienceNotContent(t *testing.T) {
-	s := openIndex(t, t.TempDir())
+	s := openStore(t, t.TempDir())
 	ctx := t.Context()
 	now := time.Now().UTC()
 	const park = "haifa-lifescience"
@@ -167,7 +156,7 @@ func TestIndexTombstoneKeepsAudienceNotContent(t *testing.T) {
 }
 
 func TestIndexSearchAcrossParks(t *testing.T) {
-	s := openIndex(t, t.TempDir())
+	s := openStore(t, t.TempDir())
 	ctx := t.Context()
 	now := time.Now().UTC()
 	parks := []string{"xian-hitech", "haifa-lifescience", "chengdu-hitech"}
@@ -246,7 +235,7 @@ func TestIndexSearchAcrossParks(t *testing.T) {
 
 func TestIndexBatchIsAtomic(t *testing.T) {
 	dir := t.TempDir()
-	s := openIndex(t, dir)
+	s := openStore(t, dir)
 	ctx := t.Context()
 	now := time.Now().UTC()
 	const park = "haifa-lifescience"
@@ -317,7 +306,7 @@ func TestIndexBatchIsAtomic(t *testing.T) {
 	}
 	// cursor_key is not the caller's: cursors issued before still open.
 	s.Close()
-	s = openIndex(t, dir)
+	s = openStore(t, dir)
 	if _, err := s.Search(ctx, listing.Query{Limit: 1, Cursor: page.NextCursor}); err != nil {
 		t.Errorf("cursor after SetMeta(cursor_key): %v", err)
 	}
