@@ -233,7 +233,8 @@ func TestContract(t *testing.T) {
 	// Search, local and (once peered) club.
 	expect(t, 200, "", contractCall{method: "GET", url: api + "/search?q=copper&limit=2", token: viewer})
 	expect(t, 400, "scope", contractCall{method: "GET", url: api + "/search?scope=galaxy", token: viewer})
-	expect(t, 400, "mode", contractCall{method: "GET", url: api + "/search?scope=club&mode=live", token: viewer})
+	expect(t, 400, "mode", contractCall{method: "GET", url: api + "/search?mode=live", token: viewer})
+	expect(t, 400, "mode", contractCall{method: "GET", url: api + "/search?scope=club&mode=fast", token: viewer})
 	expect(t, 400, "cursor", contractCall{method: "GET", url: api + "/search?q=copper&cursor=forged", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/search?q=copper"})
 
@@ -258,10 +259,15 @@ func TestContract(t *testing.T) {
 	expect(t, 200, "", contractCall{method: "GET", url: api + "/peers", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/peers"})
 	var club search.Response
-	json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&q=copper&timeout_ms=5000", token: b.token(t, parktoken.Viewer)}), &club)
+	json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&mode=live&q=copper&timeout_ms=5000", token: b.token(t, parktoken.Viewer)}), &club)
 	if club.Parks.Total != 2 || club.Parks.OK != 2 {
-		t.Fatalf("B's club search: %+v", club.Parks)
+		t.Fatalf("B's live club search: %+v", club.Parks)
 	}
+	waitFor(t, "B's club index live for both parks", 20*time.Second, func() bool {
+		club = search.Response{}
+		json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&q=copper", token: b.token(t, parktoken.Viewer)}), &club)
+		return club.Parks.Total == 2 && club.Parks.Live == 2 && !club.Partial
+	})
 	expect(t, 400, "timeout_ms", contractCall{method: "GET", url: api + "/search?scope=club&timeout_ms=5", token: viewer})
 	expect(t, 400, "required", contractCall{method: "GET", url: api + "/search?scope=club&required=haifa-lifescience", token: viewer})
 

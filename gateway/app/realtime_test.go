@@ -22,6 +22,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/webhook"
+	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
@@ -391,27 +392,37 @@ func TestSlowSubscriberIsCutOffResumably(t *testing.T) {
 	}
 }
 
+// A start the park stream cannot serve is refused before the stream
+// begins, with a status and a message that say what to do: an id of
+// another stream (or the older inbox stream) is a 400 naming
+// Last-Event-ID; a position ahead of the park's own logs (restored from a
+// backup) is a 409.
 func TestStreamRefusesBadLastEventID(t *testing.T) {
 	a := nodetest.StartPark(t, "xian-hitech")
-	for _, id := range []string{"garbage", "s1.1.2.3", "s1.999999.0.0.0"} {
+	for _, tt := range []struct {
+		id     string
+		status int
+	}{
+		{"garbage", 400},
+		{"s1.1.2.3.4", 400},
+		{"v1.1.2.3", 400},
+		{"c1~xian-hitech.999999.0.0", 409},
+	} {
 		req, _ := http.NewRequest("GET", a.GatewayURL+"/api/v1/stream", nil)
 		req.Header.Set("Authorization", "Bearer "+a.Token(parktoken.Viewer))
-		req.Header.Set("Last-Event-ID", id)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		req.Header.Set("Last-Event-ID", tt.id)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		res, err := http.DefaultClient.Do(req.WithContext(ctx))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e sse.StreamError
-		readSSE(res.Body, func(_, typ, data string) {
-			if typ == "error" {
-				json.Unmarshal([]byte(data), &e)
-			}
-		})
+		var body struct{ Error apierror.Error }
+		json.NewDecoder(res.Body).Decode(&body)
 		res.Body.Close()
 		cancel()
-		if (e.Code != "invalid_last_event_id" && e.Code != "cannot_resume") || e.Resync == "" {
-			t.Errorf("Last-Event-ID %q: error event %+v, want a clear refusal with a way to resync", id, e)
+		if res.StatusCode != tt.status || body.Error.Field != "Last-Event-ID" || body.Error.Message == "" ||
+			strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+			t.Errorf("Last-Event-ID %q: %d %+v, want %d naming Last-Event-ID before any stream", tt.id, res.StatusCode, body.Error, tt.status)
 		}
 	}
 }
