@@ -163,7 +163,7 @@ func TestOutboundRedirectsAreNotFollowed(t *testing.T) {
 				_, body := a.Do(ctx, "GET", "/api/v1/webhooks/"+hook.ID+"/deliveries", a.Token(parktoken.Admin), nil)
 				var d struct{ Deliveries []webhook.Delivery }
 				json.Unmarshal(body, &d)
-				return len(d.Deliveries) > 0 && d.Deliveries[0].LastError == webhook.ErrRedirectRefused
+				return len(d.Deliveries) > 0 && d.Deliveries[0].LastError == webhook.LastErrorRedirect
 			},
 		},
 	}

@@ -463,7 +463,7 @@ func TestWebhookRetriesAndDeadLetters(t *testing.T) {
 		var d struct{ Deliveries []webhook.Delivery }
 		json.Unmarshal(b, &d)
 		// Generic: neither the answer's body nor its status code.
-		return len(d.Deliveries) == 1 && d.Deliveries[0].Attempts == 3 && d.Deliveries[0].LastError == webhook.ErrAnswer5xx
+		return len(d.Deliveries) == 1 && d.Deliveries[0].Attempts == 3 && d.Deliveries[0].LastError == webhook.LastError5xx
 	})
 	// An organization does not match the filter: never delivered.
 	a.Create("organizations", `{"title":"not for the hook","sectors":["ai"],"country":"CN","attrs":{"org_type":"lab"}}`)

@@ -186,8 +186,8 @@ func TestVocabulariesMatchTheListingPackage(t *testing.T) {
 	for _, e := range schemas["Delivery"].(map[string]any)["properties"].(map[string]any)["last_error"].(map[string]any)["enum"].([]any) {
 		lastErrors = append(lastErrors, fmt.Sprint(e))
 	}
-	if !slices.Equal(lastErrors, webhook.PublicErrors) {
-		t.Errorf("Delivery.last_error enum = %v, want webhook.PublicErrors %v", lastErrors, webhook.PublicErrors)
+	if !slices.Equal(lastErrors, webhook.LastErrors) {
+		t.Errorf("Delivery.last_error enum = %v, want webhook.LastErrors %v", lastErrors, webhook.LastErrors)
 	}
 }
 
@@ -295,7 +295,7 @@ func realAnswers(t *testing.T) map[string]answer {
 		"webhook":        jsonAnswer(t, "POST", "/api/v1/webhooks", 201, hook),
 		"webhooks":       jsonAnswer(t, "GET", "/api/v1/webhooks", 200, map[string]any{"webhooks": []webhook.Webhook{listed}}),
 		"deliveries": jsonAnswer(t, "GET", "/api/v1/webhooks/"+hook.ID+"/deliveries?status=dead", 200, map[string]any{"deliveries": []webhook.Delivery{
-			{ID: 7, Webhook: hook.ID, EventID: "xian-hitech/project/42", Attempts: 5, Status: "dead", LastError: webhook.ErrAnswer5xx, NextAt: now, UpdatedAt: now}}}),
+			{ID: 7, Webhook: hook.ID, EventID: "xian-hitech/project/42", Attempts: 5, Status: "dead", LastError: webhook.LastError5xx, NextAt: now, UpdatedAt: now}}}),
 		"identity": jsonAnswer(t, "GET", "/.well-known/parkmesh.json", 200, fed.Identity()),
 		"jwks":     jsonAnswer(t, "GET", "/.well-known/jwks.json", 200, ks.JWKS(), "Cache-Control", "max-age=60"),
 		"establish": jsonAnswer(t, "POST", "/federation/v1/peering/establish", 200, map[string]any{

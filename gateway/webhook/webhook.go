@@ -9,7 +9,7 @@
 // the Policy denies (loopback, private, link-local, metadata, …); the
 // client that delivers checks every address it dials against the same
 // policy and follows no redirect. What a delivery's last_error says is one
-// of a few generic texts (see PublicErrors); the detail goes to the log.
+// of a few generic texts (see LastErrors); the detail goes to the log.
 package webhook
 
 import (
@@ -322,19 +322,19 @@ func (wh *Webhooks) deliverDue(ctx context.Context) {
 // webhook must not work as a scanner of the park's network). The detail
 // goes to the log.
 const (
-	ErrAddressRefused  = "refused: target address not allowed"
-	ErrRedirectRefused = "refused: redirect not followed"
-	ErrTimedOut        = "timed out"
-	ErrConnection      = "connection failed"
-	ErrAnswer4xx       = "HTTP 4xx answer"
-	ErrAnswer5xx       = "HTTP 5xx answer"
-	ErrAnswerOther     = "non-2xx answer"
-	ErrOther           = "delivery failed"
+	LastErrorAddress    = "refused: target address not allowed"
+	LastErrorRedirect   = "refused: redirect not followed"
+	LastErrorTimeout    = "timed out"
+	LastErrorConnection = "connection failed"
+	LastError4xx        = "HTTP 4xx answer"
+	LastError5xx        = "HTTP 5xx answer"
+	LastErrorAnswer     = "non-2xx answer"
+	LastErrorOther      = "delivery failed"
 )
 
-// PublicErrors lists every text last_error may hold.
-var PublicErrors = []string{ErrAddressRefused, ErrRedirectRefused, ErrTimedOut, ErrConnection,
-	ErrAnswer4xx, ErrAnswer5xx, ErrAnswerOther, ErrOther}
+// LastErrors lists every text last_error may hold.
+var LastErrors = []string{LastErrorAddress, LastErrorRedirect, LastErrorTimeout, LastErrorConnection,
+	LastError4xx, LastError5xx, LastErrorAnswer, LastErrorOther}
 
 // connError is a request that got no answer.
 type connError struct{ err error }
@@ -354,33 +354,33 @@ func publicError(err error) string {
 	var ce *connError
 	switch {
 	case errors.Is(err, outbound.ErrAddressDenied):
-		return ErrAddressRefused
+		return LastErrorAddress
 	case errors.As(err, &se):
 		switch se.code / 100 {
 		case 3:
-			return ErrRedirectRefused
+			return LastErrorRedirect
 		case 4:
-			return ErrAnswer4xx
+			return LastError4xx
 		case 5:
-			return ErrAnswer5xx
+			return LastError5xx
 		}
-		return ErrAnswerOther
+		return LastErrorAnswer
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return ErrTimedOut
+		return LastErrorTimeout
 	case errors.As(err, &ce):
-		return ErrConnection
+		return LastErrorConnection
 	}
-	return ErrOther
+	return LastErrorOther
 }
 
 // Deliveries lists webhook's newest deliveries, optionally of one status,
 // as they may be shown: a last_error stored by an older version, which
-// could carry detail, reads as ErrOther.
+// could carry detail, reads as LastErrorOther.
 func (wh *Webhooks) Deliveries(ctx context.Context, webhook, status string) ([]Delivery, error) {
 	out, err := wh.State.Deliveries(ctx, webhook, status)
 	for i := range out {
-		if e := out[i].LastError; e != "" && !slices.Contains(PublicErrors, e) {
-			out[i].LastError = ErrOther
+		if e := out[i].LastError; e != "" && !slices.Contains(LastErrors, e) {
+			out[i].LastError = LastErrorOther
 		}
 	}
 	return out, err

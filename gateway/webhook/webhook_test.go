@@ -210,8 +210,8 @@ func TestDeliveryRefusedAtDialTime(t *testing.T) {
 				t.Errorf("the receiver got %d requests", n)
 			}
 			d := onlyDelivery(t, del, h.ID)
-			if d.Status != state.Pending || d.Attempts != 1 || d.LastError != ErrAddressRefused {
-				t.Errorf("delivery = %+v, want pending after 1 attempt with last_error %q", d, ErrAddressRefused)
+			if d.Status != state.Pending || d.Attempts != 1 || d.LastError != LastErrorAddress {
+				t.Errorf("delivery = %+v, want pending after 1 attempt with last_error %q", d, LastErrorAddress)
 			}
 		})
 	}
@@ -232,26 +232,26 @@ func TestLastErrorIsGeneric(t *testing.T) {
 		url     string // instead of a receiver
 		want    string
 	}{
-		{name: "500 with an internal body", want: ErrAnswer5xx, handler: func(w http.ResponseWriter, _ *http.Request) {
+		{name: "500 with an internal body", want: LastError5xx, handler: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("X-Internal", "secret-internal")
 			w.WriteHeader(500)
 			io.WriteString(w, "secret-internal: db at 10.1.2.3:5432 refused")
 		}},
-		{name: "404 like a Consul API", want: ErrAnswer4xx, handler: func(w http.ResponseWriter, _ *http.Request) {
+		{name: "404 like a Consul API", want: LastError4xx, handler: func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(405)
 			io.WriteString(w, "secret-internal method not allowed")
 		}},
-		{name: "307 to another server", want: ErrRedirectRefused, handler: func(w http.ResponseWriter, r *http.Request) {
+		{name: "307 to another server", want: LastErrorRedirect, handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, elsewhere.URL+"/secret-internal", http.StatusTemporaryRedirect)
 		}},
-		{name: "too slow", want: ErrTimedOut, handler: func(w http.ResponseWriter, r *http.Request) {
+		{name: "too slow", want: LastErrorTimeout, handler: func(w http.ResponseWriter, r *http.Request) {
 			io.ReadAll(r.Body) // then the server notices the client leave
 			select {
 			case <-r.Context().Done():
 			case <-time.After(2 * time.Second):
 			}
 		}},
-		{name: "closed port", url: closedURL + "/hook", want: ErrConnection},
+		{name: "closed port", url: closedURL + "/hook", want: LastErrorConnection},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,7 +285,7 @@ func TestLastErrorIsGeneric(t *testing.T) {
 }
 
 // TestStoredDetailIsNotShown: a last_error an older version stored with
-// detail reads as the generic ErrOther.
+// detail reads as the generic LastErrorOther.
 func TestStoredDetailIsNotShown(t *testing.T) {
 	wh := newHooks(t, nil, fakeResolver{"public.example": {"93.184.216.34"}})
 	h, err := wh.Create(t.Context(), "https://public.example/hook", "", feed.Filter{})
@@ -298,8 +298,8 @@ func TestStoredDetailIsNotShown(t *testing.T) {
 	if err := wh.State.MarkFailed(t.Context(), d.ID, state.Pending, 1, `post: Post "http://127.0.0.1:8500/v1/kv": dial tcp 127.0.0.1:8500: connect: connection refused`, now, now); err != nil {
 		t.Fatal(err)
 	}
-	if got := onlyDelivery(t, wh, h.ID).LastError; got != ErrOther {
-		t.Errorf("last_error = %q, want %q", got, ErrOther)
+	if got := onlyDelivery(t, wh, h.ID).LastError; got != LastErrorOther {
+		t.Errorf("last_error = %q, want %q", got, LastErrorOther)
 	}
 }
 
