@@ -38,6 +38,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/httpjson"
 	"github.com/parkmesh/parkmesh/gateway/localsearch"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
+	"github.com/parkmesh/parkmesh/gateway/outbound"
 	"github.com/parkmesh/parkmesh/gateway/parkapi"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/portal"
@@ -90,6 +91,11 @@ type Config struct {
 	// WebhookAttempts and WebhookBackoff tune webhook retries.
 	WebhookAttempts int
 	WebhookBackoff  time.Duration
+	// WebhookAllow are the denied ranges (loopback, private, …) webhooks
+	// may target all the same.
+	WebhookAllow outbound.Prefixes
+	// MaxWebhooks caps the park's webhooks.
+	MaxWebhooks int
 }
 
 // Main runs the gateway process: ParseFlags, Open, Run(ctx), Close.
@@ -151,6 +157,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.Int64Var(&m.Config.Feed.MaxLag, "feed-max-lag", 50000, "events a stream subscriber may fall behind before it is cut off (resumable)")
 	fs.IntVar(&m.Config.WebhookAttempts, "webhook-attempts", 5, "failed deliveries after which a webhook event is dead-lettered")
 	fs.DurationVar(&m.Config.WebhookBackoff, "webhook-backoff", time.Second, "first webhook retry delay; doubles per attempt")
+	fs.Var(&m.Config.WebhookAllow, "webhook-allow-cidr", "a range webhooks may target although it is loopback, private, link-local, … (CIDR; repeat or comma-separate; a metadata address only as itself, e.g. 169.254.169.254/32)")
+	fs.IntVar(&m.Config.MaxWebhooks, "max-webhooks", 50, "most webhooks a park may register")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -195,6 +203,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	if m.Config.WebhookAttempts < 1 || m.Config.WebhookBackoff <= 0 {
 		return fmt.Errorf("-webhook-attempts must be at least 1 and -webhook-backoff positive")
 	}
+	if m.Config.MaxWebhooks < 1 || m.Config.MaxWebhooks > 10000 {
+		return fmt.Errorf("-max-webhooks %d: must be between 1 and 10000", m.Config.MaxWebhooks)
+	}
 	if m.Config.BreakerOpenFor <= 0 {
 		return fmt.Errorf("-breaker-open %s: must be positive", m.Config.BreakerOpenFor)
 	}
@@ -234,15 +245,27 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if p := m.keys.KeySet().Park(); p != m.Config.Park {
 		return fmt.Errorf("-park %q: the keys in -data-dir belong to park %q", m.Config.Park, p)
 	}
+	m.metrics = httpserver.NewMetrics()
+	// Every call out of the gateway follows no redirect (gateway/outbound);
+	// refusals are logged and counted.
+	outboundRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parkmesh_gateway_outbound_refused_total",
+		Help: "Outbound requests refused: redirects not followed and dials to denied addresses, by client and reason.",
+	}, []string{"client", "reason"})
+	m.metrics.Registry.MustRegister(outboundRefused)
+	client := func(name string, tr *http.Transport, traced bool, policy *outbound.Policy) *http.Client {
+		o := outbound.Options{Name: name, Transport: tr, Policy: policy, Logger: m.Logger,
+			Refused: func(c, reason string) { outboundRefused.WithLabelValues(c, reason).Inc() }}
+		if traced {
+			o.Wrap = m.tel.Transport
+		}
+		return outbound.New(o)
+	}
 	// Calls to the park's own services: short dials, pooled.
-	serviceClient := &http.Client{Transport: m.tel.Transport(&http.Transport{
-		MaxIdleConnsPerHost: 32, IdleConnTimeout: 90 * time.Second,
-		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-	})}
+	serviceClient := client("service", &http.Transport{MaxIdleConnsPerHost: 32, IdleConnTimeout: 90 * time.Second}, true, nil)
 	if m.services, err = discovery.New(m.Config.Consul, serviceClient, m.Logger); err != nil {
 		return err
 	}
-	m.metrics = httpserver.NewMetrics()
 	authFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parkmesh_gateway_auth_failures_total",
 		Help: "Requests refused for their token, by reason.",
@@ -256,16 +279,21 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	// Calls to peers: bounded in every phase; the search budget bounds the
 	// wait for an answer.
-	peerClient := &http.Client{Transport: m.tel.Transport(&http.Transport{
+	peerClient := client("peer", &http.Transport{
 		MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second,
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: search.MaxBudget,
-	})}
+	}, true, nil)
 	// Peers' feeds: long-lived, so no overall timeout.
-	streamClient := &http.Client{Transport: &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+	streamClient := client("stream", &http.Transport{
 		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
-	}}
+	}, false, nil)
+	// Webhook subscribers: every dialled address checked against the
+	// policy, whatever the name resolved to at registration.
+	webhookPolicy := outbound.NewPolicy(m.Config.WebhookAllow)
+	webhookClient := client("webhook", &http.Transport{
+		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
+		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
+	}, true, webhookPolicy)
 	m.peers = peering.NewStore(cc, peerClient, m.Logger)
 	fed := &peering.Federation{
 		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
@@ -301,7 +329,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 		index.SyncPeers(context.Background(), active)
 	})
-	hooks := &webhook.Webhooks{State: m.state, Index: index, Client: peerClient, Logger: m.Logger,
+	hooks := &webhook.Webhooks{State: m.state, Index: index, Client: webhookClient, Logger: m.Logger,
+		Policy: webhookPolicy, MaxWebhooks: m.Config.MaxWebhooks,
 		MaxAttempts: m.Config.WebhookAttempts, Backoff: m.Config.WebhookBackoff}
 
 	park := &parkapi.API{

@@ -56,7 +56,8 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 	// The gateway's own listeners stay (Consul checks the park one).
 	g.Listeners.Park, g.Listeners.Federation = listenLocal(t), listenLocal(t)
 	if err := g.ParseFlags([]string{"-data-dir", dir, "-park", id,
-		"-consul", consulAddr, "-public-url", public, "-webhook-backoff", "100ms", "-feed-heartbeat", "1s"},
+		"-consul", consulAddr, "-public-url", public, "-webhook-backoff", "100ms", "-feed-heartbeat", "1s",
+		"-webhook-allow-cidr", "127.0.0.0/8", "-max-webhooks", "1"},
 		func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -338,12 +339,14 @@ func TestContract(t *testing.T) {
 	}))
 	defer receiver.Close()
 	expect(t, 400, "url", contractCall{method: "POST", url: api + "/webhooks", token: admin, body: `{"url":"ftp://example.org/x"}`})
+	expect(t, 400, "url", contractCall{method: "POST", url: api + "/webhooks", token: admin, body: `{"url":"http://169.254.169.254/latest/meta-data/"}`})
 	expect(t, 400, "filter.sector", contractCall{method: "POST", url: api + "/webhooks", token: admin, body: `{"url":"` + receiver.URL + `","filter":{"sector":"ai"}}`})
 	expect(t, 400, "secret", contractCall{method: "POST", url: api + "/webhooks", token: admin, body: `{"url":"` + receiver.URL + `","secret":"short"}`})
 	expect(t, 403, "", contractCall{method: "POST", url: api + "/webhooks", token: editor, body: `{"url":"` + receiver.URL + `"}`})
 	var hook webhook.Webhook
 	json.Unmarshal(expect(t, 201, "", contractCall{method: "POST", url: api + "/webhooks", token: admin,
 		body: `{"url":"` + receiver.URL + `","filter":{"kinds":"projects","sectors":"new-materials"}}`}), &hook)
+	expect(t, 409, "", contractCall{method: "POST", url: api + "/webhooks", token: admin, body: `{"url":"` + receiver.URL + `"}`}) // -max-webhooks 1
 	expect(t, 200, "", contractCall{method: "GET", url: api + "/webhooks", token: admin})
 	expect(t, 403, "", contractCall{method: "GET", url: api + "/webhooks", token: viewer})
 	expect(t, 201, "", contractCall{method: "POST", url: api + "/projects", token: editor, body: project("webhook contract copper", "")})

@@ -183,6 +183,13 @@ func TestVocabulariesMatchTheListingPackage(t *testing.T) {
 			t.Errorf("%s enum = %v, want %v", name, got, voc)
 		}
 	}
+	var lastErrors []string
+	for _, e := range schemas["Delivery"].(map[string]any)["properties"].(map[string]any)["last_error"].(map[string]any)["enum"].([]any) {
+		lastErrors = append(lastErrors, fmt.Sprint(e))
+	}
+	if !slices.Equal(lastErrors, webhook.LastErrors) {
+		t.Errorf("Delivery.last_error enum = %v, want webhook.LastErrors %v", lastErrors, webhook.LastErrors)
+	}
 }
 
 var now = time.Date(2026, 11, 30, 8, 0, 0, 123456789, time.UTC)
@@ -289,7 +296,7 @@ func realAnswers(t *testing.T) map[string]answer {
 		"webhook":        jsonAnswer(t, "POST", "/api/v1/webhooks", 201, hook),
 		"webhooks":       jsonAnswer(t, "GET", "/api/v1/webhooks", 200, map[string]any{"webhooks": []webhook.Webhook{listed}}),
 		"deliveries": jsonAnswer(t, "GET", "/api/v1/webhooks/"+hook.ID+"/deliveries?status=dead", 200, map[string]any{"deliveries": []webhook.Delivery{
-			{ID: 7, Webhook: hook.ID, EventID: "xian-hitech/project/42", Attempts: 5, Status: "dead", LastError: "subscriber answered 500", NextAt: now, UpdatedAt: now}}}),
+			{ID: 7, Webhook: hook.ID, EventID: "xian-hitech/project/42", Attempts: 5, Status: "dead", LastError: webhook.LastError5xx, NextAt: now, UpdatedAt: now}}}),
 		"identity": jsonAnswer(t, "GET", "/.well-known/parkmesh.json", 200, fed.Identity()),
 		"jwks":     jsonAnswer(t, "GET", "/.well-known/jwks.json", 200, ks.JWKS(), "Cache-Control", "max-age=60"),
 		"establish": jsonAnswer(t, "POST", "/federation/v1/peering/establish", 200, map[string]any{
@@ -302,6 +309,7 @@ func realAnswers(t *testing.T) map[string]answer {
 		"federation unauthorized": errorAnswer("POST", "/federation/v1/search", apierror.New(apierror.Unauthorized, "missing or invalid access token"),
 			"WWW-Authenticate", `Bearer realm="parkmesh-federation"`),
 		"forbidden":           errorAnswer("DELETE", "/api/v1/peerings/chengdu-hitech", apierror.New(apierror.Forbidden, "your role does not permit this")),
+		"webhook cap":         errorAnswer("POST", "/api/v1/webhooks", apierror.New(apierror.Conflict, "the park has 50 webhooks, the most it may have (-max-webhooks); delete one first")),
 		"stale":               errorAnswer("PUT", "/api/v1/projects/"+p.ID, apierror.New(apierror.PreconditionFailed, "version 7 is not current")),
 		"no instance":         errorAnswer("GET", "/api/v1/talent", apierror.New(apierror.Unavailable, "no healthy talent (talent) service instance answered")),
 		"unknown route":       errorAnswer("GET", "/api/v1/widgets", apierror.New(apierror.NotFound, "no route GET /api/v1/widgets")),

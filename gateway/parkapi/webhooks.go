@@ -85,7 +85,7 @@ func (a *API) deliveries(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, apierror.InvalidField("status", "must be pending, delivered or dead"))
 		return
 	}
-	out, err := a.Webhooks.State.Deliveries(r.Context(), r.PathValue("id"), status)
+	out, err := a.Webhooks.Deliveries(r.Context(), r.PathValue("id"), status)
 	if err != nil {
 		apierror.Write(w, err)
 		return

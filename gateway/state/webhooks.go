@@ -39,11 +39,30 @@ const (
 // ErrNotFound is returned for a webhook that does not exist.
 var ErrNotFound = errors.New("state: not found")
 
+// ErrLimit is returned by CreateWebhookUpTo when the limit is reached.
+var ErrLimit = errors.New("state: webhook limit reached")
+
 // CreateWebhook stores h.
 func (db *DB) CreateWebhook(ctx context.Context, h Webhook) error {
-	_, err := db.write.ExecContext(ctx, `INSERT INTO webhooks(id, url, secret, filter, created) VALUES (?, ?, ?, ?, ?)`,
-		h.ID, h.URL, h.Secret, h.Filter, h.Created.UnixMicro())
-	return err
+	return db.CreateWebhookUpTo(ctx, h, 0)
+}
+
+// CreateWebhookUpTo stores h unless limit (when positive) webhooks exist
+// already: ErrLimit then. Count and insert are one statement, so replicas
+// registering at once cannot overshoot.
+func (db *DB) CreateWebhookUpTo(ctx context.Context, h Webhook, limit int) error {
+	res, err := db.write.ExecContext(ctx, `INSERT INTO webhooks(id, url, secret, filter, created)
+		SELECT ?, ?, ?, ?, ? WHERE ? <= 0 OR (SELECT count(*) FROM webhooks) < ?`,
+		h.ID, h.URL, h.Secret, h.Filter, h.Created.UnixMicro(), limit, limit)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return ErrLimit
+	}
+	return nil
 }
 
 // Webhooks lists the webhooks, oldest first.

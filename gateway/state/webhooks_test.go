@@ -179,3 +179,23 @@ func TestEnqueueIsAtomic(t *testing.T) {
 		t.Errorf("a failed batch left %d deliveries", len(ds))
 	}
 }
+
+func TestCreateWebhookUpTo(t *testing.T) {
+	db := open(t, t.TempDir())
+	ctx := t.Context()
+	hook := func(i int) Webhook {
+		return Webhook{ID: "wh_" + string(rune('a'+i)), URL: "http://x.example", Secret: "s", Filter: "{}", Created: time.Now()}
+	}
+	for i := range 3 {
+		must(t, db.CreateWebhookUpTo(ctx, hook(i), 3))
+	}
+	if err := db.CreateWebhookUpTo(ctx, hook(3), 3); !errors.Is(err, ErrLimit) {
+		t.Errorf("fourth webhook with a limit of 3: err = %v, want ErrLimit", err)
+	}
+	if got, _ := db.Webhooks(ctx); len(got) != 3 {
+		t.Errorf("after the refused one: %d webhooks, want 3", len(got))
+	}
+	must(t, db.DeleteWebhook(ctx, "wh_a"))
+	must(t, db.CreateWebhookUpTo(ctx, hook(3), 3)) // room again
+	must(t, db.CreateWebhookUpTo(ctx, hook(4), 0)) // 0: no limit
+}
