@@ -269,6 +269,14 @@ func TestContract(t *testing.T) {
 		json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&q=copper", token: b.token(t, parktoken.Viewer)}), &club)
 		return club.Parks.Total == 2 && club.Parks.Live == 2 && !club.Partial
 	})
+	// Any listing of the club by park: A's own, and one B does not have.
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/club/" + a.id + "/projects/" + ids["projects"], token: viewer})
+	expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/club/" + a.id + "/projects/" + ids["projects"], token: b.token(t, parktoken.Viewer)})
+	expect(t, 404, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/club/" + a.id + "/projects/" + ids["private"], token: b.token(t, parktoken.Viewer)})
+	expect(t, 404, "", contractCall{method: "GET", url: api + "/club/haifa-lifescience/projects/" + ids["projects"], token: viewer})
+	expect(t, 400, "kind", contractCall{method: "GET", url: api + "/club/" + a.id + "/widgets/" + ids["projects"], token: viewer})
+	expect(t, 400, "id", contractCall{method: "GET", url: api + "/club/" + a.id + "/projects/..%2Fchanges", token: viewer})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/club/" + a.id + "/projects/" + ids["projects"]})
 	expect(t, 400, "timeout_ms", contractCall{method: "GET", url: api + "/search?scope=club&timeout_ms=5", token: viewer})
 	expect(t, 400, "required", contractCall{method: "GET", url: api + "/search?scope=club&required=haifa-lifescience", token: viewer})
 
@@ -290,24 +298,23 @@ func TestContract(t *testing.T) {
 	expect(t, 404, "", contractCall{method: "GET", url: fed + "/federation/v1/listings/project/" + ids["private"], token: fedToken(t, b, a, parktoken.ScopeListings)})
 	expect(t, 401, "", contractCall{method: "GET", url: fed + "/federation/v1/listings/project/" + ids["projects"]})
 	expect(t, 401, "", contractCall{method: "GET", url: fed + "/federation/v1/changes", token: a.token(t, parktoken.Admin)})
-	// The changes feed: its position event, then a change as B may see it.
-	evs := firstEvents(t, contractCall{method: "GET", url: fed + "/federation/v1/changes?start=now", token: fedToken(t, b, a, parktoken.ScopeChanges)}, 2, 20*time.Second, func() {
+	// The changes feed: its position event, the synced marker (nothing
+	// before now), then a change as B may see it.
+	evs := firstEvents(t, contractCall{method: "GET", url: fed + "/federation/v1/changes?start=now", token: fedToken(t, b, a, parktoken.ScopeChanges)}, 3, 20*time.Second, func() {
 		expect(t, 201, "", contractCall{method: "POST", url: api + "/projects", token: editor, body: project("feed contract copper", "")})
 	})
-	if evs[0][1] != "position" || evs[0][2] != "{}" || evs[1][1] != "" {
-		t.Errorf("federation feed began with %v, want a position event then a change", evs)
+	if evs[0][1] != "position" || evs[0][2] != "{}" || evs[1][1] != "synced" || evs[1][0] != evs[0][0] || evs[2][1] != "" {
+		t.Errorf("federation feed began with %v, want a position event, synced at it, then a change", evs)
 	}
-	if err := v.CheckSchema("CloudEvent", []byte(evs[1][2])); err != nil {
+	if err := v.CheckSchema("CloudEvent", []byte(evs[2][2])); err != nil {
 		t.Errorf("federation feed event: %v", err)
 	}
-	evs = firstEvents(t, contractCall{method: "GET", url: fed + "/federation/v1/changes", token: fedToken(t, b, a, parktoken.ScopeChanges),
-		header: []string{"Last-Event-ID", "v1.999999.0.0"}}, 1, 20*time.Second, nil)
-	if evs[0][1] != "error" {
-		t.Errorf("federation feed with a position ahead of the log: %v, want an error event", evs)
-	}
-	if err := v.CheckSchema("StreamError", []byte(evs[0][2])); err != nil {
-		t.Errorf("federation feed error event: %v", err)
-	}
+	// A start the feed cannot serve is refused before the stream begins.
+	expect(t, 409, "Last-Event-ID", contractCall{method: "GET", url: fed + "/federation/v1/changes", token: fedToken(t, b, a, parktoken.ScopeChanges),
+		header: []string{"Last-Event-ID", "v1.999999.0.0"}})
+	expect(t, 400, "Last-Event-ID", contractCall{method: "GET", url: fed + "/federation/v1/changes", token: fedToken(t, b, a, parktoken.ScopeChanges),
+		header: []string{"Last-Event-ID", "c1~xian-hitech.1.2.3"}})
+	expect(t, 400, "start", contractCall{method: "GET", url: fed + "/federation/v1/changes?start=yesterday", token: fedToken(t, b, a, parktoken.ScopeChanges)})
 
 	// The park stream: a change made after subscribing, and a refused id.
 	evs = firstEvents(t, contractCall{method: "GET", url: api + "/stream?kinds=projects&sectors=new-materials", token: viewer}, 1, 20*time.Second, func() {
@@ -316,13 +323,8 @@ func TestContract(t *testing.T) {
 	if err := v.CheckSchema("CloudEvent", []byte(evs[0][2])); err != nil {
 		t.Errorf("park stream event: %v", err)
 	}
-	evs = firstEvents(t, contractCall{method: "GET", url: api + "/stream", token: viewer, header: []string{"Last-Event-ID", "garbage"}}, 1, 10*time.Second, nil)
-	if evs[0][1] != "error" {
-		t.Errorf("park stream with a bad Last-Event-ID: %v, want an error event", evs)
-	}
-	if err := v.CheckSchema("StreamError", []byte(evs[0][2])); err != nil {
-		t.Errorf("park stream error event: %v", err)
-	}
+	expect(t, 400, "Last-Event-ID", contractCall{method: "GET", url: api + "/stream", token: viewer, header: []string{"Last-Event-ID", "garbage"}})
+	expect(t, 409, "Last-Event-ID", contractCall{method: "GET", url: api + "/stream", token: viewer, header: []string{"Last-Event-ID", "c1~" + a.id + ".999999.0.0"}})
 	expect(t, 400, "sector", contractCall{method: "GET", url: api + "/stream?sector=ai", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/stream"})
 
