@@ -20,6 +20,7 @@ import (
 	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
 	"github.com/parkmesh/parkmesh/gateway/feed"
+	"github.com/parkmesh/parkmesh/gateway/search"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/webhook"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
@@ -147,6 +148,16 @@ func (s *subscriber) waitFor(t *testing.T, what string, timeout time.Duration, c
 	return nil
 }
 
+// waitLive waits until p's club index holds peer's part live: its feed is
+// connected and caught up.
+func waitLive(t *testing.T, p *nodetest.Park, peer string) {
+	t.Helper()
+	waitFor(t, peer+" live in "+p.ID+"'s club index", 30*time.Second, func() bool {
+		ans, status, _ := clubSearch(t, p, "parks="+peer)
+		return status == 200 && statusOf(ans, peer) == search.StatusLive
+	})
+}
+
 func countOf(subject string) func([]received) int {
 	return func(evs []received) int {
 		n := 0
@@ -164,22 +175,30 @@ func TestFeedCreateUpdateWithdraw(t *testing.T) {
 	a, b := parks[0], parks[1]
 	sub := subscribe(t, func() string { return b.GatewayURL }, b.Token(parktoken.Viewer), "parks="+a.ID)
 	waitFor(t, "subscriber connected", 5*time.Second, func() bool { return sub.conns.Load() > 0 })
+	waitLive(t, b, a.ID)
 	ctx := context.Background()
 	editor := a.Token(parktoken.Editor)
+	// One step at a time, each seen before the next: a feed of current
+	// state sends a listing changed twice before it is read only once.
 	l := a.Create("projects", project("实时 新材料 live", ""))
+	sub.waitFor(t, "L created", 10*time.Second, func(e []received) bool { return len(e) >= 1 })
 	m := a.Create("projects", project("second listing", ""))
+	sub.waitFor(t, "M created", 10*time.Second, func(e []received) bool { return len(e) >= 2 })
 	body := func(title, vis string) *strings.Reader {
 		return strings.NewReader(`{"title":"` + title + `","sectors":["new-materials"],"country":"CN","visibility":"` + vis + `","attrs":{"stage":"pilot"}}`)
 	}
 	if s, b := a.Do(ctx, "PUT", "/api/v1/projects/"+l.ID, editor, body("实时 updated", "club")); s != 200 {
 		t.Fatalf("update: %d %s", s, b)
 	}
+	sub.waitFor(t, "L updated", 10*time.Second, func(e []received) bool { return len(e) >= 3 })
 	if s, b := a.Do(ctx, "PUT", "/api/v1/projects/"+l.ID, editor, body("实时 private", "private")); s != 200 {
 		t.Fatalf("make private: %d %s", s, b)
 	}
+	sub.waitFor(t, "L withdrawn", 10*time.Second, func(e []received) bool { return len(e) >= 4 })
 	if s, _ := a.Do(ctx, "DELETE", "/api/v1/projects/"+l.ID, editor, nil); s != 204 {
 		t.Fatalf("delete private: %d", s)
 	}
+	time.Sleep(300 * time.Millisecond) // nothing may follow
 	if s, _ := a.Do(ctx, "DELETE", "/api/v1/projects/"+m.ID, editor, nil); s != 204 {
 		t.Fatalf("delete: %d", s)
 	}

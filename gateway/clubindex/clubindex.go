@@ -69,6 +69,7 @@ type Index struct {
 	links map[string]*link         // per peer being followed
 	ready chan struct{}            // closed once the park's own listings are caught up
 	once  sync.Once
+	local *feed.Local // the park's own feed, once FollowLocal runs
 
 	applied *prometheus.CounterVec
 	purged  prometheus.Counter
@@ -198,6 +199,9 @@ func (x *Index) advance(park string, i int, seq int64) {
 // FollowLocal keeps the park's own listings in the index from the local
 // feed (all of them, as the park's staff see them) until ctx ends.
 func (x *Index) FollowLocal(ctx context.Context, local *feed.Local) {
+	x.mu.Lock()
+	x.local = local
+	x.mu.Unlock()
 	pause := retry.New(100*time.Millisecond, 5*time.Second)
 	failing := false
 	for ctx.Err() == nil {
@@ -331,11 +335,23 @@ func (x *Index) Apply(ctx context.Context, peer, id string, ev *feed.Event) (boo
 		return false, fmt.Errorf("peer %s sent an event of kind %q", peer, k)
 	}
 	c.Seq = pos[i]
+	if c.Op == listing.OpDeleted {
+		// A withdrawal of a listing the index does not hold (never copied,
+		// or already withdrawn: a peer tells every park that could ever see
+		// it) changes nothing here and is not news to the park's staff.
+		if _, err := x.store.GetOf(ctx, peer, c.ListingID); apierror.CodeOf(err) == apierror.NotFound {
+			c.Listing, c.Op = nil, ""
+		} else if err != nil {
+			return false, err
+		}
+	}
 	var fresh bool
 	err = x.store.Batch(ctx, func(b *sqlitestore.Batch) error {
 		var err error
-		if fresh, err = apply(b, peer, k, c); err != nil {
-			return err
+		if c.Op != "" {
+			if fresh, err = apply(b, peer, k, c); err != nil {
+				return err
+			}
 		}
 		return b.SetMeta(keyPosition+peer, id)
 	})
@@ -530,6 +546,7 @@ func (x *Index) Head() feed.ClubPosition {
 type Stream struct {
 	Index *Index
 	From  feed.ClubPosition
+	Sent  *feed.Sent // feed.NewSent(), or nil
 }
 
 // Signals implements feed.Source.
@@ -584,7 +601,7 @@ func (s Stream) Next(ctx context.Context, pos feed.ClubPosition, limit int) ([]f
 		best.cs = best.cs[1:]
 		p := parks[best.park]
 		i := feed.KindIndex(best.kind)
-		ev := feed.For(best.park, best.kind, c, "", s.From.Of(best.park)[i])
+		ev := feed.For(best.park, best.kind, c, "", s.Sent.After(best.park, c.ListingID, c.FirstSeq, s.From.Of(best.park)[i]))
 		p[i] = c.Seq
 		parks[best.park] = p
 		if ev != nil {
@@ -595,20 +612,35 @@ func (s Stream) Next(ctx context.Context, pos feed.ClubPosition, limit int) ([]f
 }
 
 // Resume is where a park-side reader with SSE id last ("" for none)
-// starts: after last, or at the newest position. It first waits (up to
+// starts: after last, or at the position of the moment asked. It first waits (up to
 // feed.ReadyWait) until the park's own listings are caught up, so a
 // position this park issued is never mistaken for one from the future
 // (Unavailable when that takes too long). A position ahead of the park's
 // own logs (restored from a backup) is a Conflict: the reader starts again
 // without one. A peer's part ahead of what the index holds of it (that peer
 // was copied afresh) is read again from its start.
-func (x *Index) Resume(ctx context.Context, last string) (feed.ClubPosition, error) {
+func (x *Index) Resume(ctx context.Context, last string, asked time.Time) (feed.ClubPosition, error) {
+	notReady := apierror.New(apierror.Unavailable, "this gateway is still reading the park's change logs; retry shortly with the same position")
 	if err := x.WaitReady(ctx, feed.ReadyWait); err != nil {
-		return feed.ClubPosition{}, apierror.New(apierror.Unavailable, "this gateway is still reading the park's change logs; retry shortly with the same position")
+		return feed.ClubPosition{}, notReady
 	}
 	head := x.Head()
 	if last == "" {
-		return head, nil
+		// "Now" is when the reader asked, not when the index was ready:
+		// the park's own changes in between are the reader's too. (The
+		// services answer where their logs stood at that moment.)
+		x.mu.Lock()
+		local := x.local
+		x.mu.Unlock()
+		own, err := local.PositionAt(ctx, asked)
+		if err != nil {
+			return feed.ClubPosition{}, notReady
+		}
+		h := head.Of(x.park)
+		for i := range own {
+			own[i] = min(own[i], h[i])
+		}
+		return head.With(x.park, own), nil
 	}
 	pos, err := feed.ParseClubPosition(last)
 	if err != nil {

@@ -269,7 +269,7 @@ func TestStreamAcrossParksAndReplicas(t *testing.T) {
 	}
 	// The other replica resumes the same position: nothing more, nothing
 	// again.
-	pos, err := replicas[1].Resume(ctx, next.String())
+	pos, err := replicas[1].Resume(ctx, next.String(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,11 +278,11 @@ func TestStreamAcrossParksAndReplicas(t *testing.T) {
 	}
 	// A position past this park's own logs is refused; one past a peer's
 	// part re-reads that part.
-	_, err = x.Resume(ctx, "c1~xian-hitech.0.9.0")
+	_, err = x.Resume(ctx, "c1~xian-hitech.0.9.0", time.Now())
 	if apierror.CodeOf(err) != apierror.Conflict {
 		t.Errorf("own part ahead: %v, want Conflict", err)
 	}
-	pos, err = x.Resume(ctx, "c1~haifa-park.0.99.0~xian-hitech.0.2.0")
+	pos, err = x.Resume(ctx, "c1~haifa-park.0.99.0~xian-hitech.0.2.0", time.Now())
 	if err != nil || pos.Of(peerA) != (feed.Position{}) {
 		t.Errorf("peer part ahead: %v, %v; want it read again", pos, err)
 	}

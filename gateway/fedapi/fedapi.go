@@ -293,7 +293,7 @@ func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 	if err := s.Event(pos.String(), "position", []byte("{}")); err != nil || s.Flush() != nil {
 		return
 	}
-	feed.Serve(ctx, s, feed.Source[feed.Position](feed.PeerView{Feed: f.Feed, Viewer: c.Issuer, From: pos}), pos, opts, nil)
+	feed.Serve(ctx, s, feed.Source[feed.Position](feed.PeerView{Feed: f.Feed, Viewer: c.Issuer, From: pos, Sent: feed.NewSent()}), pos, opts, nil)
 }
 
 // Start is where a changes stream of the park's logs begins: after

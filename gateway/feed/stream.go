@@ -181,11 +181,46 @@ type PeerView struct {
 	Feed   *Local
 	Viewer string
 	// From is where the stream started: a listing created after it is
-	// "created", one created before it "updated". In a log of current
-	// state this is a hint (a listing changed again before a reader
-	// reached it may be new to the reader although created earlier), so
-	// a follower applies both alike, as an upsert by version.
+	// "created" the first time the stream sends it, one created before it
+	// "updated". In a log of current state this is a hint (a listing
+	// changed again before a reader reached it may be new to the reader
+	// although created earlier), so a follower applies both alike, as an
+	// upsert by version.
 	From Position
+	// Sent remembers which listings this stream has sent (NewSent; nil:
+	// none remembered).
+	Sent *Sent
+}
+
+// Sent remembers the listings a stream has sent, so that a listing
+// created after the stream's start is "created" once and "updated" after
+// that. It stops remembering at a bound (a huge backlog then reads
+// "created" for listings it forgot, which followers apply alike).
+type Sent struct {
+	ids map[string]struct{}
+}
+
+// maxSent bounds the listings one stream remembers.
+const maxSent = 200_000
+
+// NewSent returns an empty memory.
+func NewSent() *Sent { return &Sent{ids: map[string]struct{}{}} }
+
+// After is the position For needs for a listing of park with id created
+// at first, in a stream that started at from: past the creation when
+// the stream has sent the listing already.
+func (s *Sent) After(park, id string, first, from int64) int64 {
+	if s == nil {
+		return from
+	}
+	key := park + "/" + id
+	if _, ok := s.ids[key]; ok {
+		return first
+	}
+	if len(s.ids) < maxSent {
+		s.ids[key] = struct{}{}
+	}
+	return from
 }
 
 // Signals implements Source.
@@ -202,7 +237,8 @@ func (v PeerView) Next(ctx context.Context, pos Position, limit int) ([]Item[Pos
 	}
 	var out []Item[Position]
 	for _, pc := range batch {
-		if ev := For(v.Feed.Park, pc.Kind, pc.Change, v.Viewer, v.From[KindIndex(pc.Kind)]); ev != nil {
+		after := v.Sent.After(v.Feed.Park, pc.Change.ListingID, pc.Change.FirstSeq, v.From[KindIndex(pc.Kind)])
+		if ev := For(v.Feed.Park, pc.Kind, pc.Change, v.Viewer, after); ev != nil {
 			out = append(out, Item[Position]{Park: v.Feed.Park, Event: ev, After: pc.After})
 		}
 		pos = pc.After

@@ -575,3 +575,22 @@ func TestLocalWindowHoldsEachListingOnce(t *testing.T) {
 		t.Errorf("read after 1 (below the window) read the services %d times, %v; want once", logs.catchUpReads(), err)
 	}
 }
+
+// A listing created after the stream's start is "created" the first time
+// the stream sends it and "updated" after that.
+func TestSentMakesCreatedOnce(t *testing.T) {
+	s := NewSent()
+	if got := s.After(home, "prj_1", 5, 2); got != 2 {
+		t.Errorf("first send: after %d, want the stream's start 2", got)
+	}
+	if got := s.After(home, "prj_1", 5, 2); got != 5 {
+		t.Errorf("second send: after %d, want past the creation 5", got)
+	}
+	if got := s.After(peerA, "prj_1", 5, 2); got != 2 {
+		t.Errorf("the same id of another park: after %d, want 2", got)
+	}
+	var none *Sent
+	if got := none.After(home, "prj_1", 5, 2); got != 2 {
+		t.Errorf("no memory: after %d, want 2", got)
+	}
+}

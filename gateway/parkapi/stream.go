@@ -2,6 +2,7 @@ package parkapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/feed"
@@ -26,7 +27,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	// The start is fixed before the stream answers: a subscriber that acts
 	// once it sees the answer must find its action after the start. A
 	// start that cannot be served is refused before the stream begins.
-	pos, err := a.Index.Resume(r.Context(), last)
+	pos, err := a.Index.Resume(r.Context(), last, time.Now())
 	if err != nil {
 		if apierror.CodeOf(err) == apierror.Unavailable {
 			w.Header().Set("Retry-After", "1")
@@ -38,7 +39,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	feed.Serve(r.Context(), s, feed.Source[feed.ClubPosition](clubindex.Stream{Index: a.Index, From: pos}), pos, a.FeedOptions, func(it feed.Item[feed.ClubPosition]) bool {
+	feed.Serve(r.Context(), s, feed.Source[feed.ClubPosition](clubindex.Stream{Index: a.Index, From: pos, Sent: feed.NewSent()}), pos, a.FeedOptions, func(it feed.Item[feed.ClubPosition]) bool {
 		return filter.Match(it.Park, it.Event)
 	})
 }

@@ -155,8 +155,12 @@ func (wh *Webhooks) dispatch(ctx context.Context) {
 	if err != nil || raw == "" {
 		// First start (or a position of the older inbox stream): only what
 		// happens from now on, once the index has read the park's logs.
+		asked := time.Now()
 		for {
-			if pos, err = wh.Index.Resume(ctx, ""); err == nil {
+			if pos, err = wh.Index.Resume(ctx, "", asked); err == nil {
+				err = wh.State.Enqueue(ctx, nil, pos.String())
+			}
+			if err == nil {
 				break
 			}
 			if !retry.Sleep(ctx, time.Second) {
@@ -164,7 +168,7 @@ func (wh *Webhooks) dispatch(ctx context.Context) {
 			}
 		}
 	}
-	src := clubindex.Stream{Index: wh.Index, From: pos}
+	src := clubindex.Stream{Index: wh.Index, From: pos, Sent: feed.NewSent()}
 	for ctx.Err() == nil {
 		sig := src.Signals()
 		items, next, err := src.Next(ctx, pos, 200)
