@@ -86,6 +86,10 @@ type Config struct {
 	// FeedTokenTTL is the lifetime of the tokens peers' feeds are followed
 	// with: each stream ends when its token does, and is resumed.
 	FeedTokenTTL time.Duration
+	// FeedIdleTimeout drops a peer's feed that sends nothing, not even a
+	// heartbeat, for this long: the peer's part of the club index turns
+	// stale and the feed is resumed.
+	FeedIdleTimeout time.Duration
 	// Feed tunes the change streams.
 	Feed feed.Options
 	// WebhookAttempts and WebhookBackoff tune webhook retries.
@@ -150,6 +154,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.StringVar(&m.Config.Name, "name", "", "the park's display name (default: the park id)")
 	fs.StringVar(&m.Config.Country, "country", "", "the park's ISO 3166-1 alpha-2 country")
 	fs.DurationVar(&m.Config.BreakerOpenFor, "breaker-open", 5*time.Second, "how long a peer's open circuit breaker refuses calls before probing")
+	fs.DurationVar(&m.Config.FeedIdleTimeout, "feed-idle-timeout", follower.DefaultIdleTimeout, "a peer's feed that sends nothing, not even a heartbeat, for this long is dropped (its listings turn stale) and resumed")
 	fs.DurationVar(&m.Config.FeedTokenTTL, "feed-token-ttl", parktoken.MaxFederationTTL, "lifetime of the token a peer's feed is followed with (at most 5m); the stream is resumed with a fresh one when it expires")
 	fs.DurationVar(&m.Config.PeerSlowFloor, "peer-slow-floor", clubsearch.DefaultSlowFloor, "least budget a peer search call needs for its timeout to count against the peer's breaker")
 	fs.DurationVar(&m.Config.Feed.Heartbeat, "feed-heartbeat", 15*time.Second, "interval of keep-alive comments on event streams")
@@ -211,6 +216,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	}
 	if m.Config.FeedTokenTTL < time.Second || m.Config.FeedTokenTTL > parktoken.MaxFederationTTL {
 		return fmt.Errorf("-feed-token-ttl %s: must be between 1s and %s", m.Config.FeedTokenTTL, parktoken.MaxFederationTTL)
+	}
+	if m.Config.FeedIdleTimeout < time.Second {
+		return fmt.Errorf("-feed-idle-timeout %s: must be at least 1s", m.Config.FeedIdleTimeout)
 	}
 	if m.Config.PeerSlowFloor <= 0 || m.Config.PeerSlowFloor > search.MaxBudget {
 		return fmt.Errorf("-peer-slow-floor %s: must be positive and at most %s", m.Config.PeerSlowFloor, search.MaxBudget)
@@ -314,6 +322,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	fol := follower.New(index, m.Logger, m.metrics.Registry)
 	fol.Peers, fol.Keys, fol.Client, fol.TokenTTL = m.peers, m.keys.KeySet, streamClient, m.Config.FeedTokenTTL
+	fol.IdleTimeout = m.Config.FeedIdleTimeout
 	club := clubsearch.New(m.Logger, m.metrics.Registry)
 	club.Park, club.Local, club.Peers, club.Keys, club.Client, club.Cursors = m.Config.Park, localSearch, m.peers, m.keys.KeySet, peerClient, cursors
 	club.BreakerOpenFor, club.SlowFloor = m.Config.BreakerOpenFor, m.Config.PeerSlowFloor

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,10 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 	"github.com/parkmesh/parkmesh/pkg/retry"
 )
+
+// DefaultIdleTimeout is Follower.IdleTimeout's default: three of a peer's
+// default heartbeats.
+const DefaultIdleTimeout = 45 * time.Second
 
 // Index is where the follower applies what it reads (the club index).
 type Index interface {
@@ -63,6 +68,11 @@ type Follower struct {
 	// peer ends the stream when it expires and the follower reconnects
 	// with a fresh one (default parktoken.MaxFederationTTL).
 	TokenTTL time.Duration
+	// IdleTimeout drops a feed that sends nothing, not even a heartbeat,
+	// for this long (a peer that hangs without closing the connection):
+	// its part of the club index turns stale and the follower reconnects
+	// (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
@@ -206,6 +216,8 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 	// Without a position the feed starts with the full current copy of
 	// what the peer lets this park see (a new peering's backfill), then
 	// goes on live.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return false, err
@@ -228,10 +240,19 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 	}
 	f.update(peer, func(h *peering.FeedHealth) { h.Connected, h.LastError = true, "" })
 	delivered := false
-	rd := sse.NewReader(res.Body)
+	idle := f.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	body := &idleReader{r: res.Body, timer: time.AfterFunc(idle, cancel), idle: idle}
+	defer body.timer.Stop()
+	rd := sse.NewReader(body)
 	for {
 		ev, err := rd.Next()
 		if err != nil {
+			if body.timedOut() {
+				return delivered, fmt.Errorf("peer sent nothing, not even a heartbeat, for %s", idle)
+			}
 			return delivered, err
 		}
 		switch ev.Type {
@@ -323,4 +344,29 @@ func (f *Follower) handle(ctx context.Context, peer, id string, data []byte) err
 	f.lag.WithLabelValues(peer).Set(lag.Seconds())
 	f.update(peer, func(h *peering.FeedHealth) { h.LastEventAt, h.LagMS = time.Now().UTC(), lag.Milliseconds() })
 	return nil
+}
+
+// idleReader reads a feed, cancelling it (through timer) when no byte
+// arrives for idle: heartbeats count, so only a peer that hangs is cut.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	idle  time.Duration
+	fired atomic.Bool
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if n > 0 && !i.timer.Reset(i.idle) {
+		i.fired.Store(true) // fired before these bytes came
+	}
+	return n, err
+}
+
+// timedOut reports whether the feed was cut for idling.
+func (i *idleReader) timedOut() bool {
+	if !i.timer.Stop() {
+		return true
+	}
+	return i.fired.Load()
 }
