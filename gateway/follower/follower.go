@@ -84,6 +84,7 @@ type Follower struct {
 	reconnects *prometheus.CounterVec
 	malformed  *prometheus.CounterVec
 	applied    *prometheus.CounterVec
+	resyncs    *prometheus.CounterVec
 }
 
 // New returns a follower registering its metrics in reg; the caller fills
@@ -100,8 +101,10 @@ func New(index Index, logger *slog.Logger, reg prometheus.Registerer) *Follower 
 			Help: "Events from a peer's feed that were refused as malformed."}, []string{"peer"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkmesh_feed_events_applied_total",
 			Help: "Events from a peer's feed applied (new) or skipped (duplicate)."}, []string{"peer", "result"}),
+		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkmesh_feed_resyncs_total",
+			Help: "Times a peer refused our feed position (its logs restored from a backup) and its listings were copied afresh."}, []string{"peer"}),
 	}
-	reg.MustRegister(f.lag, f.reconnects, f.malformed, f.applied)
+	reg.MustRegister(f.lag, f.reconnects, f.malformed, f.applied, f.resyncs)
 	return f
 }
 
@@ -315,6 +318,7 @@ func (f *Follower) refused(ctx context.Context, peer string, res *http.Response)
 // with a full copy: nothing stale stays, nothing is missed.
 func (f *Follower) resync(ctx context.Context, peer, code string) error {
 	f.Logger.Error("peer cannot resume our feed position; copying its listings afresh", "peer", peer, "code", code)
+	f.resyncs.WithLabelValues(peer).Inc()
 	if err := f.Index.Purge(ctx, peer); err != nil {
 		return err
 	}
