@@ -48,10 +48,10 @@ func (c *Club) PeerListing(ctx context.Context, peer string, k listing.Kind, id 
 	if !ok {
 		return nil, apierror.New(apierror.NotFound, "%s is neither this park nor an active peer", peer)
 	}
-	ctx, cancel := context.WithTimeout(baggage.ContextWithoutBaggage(ctx), peerListingBudget)
+	askCtx, cancel := context.WithTimeout(baggage.ContextWithoutBaggage(ctx), peerListingBudget)
 	defer cancel()
 	res, err := c.link(peer).breaker.Execute(func() (any, error) {
-		l, err := c.askPeerListing(ctx, p.URL, peer, k, id)
+		l, err := c.askPeerListing(askCtx, p.URL, peer, k, id)
 		if apierror.CodeOf(err) == apierror.NotFound {
 			return nil, nil // an answer, not a failure of the peer
 		}
