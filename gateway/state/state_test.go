@@ -136,16 +136,6 @@ func TestOpenRefusesAFileItCannotMigrate(t *testing.T) {
 	}
 }
 
-// signalled reports whether ch is closed.
-func signalled(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

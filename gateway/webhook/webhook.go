@@ -41,8 +41,8 @@ import (
 
 // Webhooks queues and delivers the park stream's events to webhooks.
 type Webhooks struct {
-	State  *state.DB
-	Index  *clubindex.Index
+	State *state.DB
+	Index *clubindex.Index
 	// Client delivers: built with outbound.New and the same Policy, so
 	// every address it dials is checked (nil: such a client without
 	// tracing or counts).
