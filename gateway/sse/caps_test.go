@@ -36,7 +36,9 @@ func TestCaps(t *testing.T) {
 	// The answer: 429, Retry-After, the standard error JSON.
 	rec := httptest.NewRecorder()
 	c.Refuse(rec, "this token")
-	var body struct{ Error struct{ Code, Message string } }
+	var body struct {
+		Error struct{ Code, Message string }
+	}
 	json.Unmarshal(rec.Body.Bytes(), &body)
 	if rec.Code != 429 || rec.Header().Get("Retry-After") != "10" || body.Error.Code != "too_many_requests" {
 		t.Errorf("refusal: %d, Retry-After %q, %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
