@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/credentials"
 	"github.com/parkmesh/parkmesh/gateway/fedapi"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
@@ -92,7 +93,8 @@ func gatewayRoutes(t *testing.T) (park, federation []string) {
 		})
 		return out
 	}
-	api := &parkapi.API{Services: noServices{}, Club: &clubsearch.Club{}, Webhooks: &webhook.Webhooks{}, Stream: &feed.ParkStream{}}
+	api := &parkapi.API{Services: noServices{}, Club: &clubsearch.Club{}, Webhooks: &webhook.Webhooks{}, Stream: &feed.ParkStream{},
+		Credentials: &credentials.Credentials{}}
 	park = collect(api.Routes)
 	federation = collect((&fedapi.API{}).Routes)
 	if len(park) == 0 || len(federation) == 0 {
