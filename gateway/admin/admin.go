@@ -341,12 +341,6 @@ func (c *CLI) keysList(args []string) int {
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tSTATUS\tCREATED\tRETIRED\tPUBLISHED UNTIL")
-	stamp := func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
 	for _, k := range ks.Public() {
 		status := "current"
 		if k.Retired {
@@ -358,4 +352,13 @@ func (c *CLI) keysList(args []string) int {
 		return c.fail("keys list", err)
 	}
 	return ExitOK
+}
+
+// stamp formats a time for a listing's column: RFC 3339 in UTC, "-" for
+// none.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

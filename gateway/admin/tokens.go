@@ -36,12 +36,6 @@ func (c *CLI) tokenList(args []string) int {
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSUB\tROLE\tISSUED\tEXPIRES\tREVOKED")
-	stamp := func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
 	for _, t := range out.Tokens {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Subject, t.Role, stamp(t.IssuedAt), stamp(t.ExpiresAt), stamp(t.RevokedAt))
 	}
