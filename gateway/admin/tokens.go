@@ -6,17 +6,9 @@ import (
 	"net/url"
 	"text/tabwriter"
 	"time"
-)
 
-// tokenRecord is a token as GET /api/v1/tokens lists it.
-type tokenRecord struct {
-	ID        string    `json:"id"`
-	Subject   string    `json:"sub"`
-	Role      string    `json:"role"`
-	IssuedAt  time.Time `json:"issued_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-	RevokedAt time.Time `json:"revoked_at"`
-}
+	"github.com/parkmesh/parkmesh/gateway/state"
+)
 
 func (c *CLI) tokenList(args []string) int {
 	f := c.newPeeringFlags("token list", "[--all] [--gateway URL] (--admin-token-file F | --data-dir DIR)")
@@ -25,7 +17,7 @@ func (c *CLI) tokenList(args []string) int {
 		return code
 	}
 	var out struct {
-		Tokens []tokenRecord `json:"tokens"`
+		Tokens []state.LocalToken `json:"tokens"`
 	}
 	path := "/api/v1/tokens"
 	if *all {
