@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/credentials"
 	"github.com/parkmesh/parkmesh/gateway/discovery"
 	"github.com/parkmesh/parkmesh/gateway/fedapi"
 	"github.com/parkmesh/parkmesh/gateway/feed"
@@ -43,6 +43,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/portal"
 	"github.com/parkmesh/parkmesh/gateway/search"
+	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/gateway/webhook"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
@@ -100,6 +101,14 @@ type Config struct {
 	WebhookAllow outbound.Prefixes
 	// MaxWebhooks caps the park's webhooks.
 	MaxWebhooks int
+	// Limits: peers' URLs (https unless loopback, unless allowed), open
+	// streams per park-local token and per peer, peering handshakes in
+	// progress, request bodies.
+	AllowInsecurePeers  bool
+	MaxStreamsPerToken  int
+	MaxStreamsPerPeer   int
+	MaxPendingEstablish int
+	MaxBodyBytes        int64
 }
 
 // Main runs the gateway process: ParseFlags, Open, Run(ctx), Close.
@@ -164,6 +173,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.DurationVar(&m.Config.WebhookBackoff, "webhook-backoff", time.Second, "first webhook retry delay; doubles per attempt")
 	fs.Var(&m.Config.WebhookAllow, "webhook-allow-cidr", "a range webhooks may target although it is loopback, private, link-local, … (CIDR; repeat or comma-separate; a metadata address only as itself, e.g. 169.254.169.254/32)")
 	fs.IntVar(&m.Config.MaxWebhooks, "max-webhooks", 50, "most webhooks a park may register")
+	fs.BoolVar(&m.Config.AllowInsecurePeers, "allow-insecure-peers", false, "accept http peer URLs on hosts other than loopback (a lab or a compose network; never across the internet)")
+	fs.IntVar(&m.Config.MaxStreamsPerToken, "max-streams-per-token", 8, "event streams one park-local token may hold open at once on /api/v1/stream")
+	fs.IntVar(&m.Config.MaxStreamsPerPeer, "max-streams-per-peer", 8, "changes streams one peer may hold open at once on /federation/v1/changes")
+	fs.IntVar(&m.Config.MaxPendingEstablish, "max-pending-establish", 4, "peering handshakes in progress at once (the endpoint needs no credential)")
+	fs.Int64Var(&m.Config.MaxBodyBytes, "max-body-bytes", httpserver.DefaultMaxBodyBytes, "largest request body either listener reads")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -187,8 +201,22 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	if m.Config.PublicURL == "" {
 		m.Config.PublicURL = "http://" + m.Config.FederationListen
 	}
-	if u, err := url.Parse(m.Config.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("-public-url %q: must be an http(s) URL", m.Config.PublicURL)
+	// An origin, as peers require (whether they take http is theirs to say).
+	origin, err := peering.Origin(m.Config.PublicURL, true)
+	if err != nil {
+		return fmt.Errorf("-public-url %q: %v", m.Config.PublicURL, err)
+	}
+	m.Config.PublicURL = origin
+	for _, l := range []struct {
+		flag string
+		n    int64
+	}{
+		{"max-streams-per-token", int64(m.Config.MaxStreamsPerToken)}, {"max-streams-per-peer", int64(m.Config.MaxStreamsPerPeer)},
+		{"max-pending-establish", int64(m.Config.MaxPendingEstablish)}, {"max-body-bytes", m.Config.MaxBodyBytes},
+	} {
+		if l.n < 1 {
+			return fmt.Errorf("-%s %d: must be at least 1", l.flag, l.n)
+		}
 	}
 	if m.Config.Timeout <= 0 || m.Config.Timeout > time.Minute {
 		return fmt.Errorf("-timeout %s: must be between 0 and 1m", m.Config.Timeout)
@@ -278,7 +306,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Name: "parkmesh_gateway_auth_failures_total",
 		Help: "Requests refused for their token, by reason.",
 	}, []string{"side", "reason"})
-	m.metrics.Registry.MustRegister(authFailures)
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parkmesh_gateway_limited_total",
+		Help: "Requests refused by a cap (open streams, handshakes in progress), by side and cap.",
+	}, []string{"side", "limit"})
+	m.metrics.Registry.MustRegister(authFailures, limited)
 	ccfg := consulapi.DefaultConfig() // honours CONSUL_HTTP_TOKEN and TLS variables
 	ccfg.Address = m.Config.Consul
 	cc, err := consulapi.NewClient(ccfg)
@@ -306,9 +338,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	fed := &peering.Federation{
 		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
 		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
+		AllowInsecurePeers: m.Config.AllowInsecurePeers,
 	}
 	if m.state, err = state.Open(ctx, m.Config.DataDir); err != nil {
 		return fmt.Errorf("-data-dir: %w", err)
+	}
+	creds := credentials.New(m.state, cc, m.Logger)
+	if err := creds.Load(ctx); err != nil {
+		return fmt.Errorf("-data-dir: reading token revocations: %w", err)
 	}
 	m.draining = make(chan struct{})
 	m.Config.Feed.Draining = m.draining
@@ -343,17 +380,23 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		MaxAttempts: m.Config.WebhookAttempts, Backoff: m.Config.WebhookBackoff}
 
 	park := &parkapi.API{
-		Park: m.Config.Park, Services: m.services, Auth: parktoken.NewVerifier(m.keys.KeySet), Logger: m.Logger,
+		Park: m.Config.Park, Services: m.services, Logger: m.Logger,
+		Auth:         parktoken.NewVerifier(m.keys.KeySet, parktoken.WithRevocations(creds.Revoked)),
 		Timeout:      m.Config.Timeout,
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("park", reason).Inc() },
 		Local:        localSearch, Club: club, Peering: fed, Peers: m.peers,
 		Index: index, FeedOptions: m.Config.Feed, Webhooks: hooks,
+		Credentials: creds, StreamCaps: sse.Caps{Max: m.Config.MaxStreamsPerToken},
+		Limited: func(limit string) { limited.WithLabelValues("park", limit).Inc() },
 	}
 	federation := &fedapi.API{
-		Peering: fed, Verifier: &parktoken.FederationVerifier{Self: m.Config.Park, Peers: m.peers},
-		Local: localSearch, Listings: m.services, Logger: m.Logger,
+		Peering: fed, Local: localSearch, Listings: m.services, Logger: m.Logger,
+		Verifier: &parktoken.FederationVerifier{Self: m.Config.Park, Peers: m.peers,
+			Replay: parktoken.NewReplayCache(parktoken.DefaultReplayPerIssuer)},
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("federation", reason).Inc() },
 		Feed:         local, FeedOptions: m.Config.Feed,
+		StreamCaps: sse.Caps{Max: m.Config.MaxStreamsPerPeer}, MaxPendingEstablish: m.Config.MaxPendingEstablish,
+		Limited: func(limit string) { limited.WithLabelValues("federation", limit).Inc() },
 	}
 	// A peering deleted (here or on another replica) ends its open streams.
 	m.peers.OnChange(federation.PeersChanged)
@@ -362,7 +405,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	bctx, bcancel := context.WithCancel(context.Background())
 	m.stopBg = bcancel
 	followLocal := func(ctx context.Context) { index.FollowLocal(ctx, local) }
-	for _, run := range []func(context.Context){m.peers.Run, local.Run, followLocal, fol.Run, hooks.Run} {
+	for _, run := range []func(context.Context){m.peers.Run, creds.Run, local.Run, followLocal, fol.Run, hooks.Run} {
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); run(bctx) }()
 	}
@@ -371,6 +414,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	case <-m.peers.Synced():
 	case <-time.After(3 * time.Second):
 		m.Logger.Warn("peer set not read from Consul yet; starting without peers")
+	}
+	select {
+	case <-creds.Synced():
+	case <-time.After(time.Second):
+		m.Logger.Warn("token revocations not read from Consul yet; starting with those the state holds")
 	}
 	return m.listen()
 }
@@ -413,7 +461,8 @@ func (m *Main) routes(park *parkapi.API, federation *fedapi.API) {
 	parkMux.Handle("GET /favicon.ico", parkMW("GET /favicon.ico", page))
 	parkMux.Handle("/", parkMW("other", http.HandlerFunc(notFound)))
 	fedMux.Handle("/", fedMW("other", http.HandlerFunc(notFound)))
-	m.handler, m.fedHandler = parkMux, fedMux
+	m.handler = httpserver.LimitBody(parkMux, m.Config.MaxBodyBytes)
+	m.fedHandler = httpserver.LimitBody(fedMux, m.Config.MaxBodyBytes)
 }
 
 // listen opens the listeners and registers the gateway in Consul.

@@ -35,6 +35,8 @@ type contractPark struct {
 	// listener are reached, through the validator. The gateway's public URL
 	// (what peers call) is fedURL.
 	parkURL, fedURL string
+	// dir is the gateway's data directory (keys and state).
+	dir string
 }
 
 // startContractPark starts a park and serves its gateway's handlers behind
@@ -70,7 +72,7 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 		go srv.Serve(side.ln)
 		t.Cleanup(func() { srv.Close() }) // runs before the gateway stops: ends the streams it serves
 	}
-	p := &contractPark{id: id, keys: ks, parkURL: parkURL, fedURL: public}
+	p := &contractPark{id: id, keys: ks, parkURL: parkURL, fedURL: public, dir: dir}
 	waitGatewayReady(t, id, p.parkURL+"/readyz")
 	return p
 }
@@ -221,7 +223,9 @@ func TestContract(t *testing.T) {
 	expect(t, 400, "org_type", contractCall{method: "GET", url: api + "/projects?org_type=lab", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/talent", token: "not.a.token"})
 	expect(t, 404, "", contractCall{method: "GET", url: api + "/projects/prj_01JF3Z6V8Q9W2X4Y6Z8A0B2C4D", token: viewer})
-	expect(t, 404, "", contractCall{method: "GET", url: api + "/projects/" + ids["organizations"], token: viewer})
+	// An id of another kind, or none at all, never reaches the service.
+	expect(t, 400, "id", contractCall{method: "GET", url: api + "/projects/" + ids["organizations"], token: viewer})
+	expect(t, 400, "id", contractCall{method: "GET", url: api + "/projects/..%2Fchanges", token: viewer})
 	expect(t, 200, "", contractCall{method: "PUT", url: api + "/organizations/" + ids["organizations"], token: editor, body: org, header: []string{"If-Match", `"1"`}})
 	expect(t, 412, "", contractCall{method: "PUT", url: api + "/organizations/" + ids["organizations"], token: editor, body: org, header: []string{"If-Match", `"1"`}})
 	expect(t, 400, "If-Match", contractCall{method: "PUT", url: api + "/organizations/" + ids["organizations"], token: editor, body: org, header: []string{"If-Match", "yesterday"}})
@@ -240,7 +244,8 @@ func TestContract(t *testing.T) {
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/search?q=copper"})
 
 	// Peering: A generates a token for B, B establishes (B's gateway calls
-	// A's federation listener), a used token is refused by A.
+	// A's federation listener), establishing again is refused (B is A's
+	// peer already), a handshake with an unknown token is refused by A.
 	expect(t, 400, "peer", contractCall{method: "POST", url: api + "/peerings/tokens", token: admin, body: `{"peer":"` + a.id + `"}`})
 	expect(t, 400, "ttl", contractCall{method: "POST", url: api + "/peerings/tokens", token: admin, body: `{"peer":"` + b.id + `","ttl":"forever"}`})
 	expect(t, 403, "", contractCall{method: "POST", url: api + "/peerings/tokens", token: editor, body: `{"peer":"` + b.id + `"}`})
@@ -250,7 +255,8 @@ func TestContract(t *testing.T) {
 	expect(t, 400, "token", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: bAdmin, body: `{"token":"garbage"}`})
 	expect(t, 403, "", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: b.token(t, parktoken.Editor), body: `{"token":"` + gen.Token + `"}`})
 	expect(t, 201, "", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: bAdmin, body: `{"token":"` + gen.Token + `"}`})
-	expect(t, 401, "", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: bAdmin, body: `{"token":"` + gen.Token + `"}`})
+	// Again: B refuses before calling A, since A is its peer already.
+	expect(t, 409, "", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: bAdmin, body: `{"token":"` + gen.Token + `"}`})
 	expect(t, 401, "", contractCall{method: "POST", url: a.fedURL + "/federation/v1/peering/establish", token: fedToken(t, b, a, parktoken.ScopePeering),
 		body: `{"token_id":"x","secret":"y","park":"chengdu-hitech","url":"http://127.0.0.1:1","jwks":{"keys":[]}}`})
 	waitFor(t, "A sees B as a peer", 10*time.Second, func() bool {
@@ -372,6 +378,26 @@ func TestContract(t *testing.T) {
 	expect(t, 204, "", contractCall{method: "DELETE", url: api + "/webhooks/" + hook.ID, token: admin})
 	expect(t, 404, "", contractCall{method: "DELETE", url: api + "/webhooks/" + hook.ID, token: admin})
 	expect(t, 401, "", contractCall{method: "DELETE", url: api + "/webhooks/" + hook.ID})
+
+	// Park-local tokens: issued with the CLI (recorded), listed, revoked.
+	recorded := cli(t, map[string]string{}, "token", "create", "--sub", "contract-ops", "--role", "viewer", "--ttl", "1h", "--data-dir", a.dir)
+	rid := claimsOf(t, recorded)["jti"].(string)
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/tokens", token: admin})
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/tokens?all=true", token: admin})
+	expect(t, 400, "all", contractCall{method: "GET", url: api + "/tokens?all=maybe", token: admin})
+	expect(t, 403, "", contractCall{method: "GET", url: api + "/tokens", token: editor})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/tokens"})
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/tokens/" + rid, token: admin})
+	expect(t, 404, "", contractCall{method: "GET", url: api + "/tokens/never-issued", token: admin})
+	expect(t, 400, "id", contractCall{method: "GET", url: api + "/tokens/not.an.id", token: admin})
+	expect(t, 403, "", contractCall{method: "GET", url: api + "/tokens/" + rid, token: viewer})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/tokens/" + rid})
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/projects?limit=1", token: recorded})
+	expect(t, 200, "", contractCall{method: "DELETE", url: api + "/tokens/" + rid, token: admin})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/projects?limit=1", token: recorded})
+	expect(t, 400, "id", contractCall{method: "DELETE", url: api + "/tokens/not.an.id", token: admin})
+	expect(t, 403, "", contractCall{method: "DELETE", url: api + "/tokens/" + rid, token: editor})
+	expect(t, 401, "", contractCall{method: "DELETE", url: api + "/tokens/" + rid})
 
 	// Deletes, then the peering's end.
 	expect(t, 412, "", contractCall{method: "DELETE", url: api + "/talent/" + ids["talent"], token: editor, header: []string{"If-Match", `"1"`}})

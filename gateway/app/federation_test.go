@@ -428,7 +428,20 @@ func TestFederationTokenAttacks(t *testing.T) {
 			t.Errorf("no federation auth failure counted for %q", reason)
 		}
 	}
-	// A one-time peering token works once.
+	// A one-time peering token works once. A and C are peers: a token for
+	// an existing peer is refused (a peering is never replaced), so they
+	// part first, and C forgets A again before reusing the token, so that
+	// it is A that refuses it.
+	part := func(p *nodetest.Park, peer string) {
+		if s, body := p.Do(context.Background(), "DELETE", "/api/v1/peerings/"+peer, p.Token(parktoken.Admin), nil); s != 204 {
+			t.Fatalf("%s deleting its peering with %s: %d %s", p.ID, peer, s, body)
+		}
+	}
+	if s, _ := a.Do(context.Background(), "POST", "/api/v1/peerings/tokens", a.Token(parktoken.Admin), strings.NewReader(`{"peer":"`+c.ID+`"}`)); s != 409 {
+		t.Errorf("peering token for an existing peer: %d, want 409", s)
+	}
+	part(a, c.ID)
+	part(c, a.ID)
 	status, body := a.Do(context.Background(), "POST", "/api/v1/peerings/tokens", a.Token(parktoken.Admin), strings.NewReader(`{"peer":"`+c.ID+`"}`))
 	var gen struct{ Token string }
 	json.Unmarshal(body, &gen)
@@ -439,6 +452,10 @@ func TestFederationTokenAttacks(t *testing.T) {
 	if status != 201 || establish() != 201 {
 		t.Fatalf("fresh peering token did not work")
 	}
+	if s := establish(); s != 409 {
+		t.Errorf("establishing again with a peer: %d, want 409", s)
+	}
+	part(c, a.ID)
 	if s := establish(); s != 401 {
 		t.Errorf("reused peering token: %d, want 401", s)
 	}

@@ -42,11 +42,21 @@ type API struct {
 	Logger   *slog.Logger
 	// AuthFailures counts refused tokens by reason (may be nil).
 	AuthFailures func(reason string)
+	// Limited counts requests refused by a cap, by cap (may be nil).
+	Limited func(limit string)
 	// Timeout bounds the work for one federation request.
 	Timeout time.Duration
 	// Feed is the park's change feed; FeedOptions tune its streams.
 	Feed        *feed.Local
 	FeedOptions feed.Options
+	// StreamCaps bounds the changes streams each peer holds open.
+	StreamCaps sse.Caps
+	// MaxPendingEstablish bounds the peering handshakes in progress at
+	// once (the endpoint needs no credential); 0 means 4.
+	MaxPendingEstablish int
+
+	pendingOnce sync.Once
+	pending     chan struct{}
 
 	mu      sync.Mutex
 	streams map[string]map[*int]context.CancelFunc // open feed streams by peer
@@ -129,7 +139,9 @@ func (f *API) Trusted(r *http.Request) bool {
 	default:
 		return false
 	}
-	_, err = f.Verifier.Verify(tok, scope)
+	// Check, not Verify: the handler verifies the token again and uses
+	// its jti up; looking here must not spend it.
+	_, err = f.Verifier.Check(tok, scope)
 	return err == nil
 }
 
@@ -166,7 +178,36 @@ func (f *API) timeout() time.Duration {
 	return search.MaxBudget
 }
 
+// establishSlot takes one of the MaxPendingEstablish handshake slots; ok
+// is false when all are taken.
+func (f *API) establishSlot() (release func(), ok bool) {
+	f.pendingOnce.Do(func() {
+		n := f.MaxPendingEstablish
+		if n <= 0 {
+			n = 4
+		}
+		f.pending = make(chan struct{}, n)
+	})
+	select {
+	case f.pending <- struct{}{}:
+		return func() { <-f.pending }, true
+	default:
+		return nil, false
+	}
+}
+
 func (f *API) establish(w http.ResponseWriter, r *http.Request) {
+	release, ok := f.establishSlot()
+	if !ok {
+		f.Logger.WarnContext(r.Context(), "peering handshake refused: too many in progress", "limit", "pending_establish", "max", cap(f.pending))
+		if f.Limited != nil {
+			f.Limited("pending_establish")
+		}
+		w.Header().Set("Retry-After", "5")
+		apierror.Write(w, apierror.New(apierror.TooManyRequests, "too many peering handshakes in progress; retry shortly"))
+		return
+	}
+	defer release()
 	tok, err := parktoken.FromRequest(r)
 	if err != nil {
 		f.refuse(w, r, parktoken.Reason(err), err)
@@ -184,6 +225,13 @@ func (f *API) establish(w http.ResponseWriter, r *http.Request) {
 		if apierror.CodeOf(err) == apierror.Unauthorized {
 			f.refuse(w, r, reason, err)
 			return
+		}
+		if reason != "" && reason != "consul" {
+			// The caller proved it holds the token, which stays unused.
+			f.Logger.WarnContext(r.Context(), "peering refused", "reason", reason, "peer", req.Park, "err", err)
+			if f.AuthFailures != nil {
+				f.AuthFailures(reason)
+			}
 		}
 		apierror.Write(w, err)
 		return
@@ -257,6 +305,16 @@ func (f *API) listing(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 // after it, each listing changed since appearing once, as it is now. An
 // SSE event "synced" marks the moment the stream has caught up.
 func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
+	release, ok := f.StreamCaps.Acquire(c.Issuer)
+	if !ok {
+		f.Logger.WarnContext(r.Context(), "stream refused: cap reached", "limit", "streams_per_peer", "peer", c.Issuer, "max", f.StreamCaps.Max)
+		if f.Limited != nil {
+			f.Limited("streams_per_peer")
+		}
+		f.StreamCaps.Refuse(w, "park "+c.Issuer)
+		return
+	}
+	defer release()
 	// The start is fixed before the stream answers: a subscriber that acts
 	// once it sees the answer must find its action after the start. A
 	// start that cannot be served is refused before the stream begins.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/credentials"
 	"github.com/parkmesh/parkmesh/gateway/fedapi"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
@@ -93,7 +94,8 @@ func gatewayRoutes(t *testing.T) (park, federation []string) {
 		})
 		return out
 	}
-	api := &parkapi.API{Services: noServices{}, Club: &clubsearch.Club{}, Webhooks: &webhook.Webhooks{}, Index: &clubindex.Index{}}
+	api := &parkapi.API{Services: noServices{}, Club: &clubsearch.Club{}, Webhooks: &webhook.Webhooks{}, Index: &clubindex.Index{},
+		Credentials: &credentials.Credentials{}}
 	park = collect(api.Routes)
 	federation = collect((&fedapi.API{}).Routes)
 	if len(park) == 0 || len(federation) == 0 {

@@ -15,6 +15,22 @@ import (
 // current state), filtered, as SSE with CloudEvents data. Without a
 // Last-Event-ID it starts at the newest position (only what happens next).
 func (a *API) stream(w http.ResponseWriter, r *http.Request) {
+	// Per credential: the token's id (every token has one; a token
+	// without would share the empty key, capped all the same).
+	holder := ""
+	if c := claimsOf(r); c != nil {
+		holder = c.ID
+	}
+	release, ok := a.StreamCaps.Acquire(holder)
+	if !ok {
+		a.Logger.WarnContext(r.Context(), "stream refused: cap reached", "limit", "streams_per_token", "token_id", holder, "max", a.StreamCaps.Max)
+		if a.Limited != nil {
+			a.Limited("streams_per_token")
+		}
+		a.StreamCaps.Refuse(w, "this token")
+		return
+	}
+	defer release()
 	filter, err := feed.ParseFilter(r.URL.Query())
 	if err != nil {
 		apierror.Write(w, err)

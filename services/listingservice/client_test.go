@@ -387,6 +387,18 @@ func TestTransportFailuresAreToldFromVerdicts(t *testing.T) {
 		}
 	})
 
+	t.Run("search text stays out of the error", func(t *testing.T) {
+		svc, err := listingservice.NewHTTPClient(unusedAddr(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = svc.Search(ctx, listing.Query{Text: "secret-merger-target"})
+		te := wantTransport(t, "search", err, apierror.Unavailable)
+		if strings.Contains(te.Error(), "secret-merger-target") || !strings.Contains(te.Error(), "/v1/listings") {
+			t.Errorf("error %q: want the route, not the query text (errors end up in logs)", te.Error())
+		}
+	})
+
 	t.Run("instance unavailable (503)", func(t *testing.T) {
 		// A real instance whose store is gone: its readiness says 503.
 		m := listingservice.NewMain(spec, io.Discard)
