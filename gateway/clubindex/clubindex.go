@@ -156,16 +156,7 @@ func (x *Index) Ready() <-chan struct{} { return x.ready }
 
 // WaitReady waits until Ready, ctx ends or max passes.
 func (x *Index) WaitReady(ctx context.Context, max time.Duration) error {
-	t := time.NewTimer(max)
-	defer t.Stop()
-	select {
-	case <-x.ready:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return feed.ErrNotReady
-	}
+	return feed.WaitReady(ctx, x.ready, max)
 }
 
 // apply puts or removes one change of park in b, reporting whether the

@@ -75,10 +75,16 @@ var ErrNotReady = errors.New("feed: the park's change logs have not been read ye
 // before a restart would look like one from the future — or until max or
 // ctx ends (ErrNotReady, or ctx's error).
 func (f *Local) WaitReady(ctx context.Context, max time.Duration) error {
+	return WaitReady(ctx, f.ready, max)
+}
+
+// WaitReady waits until ready is closed (nil), ctx ends (its error) or max
+// passes (ErrNotReady).
+func WaitReady(ctx context.Context, ready <-chan struct{}, max time.Duration) error {
 	t := time.NewTimer(max)
 	defer t.Stop()
 	select {
-	case <-f.ready:
+	case <-ready:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
