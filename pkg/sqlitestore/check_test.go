@@ -227,17 +227,11 @@ func TestFullDiskIsInsufficientStorageAndRecovers(t *testing.T) {
 	}
 }
 
-// limitPages caps the store file at n pages (0: what it holds now) on its
-// one write connection, and returns the cap.
+// limitPages caps the store file at n pages (0: what it holds now).
 func limitPages(t *testing.T, s *Store, n int64) int64 {
 	t.Helper()
-	ctx := context.Background()
-	if n == 0 {
-		if err := s.write.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.write.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, n)); err != nil {
+	n, err := s.SetMaxPages(context.Background(), n)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-		"sync"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -240,4 +240,18 @@ func (s *Store) recheck(ctx context.Context, timeout time.Duration) {
 		s.dropIdleReaders()
 		s.logger.Info("store passed its re-check and is ready again", "db", s.path, "was", was.err().Error())
 	}
+}
+
+// SetMaxPages caps the file at n pages (0: the pages it holds now), as a
+// disk quota would: a write that needs more fails with SQLite's own
+// SQLITE_FULL. Tests fill a "disk" with it without root or a tmpfs. It
+// returns the cap.
+func (s *Store) SetMaxPages(ctx context.Context, n int64) (int64, error) {
+	if n == 0 {
+		if err := s.write.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&n); err != nil {
+			return 0, err
+		}
+	}
+	_, err := s.write.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, n))
+	return n, err
 }

@@ -18,10 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"
-	"log/slog"
 	"sync"
 	"time"
 
