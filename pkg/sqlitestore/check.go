@@ -123,7 +123,7 @@ func Prepare(ctx context.Context, path string, migrate func(context.Context, *sq
 		if fi.Size() == 0 {
 			problem = "is empty (zero bytes)"
 		} else {
-			problem = "holds no ParkMesh schema (an empty database)"
+			problem = "holds no table (an empty database)"
 		}
 		if o.Rebuildable || o.AllowEmpty {
 			if err := noOrphanWAL(path, o); err != nil {
@@ -149,6 +149,17 @@ func Prepare(ctx context.Context, path string, migrate func(context.Context, *sq
 	return CheckResult{Unfinished: unfinished}, nil
 }
 
+// PrepareFile is Prepare with Open's options (AllowEmpty, Rebuildable,
+// WithLogger, WithCheckTimeout; the others do not apply), for SQLite files
+// that are not a Store (the gateway's state).
+func PrepareFile(ctx context.Context, path string, migrate func(context.Context, *sql.DB) error, opts ...Option) (CheckResult, error) {
+	var o openOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return Prepare(ctx, path, migrate, o.check)
+}
+
 func timeoutOr(d time.Duration) time.Duration {
 	if d <= 0 {
 		return DefaultCheckTimeout
@@ -163,11 +174,15 @@ func remedy(path string, o CheckOptions, state string) string {
 		return fmt.Sprintf("The %s is a cache of the feeds: stop the process, move %s (with its -wal and -shm files) away and start again; it is rebuilt from the park's and its peers' feeds.", o.What, path)
 	}
 	restore := "Restore the park from its backup (`parkmesh restore --from DIR`, with the node stopped)"
+	restart := ""
+	if o.What == "store" {
+		restart = " (its change log starts again at 1; peers copy it afresh)"
+	}
 	switch state {
 	case "missing":
-		return restore + ", or start with -allow-empty-store (PARKMESH_ALLOW_EMPTY_STORE=true) to begin with an empty " + o.What + " (its change log starts again at 1; peers copy it afresh)."
+		return restore + ", or start with -allow-empty-store (PARKMESH_ALLOW_EMPTY_STORE=true) to begin with an empty " + o.What + restart + "."
 	case "empty":
-		return restore + ", or start with -allow-empty-store (PARKMESH_ALLOW_EMPTY_STORE=true) to replace it with an empty " + o.What + " (its change log starts again at 1; peers copy it afresh)."
+		return restore + ", or start with -allow-empty-store (PARKMESH_ALLOW_EMPTY_STORE=true) to replace it with an empty " + o.What + restart + "."
 	}
 	return restore + ", or move " + path + " (with its -wal and -shm files) away and start with -allow-empty-store (PARKMESH_ALLOW_EMPTY_STORE=true) to begin with an empty " + o.What + "."
 }
@@ -304,7 +319,7 @@ func CheckFile(ctx context.Context, path string, timeout time.Duration) (problem
 		return "quick_check: " + problem, false, false, nil
 	}
 	var n int
-	if err := db.QueryRowContext(checkCtx, `SELECT count(*) FROM sqlite_master WHERE name = 'schema_migrations'`).Scan(&n); err != nil {
+	if err := db.QueryRowContext(checkCtx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
 		if ClassOf(err) != "" {
 			return err.Error(), false, false, nil
 		}

@@ -82,6 +82,9 @@ func Rebuildable(what string) Option {
 	return func(o *openOptions) { o.check.Rebuildable, o.check.What = true, what }
 }
 
+// What names the file in messages ("store" by default).
+func What(what string) Option { return func(o *openOptions) { o.check.What = what } }
+
 // WithLogger logs the store's start check and storage failures to l.
 func WithLogger(l *slog.Logger) Option { return func(o *openOptions) { o.check.Logger = l } }
 
