@@ -3,6 +3,9 @@ package listingservice_test
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,6 +181,22 @@ func TestFullDiskAnswers507AndRecovers(t *testing.T) {
 	}
 	if got := lastSeq(t, base); got != seq {
 		t.Errorf("the refused create left a change: last seq %d, want %d", got, seq)
+	}
+	// The gateway serves the same routes over the service's client: it
+	// passes the 507 on as is.
+	client, err := listingservice.NewHTTPClient(strings.TrimPrefix(base, "http://"), &http.Client{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	listingservice.ListingRoutes(mux, specs[1].Kind, client, "/api/v1/projects", slog.New(slog.DiscardHandler),
+		func(_ string, h http.Handler) http.Handler { return h })
+	proxy := httptest.NewServer(mux)
+	defer proxy.Close()
+	b := validBody(specs[1].Kind)
+	b["summary"] = strings.Repeat("填满 fill the disk ", 100)
+	if r := do(t, "POST", proxy.URL+"/api/v1/projects", b); r.status != 507 || !bytes.Contains(r.body, []byte(`"code":"insufficient_storage"`)) {
+		t.Errorf("create through the gateway's proxy on a full disk: %d %s", r.status, r.body)
 	}
 	big := validBody(specs[1].Kind)
 	big["summary"] = strings.Repeat("更新 a longer summary ", 200)
