@@ -53,6 +53,7 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 	"github.com/parkmesh/parkmesh/pkg/registration"
+	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 	"github.com/parkmesh/parkmesh/pkg/telemetry"
 )
 
@@ -109,6 +110,9 @@ type Config struct {
 	MaxStreamsPerPeer   int
 	MaxPendingEstablish int
 	MaxBodyBytes        int64
+	// AllowEmptyStore begins with an empty state file where the data
+	// directory held one (missing or empty).
+	AllowEmptyStore bool
 }
 
 // Main runs the gateway process: ParseFlags, Open, Run(ctx), Close.
@@ -173,6 +177,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.DurationVar(&m.Config.WebhookBackoff, "webhook-backoff", time.Second, "first webhook retry delay; doubles per attempt")
 	fs.Var(&m.Config.WebhookAllow, "webhook-allow-cidr", "a range webhooks may target although it is loopback, private, link-local, … (CIDR; repeat or comma-separate; a metadata address only as itself, e.g. 169.254.169.254/32)")
 	fs.IntVar(&m.Config.MaxWebhooks, "max-webhooks", 50, "most webhooks a park may register")
+	fs.BoolVar(&m.Config.AllowEmptyStore, "allow-empty-store", false, "begin with an empty gateway state (webhooks, token records) although the data directory held one (it is missing or empty); a damaged file is refused all the same")
 	fs.BoolVar(&m.Config.AllowInsecurePeers, "allow-insecure-peers", false, "accept http peer URLs on hosts other than loopback (a lab or a compose network; never across the internet)")
 	fs.IntVar(&m.Config.MaxStreamsPerToken, "max-streams-per-token", 8, "event streams one park-local token may hold open at once on /api/v1/stream")
 	fs.IntVar(&m.Config.MaxStreamsPerPeer, "max-streams-per-peer", 8, "changes streams one peer may hold open at once on /federation/v1/changes")
@@ -340,7 +345,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
 		AllowInsecurePeers: m.Config.AllowInsecurePeers,
 	}
-	if m.state, err = state.Open(ctx, m.Config.DataDir); err != nil {
+	if m.state, err = state.Open(ctx, m.Config.DataDir, sqlitestore.AllowEmpty(m.Config.AllowEmptyStore), sqlitestore.WithLogger(m.Logger)); err != nil {
 		return fmt.Errorf("-data-dir: %w", err)
 	}
 	creds := credentials.New(m.state, cc, m.Logger)
@@ -519,13 +524,17 @@ func (m *Main) listen() error {
 
 // ready reports the instances known per kind; the gateway is ready when its
 // keys are loaded (it answers 503 per request for a kind with no instance).
-func (m *Main) ready(w http.ResponseWriter, _ *http.Request) {
+func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
 	inst := map[string]int{}
 	for _, k := range listing.Kinds {
 		inst[string(k)] = len(m.services.Instances(k))
 	}
 	if m.keys.KeySet().Current() == nil {
 		httpjson.Write(w, http.StatusServiceUnavailable, map[string]any{"status": "no signing key", "instances": inst})
+		return
+	}
+	if err := m.index.Healthy(r.Context()); err != nil {
+		httpjson.Write(w, http.StatusServiceUnavailable, map[string]any{"status": apierror.Public(err).Message, "instances": inst})
 		return
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"status": "ready", "instances": inst})

@@ -84,9 +84,13 @@ type link struct {
 	copied bool // a full copy completed once
 }
 
-// Open opens (creating if needed) the index in dataDir for park.
+// Open opens the index in dataDir for park. The index is a cache of the
+// feeds: missing or empty, it is created and filled again from them;
+// damaged, it is refused (a *sqlitestore.StartError saying to move it
+// away), never served.
 func Open(ctx context.Context, dataDir, park string, logger *slog.Logger, reg prometheus.Registerer) (*Index, error) {
-	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, FileName))
+	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, FileName), sqlitestore.Rebuildable("club index"),
+		sqlitestore.WithLogger(logger), sqlitestore.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("club index: %w", err)
 	}
@@ -109,6 +113,11 @@ func Open(ctx context.Context, dataDir, park string, logger *slog.Logger, reg pr
 	}
 	return x, nil
 }
+
+// Healthy reports whether the index's file can serve: Unavailable, with
+// the reason, while an I/O error or damage seen since its last check
+// stands.
+func (x *Index) Healthy(ctx context.Context) error { return x.store.Ping(ctx) }
 
 // load reads the heads and the peers' last known completeness.
 func (x *Index) load(ctx context.Context) error {

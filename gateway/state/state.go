@@ -28,10 +28,22 @@ type DB struct {
 	write, read *sql.DB
 }
 
-// Open opens (creating) the gateway's state in dataDir and brings its
-// schema up to date.
-func Open(ctx context.Context, dataDir string) (*DB, error) {
-	path := filepath.Join(dataDir, FileName)
+// Open checks the gateway's state in dataDir as every ParkMesh SQLite
+// file is checked (sqlitestore.Prepare: damaged, or missing or empty where
+// the data directory held it, it is refused with a *sqlitestore.StartError
+// unless opts allow an empty one), creates it in a new data directory, and
+// brings its schema up to date.
+func Open(ctx context.Context, dataDir string, opts ...sqlitestore.Option) (*DB, error) {
+	path, err := filepath.Abs(filepath.Join(dataDir, FileName))
+	if err != nil {
+		return nil, err
+	}
+	migrate := func(ctx context.Context, db *sql.DB) error {
+		return sqlitestore.Migrate(ctx, db, migrations, "migrations")
+	}
+	if _, err := sqlitestore.PrepareFile(ctx, path, migrate, append([]sqlitestore.Option{sqlitestore.What("gateway state")}, opts...)...); err != nil {
+		return nil, err
+	}
 	w, r, err := sqlitestore.OpenDB(path)
 	if err != nil {
 		return nil, err

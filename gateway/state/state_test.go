@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +160,39 @@ func TestStateSurvivesReopen(t *testing.T) {
 	if hooks, _ := db.Webhooks(ctx); len(hooks) != 1 {
 		t.Errorf("webhooks after reopen = %v", hooks)
 	}
+}
+
+// The gateway's state is checked at start as every store is: a damaged
+// file or one the data directory held going missing is refused, naming
+// the file; AllowEmpty begins empty where it was missing.
+func TestOpenRefusesDamagedOrLostState(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	path := filepath.Join(dir, FileName)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), good...)
+	copy(bad, "not a database at all, garbage")
+	if err := os.WriteFile(path, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(t.Context(), dir, sqlitestore.AllowEmpty(true)); err == nil ||
+		!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "gateway state") {
+		t.Fatalf("damaged state: %v", err)
+	}
+	os.Remove(path)
+	if _, err := Open(t.Context(), dir); err == nil || !strings.Contains(err.Error(), "is missing") {
+		t.Fatalf("lost state: %v", err)
+	}
+	db, err = Open(t.Context(), dir, sqlitestore.AllowEmpty(true))
+	if err != nil {
+		t.Fatalf("lost state with AllowEmpty: %v", err)
+	}
+	db.Close()
 }

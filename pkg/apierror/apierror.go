@@ -29,19 +29,24 @@ const (
 	// TooManyRequests: a cap was reached (open streams, handshakes in
 	// progress); the answer says when to retry (Retry-After).
 	TooManyRequests Code = "too_many_requests"
+	// InsufficientStorage: the store is out of disk space (or quota); the
+	// write was not made, reads go on, and the same write succeeds once
+	// space is freed.
+	InsufficientStorage Code = "insufficient_storage"
 )
 
 var statusOf = map[Code]int{
-	Invalid:            http.StatusBadRequest,
-	NotFound:           http.StatusNotFound,
-	Conflict:           http.StatusConflict,
-	PreconditionFailed: http.StatusPreconditionFailed,
-	Unauthorized:       http.StatusUnauthorized,
-	Forbidden:          http.StatusForbidden,
-	Unavailable:        http.StatusServiceUnavailable,
-	Timeout:            http.StatusGatewayTimeout,
-	Internal:           http.StatusInternalServerError,
-	TooManyRequests:    http.StatusTooManyRequests,
+	Invalid:             http.StatusBadRequest,
+	NotFound:            http.StatusNotFound,
+	Conflict:            http.StatusConflict,
+	PreconditionFailed:  http.StatusPreconditionFailed,
+	Unauthorized:        http.StatusUnauthorized,
+	Forbidden:           http.StatusForbidden,
+	Unavailable:         http.StatusServiceUnavailable,
+	Timeout:             http.StatusGatewayTimeout,
+	Internal:            http.StatusInternalServerError,
+	TooManyRequests:     http.StatusTooManyRequests,
+	InsufficientStorage: http.StatusInsufficientStorage,
 }
 
 // Error is the error every ParkMesh API returns. Field names the offending

@@ -13,6 +13,7 @@ func TestParseReadsWhatWriteWrote(t *testing.T) {
 		apierror.InvalidField("attrs.trl", "must be between 1 and 9"),
 		apierror.New(apierror.NotFound, "no project listing %q", "prj_x"),
 		apierror.New(apierror.Unavailable, "store unreachable"),
+		apierror.New(apierror.InsufficientStorage, "out of disk space"),
 	} {
 		rec := httptest.NewRecorder()
 		apierror.Write(rec, want)
@@ -38,5 +39,16 @@ func TestParseRefusesWhatIsNotAnErrorBody(t *testing.T) {
 		if e, ok := apierror.Parse([]byte(body)); ok {
 			t.Errorf("Parse(%q) = %+v, true; want false", body, e)
 		}
+	}
+}
+
+// A 507 without a body still reads as insufficient_storage: the one table
+// maps both ways.
+func TestInsufficientStorageIs507BothWays(t *testing.T) {
+	if got := apierror.HTTPStatus(apierror.InsufficientStorage); got != 507 {
+		t.Errorf("HTTPStatus(insufficient_storage) = %d, want 507", got)
+	}
+	if got := apierror.CodeForStatus(507); got != apierror.InsufficientStorage {
+		t.Errorf("CodeForStatus(507) = %s, want insufficient_storage", got)
 	}
 }

@@ -87,7 +87,8 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]listing.
 	return s.readChanges(ctx, changesSelect+`WHERE b.seq > ? ORDER BY b.seq LIMIT ?`, after, limit)
 }
 
-func (s *Store) readChanges(ctx context.Context, query string, args ...any) ([]listing.Change, error) {
+func (s *Store) readChanges(ctx context.Context, query string, args ...any) (_ []listing.Change, err error) {
+	defer func() { err = s.observe(err) }()
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -127,11 +128,12 @@ func (s *Store) readChanges(ctx context.Context, query string, args ...any) ([]l
 }
 
 // LastSeq implements listing.Store.
-func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+func (s *Store) LastSeq(ctx context.Context) (_ int64, err error) {
+	defer func() { err = s.observe(err) }()
 	var seq sql.NullInt64
 	// sqlite_sequence keeps the highest sequence AUTOINCREMENT issued even
 	// when Compact deleted its row: a sequence is never reused.
-	err := s.read.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'changes'`).Scan(&seq)
+	err = s.read.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'changes'`).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -142,7 +144,7 @@ func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 func (s *Store) SeqBefore(ctx context.Context, t time.Time) (int64, error) {
 	var seq int64
 	err := s.read.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM by_seq WHERE at < ?`, micros(t)).Scan(&seq)
-	return seq, err
+	return seq, s.observe(err)
 }
 
 // compactBatch bounds the change-log rows one Compact transaction deletes,
@@ -151,8 +153,8 @@ const compactBatch = 5000
 
 // Compact implements listing.Store. It deletes in batches, each its own
 // transaction, and wakes no one: no changes read sees the difference.
-func (s *Store) Compact(ctx context.Context, before time.Time) (int64, error) {
-	var total int64
+func (s *Store) Compact(ctx context.Context, before time.Time) (total int64, err error) {
+	defer func() { err = s.observe(err) }()
 	for {
 		res, err := s.write.ExecContext(ctx, `DELETE FROM changes WHERE seq IN (
 			SELECT seq FROM changes WHERE at < ? ORDER BY at LIMIT ?)`, micros(before), compactBatch)

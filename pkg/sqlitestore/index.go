@@ -67,7 +67,7 @@ func (s *Store) HeadOf(ctx context.Context, park string, kind listing.Kind) (int
 	var seq int64
 	err := s.read.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM by_seq WHERE park = ? AND kind = ?`,
 		park, string(kind)).Scan(&seq)
-	return seq, err
+	return seq, s.observe(err)
 }
 
 // GetOf returns park's listing id, or NotFound.
@@ -83,12 +83,13 @@ func (s *Store) Meta(ctx context.Context, key string) (string, bool, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
-	return v, err == nil, err
+	return v, err == nil, s.observe(err)
 }
 
 // MetaPrefix returns every key the index keeps that starts with prefix,
 // with its value.
-func (s *Store) MetaPrefix(ctx context.Context, prefix string) (map[string]string, error) {
+func (s *Store) MetaPrefix(ctx context.Context, prefix string) (_ map[string]string, err error) {
+	defer func() { err = s.observe(err) }()
 	rows, err := s.read.QueryContext(ctx, `SELECT key, value FROM index_meta
 		WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1`, prefix)
 	if err != nil {

@@ -191,7 +191,8 @@ func (s *Store) decodeCursor(raw string, q listing.Query) (cursor, error) {
 //
 // ParkHits (q.CountParks) counts every match, so it costs in proportion
 // to the number of matches, unlike the page itself.
-func (s *Store) Search(ctx context.Context, q listing.Query) (*listing.Page, error) {
+func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, err error) {
+	defer func() { err = s.observe(err) }()
 	limit := q.Limit
 	if limit <= 0 {
 		limit = listing.DefaultLimit

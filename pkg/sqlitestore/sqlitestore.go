@@ -18,12 +18,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
@@ -43,13 +45,72 @@ type Store struct {
 
 	mu     sync.Mutex
 	signal chan struct{}
+
+	// What the store knows of its file's health (health.go).
+	name         string // the file's base name, the metric's store label
+	logger       *slog.Logger
+	errorsTotal  *prometheus.CounterVec
+	health       health
+	checkOpts    CheckOptions
+	checkTimeout time.Duration
+	recheckNow   chan struct{}
+	stopRecheck  context.CancelFunc
+	recheckDone  chan struct{}
 }
+
+// readIdle is how many idle read connections the pool keeps.
+const readIdle = 2
+
+// Option changes how Open opens a store.
+type Option func(*openOptions)
+
+type openOptions struct {
+	check        CheckOptions
+	registerer   prometheus.Registerer
+	recheckEvery time.Duration
+}
+
+// AllowEmpty lets Open begin with an empty store where its data directory
+// says one existed (-allow-empty-store): the file is missing, zero bytes
+// or holds no schema. A damaged file is refused all the same.
+func AllowEmpty(allow bool) Option { return func(o *openOptions) { o.check.AllowEmpty = allow } }
+
+// Rebuildable opens a cache (the club index): missing or empty, it is
+// created without question; damaged, it is refused with advice to move it
+// away, since it is rebuilt from its sources.
+func Rebuildable(what string) Option {
+	return func(o *openOptions) { o.check.Rebuildable, o.check.What = true, what }
+}
+
+// What names the file in messages ("store" by default).
+func What(what string) Option { return func(o *openOptions) { o.check.What = what } }
+
+// WithLogger logs the store's start check and storage failures to l.
+func WithLogger(l *slog.Logger) Option { return func(o *openOptions) { o.check.Logger = l } }
+
+// WithRegisterer counts storage failures (parkmesh_store_errors_total)
+// in reg.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(o *openOptions) { o.registerer = reg }
+}
+
+// WithCheckTimeout bounds quick_check at start and at each re-check
+// (DefaultCheckTimeout by default).
+func WithCheckTimeout(d time.Duration) Option { return func(o *openOptions) { o.check.Timeout = d } }
+
+// WithRecheckEvery sets how often a failing store checks its file again
+// (DefaultRecheckEvery by default).
+func WithRecheckEvery(d time.Duration) Option { return func(o *openOptions) { o.recheckEvery = d } }
+
+// DefaultRecheckEvery is how often a failing store checks its file again.
+const DefaultRecheckEvery = 15 * time.Second
 
 var _ listing.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database file at path and applies
-// pending migrations.
-func Open(ctx context.Context, path string) (*Store, error) {
+// Open checks the database file at path (Prepare: a damaged file, or a
+// missing or empty one its data directory held, is a *StartError), creates
+// it when it should, and applies pending migrations.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlitestore: empty path")
 	}
@@ -57,7 +118,23 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: abs, signal: make(chan struct{})}
+	o := openOptions{recheckEvery: DefaultRecheckEvery}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.check.Logger == nil {
+		o.check.Logger = slog.New(slog.DiscardHandler)
+	}
+	checked, err := Prepare(ctx, abs, func(ctx context.Context, db *sql.DB) error {
+		return Migrate(ctx, db, migrations, "migrations")
+	}, o.check)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: abs, signal: make(chan struct{}),
+		name: filepath.Base(abs), logger: o.check.Logger, errorsTotal: errorsTotal(o.registerer),
+		checkOpts: o.check, checkTimeout: o.check.Timeout, recheckNow: make(chan struct{}, 1)}
+	s.health.unchecked = checked.Unfinished
 	if s.write, s.read, err = OpenDB(abs); err != nil {
 		return nil, err
 	}
@@ -75,6 +152,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: read cursor key: %w", err)
 	}
 	s.cursors = pagecursor.New(key)
+	recheckCtx, stop := context.WithCancel(context.Background())
+	s.stopRecheck, s.recheckDone = stop, make(chan struct{})
+	go s.recheckLoop(recheckCtx, o.recheckEvery)
 	return s, nil
 }
 
@@ -93,6 +173,7 @@ func OpenDB(path string) (write, read *sql.DB, err error) {
 		return nil, nil, err
 	}
 	read.SetMaxOpenConns(4)
+	read.SetMaxIdleConns(readIdle)
 	return write, read, nil
 }
 
@@ -150,6 +231,11 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database. Pending writes have committed or rolled back.
 func (s *Store) Close() error {
+	if s.stopRecheck != nil {
+		s.stopRecheck()
+		<-s.recheckDone
+		s.stopRecheck = nil
+	}
 	var errs []error
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
@@ -160,10 +246,20 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// Ping checks that the database answers a query.
+// Ping reports whether the store can serve: Unavailable, with the reason,
+// while an I/O error or damage seen since its last check stands (a full or
+// read-only disk stops writes only, so it is not reported here), or when
+// the database does not answer.
 func (s *Store) Ping(ctx context.Context) error {
+	if failing, _ := s.Health(); failing != nil {
+		return apierror.New(apierror.Unavailable, "store %s failing: %v", s.name, failing)
+	}
 	var one int
-	return s.read.QueryRowContext(ctx, `SELECT 1 FROM meta LIMIT 1`).Scan(&one)
+	err := s.read.QueryRowContext(ctx, `SELECT 1 FROM meta LIMIT 1`).Scan(&one)
+	if err != nil {
+		return s.observe(err)
+	}
+	return nil
 }
 
 // ChangeSignal returns a channel that is closed when the next change commits.
@@ -229,7 +325,7 @@ func (s *Store) getDoc(ctx context.Context, id, query string, args ...any) (*lis
 		return nil, apierror.New(apierror.NotFound, "no listing %s", id)
 	}
 	if err != nil {
-		return nil, err
+		return nil, s.observe(err)
 	}
 	return decode(doc)
 }
@@ -378,19 +474,22 @@ func appendChange(ctx context.Context, tx *sql.Tx, op listing.Op, l *listing.Lis
 }
 
 // inTx runs fn in a write transaction, committing only if fn succeeds, and
-// wakes change-log waiters after a commit.
+// wakes change-log waiters after a commit. A storage failure (a full disk,
+// say) rolls the whole transaction back and is answered by its class
+// (observe); the next write that commits clears it.
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return s.observe(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return s.observe(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return s.observe(err)
 	}
+	s.writeOK()
 	s.notify()
 	return nil
 }

@@ -60,6 +60,9 @@ type Config struct {
 	// its history; 0 keeps it forever. Changes reads come from the
 	// by-sequence index, which compaction never touches.
 	ChangesRetention time.Duration
+	// AllowEmptyStore begins with an empty store where the data directory
+	// says one existed (it is missing, zero bytes or schema-less).
+	AllowEmptyStore bool
 }
 
 // DefaultChangesRetention keeps a week of change history.
@@ -78,6 +81,9 @@ type Main struct {
 	// version and park, and the OTEL_* environment does the rest. Tests set
 	// its Exporter to an in-memory one.
 	Telemetry telemetry.Config
+	// StoreOptions are added to the store's own; tests shorten its
+	// re-check with them.
+	StoreOptions []sqlitestore.Option
 
 	logOut  io.Writer
 	tel     *telemetry.Telemetry
@@ -111,6 +117,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&m.Config.ChangesRetention, "changes-retention", DefaultChangesRetention,
 		"how long the change log keeps its history (an audit trail; feeds never read it), compacted at start and hourly; 0 keeps it forever")
+	fs.BoolVar(&m.Config.AllowEmptyStore, "allow-empty-store", false,
+		"begin with an empty store although the data directory held one (it is missing or empty); a damaged file is refused all the same")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -175,7 +183,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := os.MkdirAll(m.Config.DataDir, 0o750); err != nil {
 		return fmt.Errorf("-data-dir: %w", err)
 	}
-	st, err := sqlitestore.Open(ctx, m.DBPath())
+	metrics := httpserver.NewMetrics()
+	st, err := sqlitestore.Open(ctx, m.DBPath(), append([]sqlitestore.Option{
+		sqlitestore.AllowEmpty(m.Config.AllowEmptyStore),
+		sqlitestore.WithLogger(m.Logger), sqlitestore.WithRegisterer(metrics.Registry)}, m.StoreOptions...)...)
 	if err != nil {
 		return err
 	}
@@ -184,7 +195,6 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if tel.Enabled() {
 		store = sqlitestore.NewTraced(st, tel.TracerProvider())
 	}
-	metrics := httpserver.NewMetrics()
 	m.draining = make(chan struct{})
 	svc := New(m.Spec.Kind, m.Config.Park, store, WithDraining(m.draining))
 	// Tracing outermost, so the request log line carries the trace ids.
@@ -220,6 +230,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 // Registrar is the process's Consul registration (nil with -consul off).
 func (m *Main) Registrar() *registration.Registrar { return m.reg }
+
+// Store is the service's store (open between Open and Close).
+func (m *Main) Store() *sqlitestore.Store { return m.store }
 
 // Addr is the address the service listens on (useful with port 0).
 func (m *Main) Addr() string { return m.ln.Addr().String() }

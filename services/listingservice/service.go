@@ -193,6 +193,9 @@ func (s *service) SeqBefore(ctx context.Context, t time.Time) (int64, error) {
 
 func (s *service) Ready(ctx context.Context) error {
 	if err := s.store.Ping(ctx); err != nil {
+		if apierror.Is(err, apierror.Unavailable) {
+			return err // the store's reason: which file, what failed, since when
+		}
 		return apierror.New(apierror.Unavailable, "store unreachable")
 	}
 	return nil

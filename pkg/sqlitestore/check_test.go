@@ -1,0 +1,303 @@
+package sqlitestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
+)
+
+// fillStore makes a store at path holding n listings, closed and
+// checkpointed, and returns the file's bytes.
+func fillStore(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := s.Create(t.Context(), testListing(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func testListing(i int) *listing.Listing {
+	now := time.Now().UTC()
+	return &listing.Listing{ID: listing.NewID(listing.KindTalent, now.Add(time.Duration(i))), Park: "xian-hitech",
+		Kind: listing.KindTalent, Version: 1, Title: fmt.Sprintf("人才 %d copper research 硅谷", i), Country: "CN",
+		Visibility: "club", CreatedAt: now, UpdatedAt: now}
+}
+
+// garble overwrites n bytes from off with a pattern that is no page of
+// SQLite's.
+func garble(b []byte, off, n int) []byte {
+	c := append([]byte(nil), b...)
+	for i := off; i < off+n && i < len(c); i++ {
+		c[i] = byte(i*7 + 3)
+	}
+	return c
+}
+
+// Each way a file goes wrong is refused at start with a message naming the
+// file and saying what to do; -allow-empty-store begins empty where the
+// file was missing or empty, and never opens a damaged one.
+func TestStartRefusesDamagedMissingOrEmptyStores(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "xian-hitech-talent.db")
+	good := fillStore(t, src, 300)
+	page := 4096
+	cases := []struct {
+		name    string
+		damage  func(path string) // on a store its directory's record names
+		problem string
+		empty   bool // -allow-empty-store begins empty
+	}{
+		{"zero-length", func(p string) { os.WriteFile(p, nil, 0o600) }, "is empty (zero bytes)", true},
+		{"truncated", func(p string) { os.WriteFile(p, good[:len(good)/page/2*page], 0o600) }, "is damaged: quick_check", false},
+		{"truncated mid-page", func(p string) { os.WriteFile(p, good[:len(good)/2+100], 0o600) }, "not a whole number of 4096-byte pages", false},
+		{"garbage in the header", func(p string) { os.WriteFile(p, garble(good, 0, 100), 0o600) }, "does not start with the SQLite header", false},
+		{"garbage in the middle", func(p string) { os.WriteFile(p, garble(good, len(good)/2/page*page, 64<<10), 0o600) }, "is damaged: quick_check", false},
+		{"missing beside the others", func(p string) { os.Remove(p) }, "is missing, but this data directory held it (stores.txt names it)", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "xian-hitech-talent.db")
+			if err := os.WriteFile(path, good, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := record(dir, filepath.Base(path)); err != nil {
+				t.Fatal(err)
+			}
+			c.damage(path)
+			_, err := Open(t.Context(), path)
+			var se *StartError
+			if !errors.As(err, &se) {
+				t.Fatalf("Open = %v, want a *StartError", err)
+			}
+			msg := err.Error()
+			for _, want := range []string{path, c.problem, "parkmesh restore --from DIR", "-allow-empty-store"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("message lacks %q:\n%s", want, msg)
+				}
+			}
+			s, err := Open(t.Context(), path, AllowEmpty(true))
+			if !c.empty {
+				if !errors.As(err, &se) {
+					t.Fatalf("with AllowEmpty, a damaged file opened (err %v)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("with AllowEmpty: %v", err)
+			}
+			defer s.Close()
+			if seq, err := s.LastSeq(t.Context()); err != nil || seq != 0 {
+				t.Errorf("with AllowEmpty: last seq %d (%v), want an empty store", seq, err)
+			}
+		})
+	}
+}
+
+// A new data directory gets its store created and recorded; a second
+// start opens it; its loss is then refused.
+func TestNewDirectoryCreatesAndRecords(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p-directory.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(t.Context(), testListing(1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if ok, err := recorded(dir, "p-directory.db"); !ok || err != nil {
+		t.Fatalf("recorded = %v, %v", ok, err)
+	}
+	if _, err := os.Stat(path + ".new"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the temporary file stayed: %v", err)
+	}
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, _ := s.LastSeq(t.Context()); seq != 1 {
+		t.Errorf("reopened last seq = %d, want 1", seq)
+	}
+	s.Close()
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		os.Remove(f)
+	}
+	if _, err := Open(t.Context(), path); err == nil {
+		t.Fatal("a recorded store that went missing opened")
+	}
+}
+
+// The club index is a cache: gone or empty, it is made again; damaged, it
+// is refused, never served.
+func TestRebuildableStore(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "club-index.db")
+	good := fillStore(t, path, 200)
+	os.Remove(filepath.Join(dir, RecordName))
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), path, Rebuildable("club index"))
+	if err != nil {
+		t.Fatalf("empty cache: %v", err)
+	}
+	s.Close()
+	if err := os.WriteFile(path, garble(good, len(good)/2/4096*4096, 64<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path + "-wal")
+	_, err = Open(t.Context(), path, Rebuildable("club index"))
+	if err == nil || !strings.Contains(err.Error(), "rebuilt from the park's and its peers' feeds") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("damaged cache: %v", err)
+	}
+}
+
+// A full disk is a clear answer: insufficient_storage, nothing of the
+// write kept (listing and change log entry both absent), reads go on, the
+// metric counts it, and writes succeed by themselves once there is room.
+// The "disk" is the file's own page limit (PRAGMA max_page_count), which
+// makes SQLite fail with the real SQLITE_FULL without root or a tmpfs.
+func TestFullDiskIsInsufficientStorageAndRecovers(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "x.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 50 {
+		if err := s.Create(t.Context(), testListing(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := s.LastSeq(t.Context())
+	pages := limitPages(t, s, 0)
+	var full error
+	var lost *listing.Listing
+	for i := 1000; i < 2000 && full == nil; i++ {
+		lost = testListing(i)
+		lost.Summary = strings.Repeat("填满 fill ", 200)
+		full = s.Create(t.Context(), lost)
+	}
+	if !apierror.Is(full, apierror.InsufficientStorage) || apierror.HTTPStatus(apierror.CodeOf(full)) != 507 {
+		t.Fatalf("write on a full disk = %v, want insufficient_storage", full)
+	}
+	if _, err := s.Get(t.Context(), lost.ID); !apierror.Is(err, apierror.NotFound) {
+		t.Errorf("the refused listing is readable: %v", err)
+	}
+	last, _ := s.LastSeq(t.Context())
+	if changes, err := s.Changes(t.Context(), before, 1000); err != nil || int64(len(changes)) != last-before {
+		t.Fatalf("changes after the refused write: %d (%v), last seq %d", len(changes), err, last)
+	}
+	if p, err := s.Search(t.Context(), listing.Query{Text: "copper", Limit: 5}); err != nil || len(p.Results) == 0 {
+		t.Errorf("search while full: %v", err)
+	}
+	if failing, writes := s.Health(); failing != nil || writes == nil {
+		t.Errorf("health while full = %v, %v; want ready with failing writes", failing, writes)
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("a full disk made the store not ready: %v", err)
+	}
+	limitPages(t, s, pages*4) // space is freed
+	if err := s.Create(t.Context(), lost); err != nil {
+		t.Fatalf("write after space came back: %v", err)
+	}
+	if _, writes := s.Health(); writes != nil {
+		t.Errorf("writes still failing after a commit: %v", writes)
+	}
+}
+
+// limitPages caps the store file at n pages (0: what it holds now).
+func limitPages(t *testing.T, s *Store, n int64) int64 {
+	t.Helper()
+	n, err := s.SetMaxPages(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Damage found while serving makes the store not ready, with the reason;
+// once the file checks out again, it is ready again by itself.
+func TestDamageSeenWhileServingMakesTheStoreNotReady(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	fillStore(t, path, 300)
+	s, err := Open(t.Context(), path, WithRecheckEvery(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	good, _ := os.ReadFile(path)
+	off := len(good) / 2 / 4096 * 4096
+	if err := os.WriteFile(path, garble(good, off, 64<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.dropIdleReaders() // a reader with the pages cached would not see it yet
+	var readErr error
+	for i := 0; i < 300 && readErr == nil; i++ {
+		_, readErr = s.Search(t.Context(), listing.Query{Text: fmt.Sprintf("人才 %d", i), Limit: 100})
+		if readErr == nil {
+			_, readErr = s.Changes(t.Context(), 0, 1000)
+		}
+	}
+	if !apierror.Is(readErr, apierror.Unavailable) {
+		t.Fatalf("reading a damaged file = %v, want unavailable", readErr)
+	}
+	err = s.Ping(t.Context())
+	if !apierror.Is(err, apierror.Unavailable) || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("Ping on a damaged store = %v", err)
+	}
+	if err := os.WriteFile(path, good, 0o600); err != nil { // restored
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Ping(t.Context()) != nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("still not ready after the file was restored: %v", err)
+	}
+}
+
+// A check that does not finish within its bound lets the store open and
+// goes on in the background; damage it finds then makes the store not
+// ready.
+func TestUnfinishedCheckGoesOnInTheBackground(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	good := fillStore(t, path, 300)
+	if err := os.WriteFile(path, garble(good, len(good)/2/4096*4096, 16<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), path, WithCheckTimeout(time.Nanosecond))
+	if err != nil {
+		t.Fatalf("Open with a check too short to finish: %v", err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Ping(t.Context()) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.Ping(t.Context()); !apierror.Is(err, apierror.Unavailable) || !strings.Contains(err.Error(), "quick_check") {
+		t.Fatalf("Ping after the background check = %v, want unavailable naming quick_check", err)
+	}
+}
