@@ -517,3 +517,35 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdREADME: README.md's "Running a node on a real host"
+// installs what the units expect where they expect it: every unit, the
+// environment file, the binaries of every process (built from their main
+// packages) and the data and token directories.
+func TestSystemdREADME(t *testing.T) {
+	_, section, ok := strings.Cut(readFile(t, "README.md"), "\n## Running a node on a real host\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Running a node on a real host" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	want := []string{
+		"install -m 0644 -t " + hostUnitDir + " " + systemdDir + "/parkmesh-*.service " + systemdDir + "/" + nodeTarget,
+		"install -m 0600 " + envTemplate + " " + hostEnvFile,
+		"install -D -m 0755 -t " + hostBinDir,
+		"install -d -o parkmesh -g parkmesh -m 0750 " + hostDataDir,
+		"--data-dir " + hostDataDir,
+		hostTokenDir + "/",
+		"systemctl enable --now " + nodeTarget,
+		"/readyz",
+		"journalctl -u parkmesh-gateway",
+		"docs/deploy.md, Consul ACLs",
+	}
+	for process, main := range systemdProcesses {
+		want = append(want, "./"+main, "bin/"+process)
+	}
+	for _, w := range want {
+		if !strings.Contains(section, w) {
+			t.Errorf("README.md, Running a node on a real host: no %q", w)
+		}
+	}
+}
