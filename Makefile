@@ -18,11 +18,13 @@ CONFIGCHECK := deploy/configcheck
 all: build
 
 ## tools: build and cache the real Consul agent and Jaeger the tests and demo
-## need, and the pinned staticcheck
+## need, and the pinned staticcheck; install systemd-analyze (Debian's
+## systemd package) for configcheck's unit checks when it is missing
 tools:
 	@deploy/tools/install-consul.sh >/dev/null
 	@deploy/tools/install-jaeger.sh >/dev/null
 	@deploy/tools/install-staticcheck.sh >/dev/null
+	@deploy/tools/install-systemd-analyze.sh >/dev/null
 
 build:
 	$(GO) build ./...
@@ -59,8 +61,9 @@ staticcheck:
 	(cd $(CONFIGCHECK) && $$sc ./...) || rc=1; \
 	exit $$rc
 
-## configcheck: the compose file, Dockerfiles, kustomize overlays, Tiltfile
-## and flag docs, without a container engine or cluster (needs kubectl)
+## configcheck: the compose file, Dockerfiles, kustomize overlays, Tiltfile,
+## systemd units and flag docs, without a container engine or cluster
+## (needs kubectl, and systemd-analyze from `make tools`)
 configcheck:
 	cd $(CONFIGCHECK) && $(GO) test -count=1 ./...
 

@@ -6,8 +6,9 @@
 // their federation ports; the Dockerfiles build static binaries run by an
 // unprivileged user; the Tiltfile runs in a Starlark interpreter and
 // deploys what it should; the compose jobs' scripts work with the real
-// admin CLI; and every flag the deployment files and docs/deploy.md name
-// exists.
+// admin CLI; the systemd units pass systemd-analyze verify on a stand-in
+// host and keep their hardening; and every flag the deployment files and
+// docs/deploy.md name exists.
 //
 // It is a module of its own so that k8s.io/api, compose-go and Starlark
 // stay out of the product's go.mod. Run it with `make configcheck`.
