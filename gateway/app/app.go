@@ -302,7 +302,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
 		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
 	}, true, webhookPolicy)
-	m.peers = peering.NewStore(cc, peerClient, m.Logger)
+	m.peers = peering.NewStore(cc, peerClient, m.Logger, peering.StoreConfig{
+		Keys: m.keys.KeySet, Metrics: m.metrics.Registry, DataDir: m.Config.DataDir,
+	})
 	fed := &peering.Federation{
 		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
 		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,

@@ -131,6 +131,11 @@ func (f *Federation) GenerateToken(ctx context.Context, peer string, ttl time.Du
 	}
 	rec := pendingToken{ID: t.TokenID, Peer: peer, SecretSHA256: sha256Hex(t.Secret), Expires: t.Expires, Created: now}
 	b, _ := json.Marshal(rec)
+	// Signed like a peer record: a KV write alone must not plant a token.
+	b, err := seal(f.Keys(), kvTokens+t.TokenID, b)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	if _, err := f.KV.Put(&consulapi.KVPair{Key: kvTokens + t.TokenID, Value: b}, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return "", time.Time{}, apierror.New(apierror.Unavailable, "cannot store the peering token: Consul unreachable")
 	}
@@ -242,8 +247,12 @@ func (f *Federation) AcceptEstablish(ctx context.Context, bearer string, req Est
 	if pair == nil || strings.ContainsAny(req.TokenID, "/.") {
 		return refuse("peering_token_unknown")
 	}
+	raw, _, err := open(f.Keys(), pair.Key, pair.Value)
+	if err != nil {
+		return refuse("peering_token_" + reason(err))
+	}
 	var rec pendingToken
-	if json.Unmarshal(pair.Value, &rec) != nil {
+	if json.Unmarshal(raw, &rec) != nil {
 		return refuse("peering_token_corrupt")
 	}
 	if f.now().After(rec.Expires) {
