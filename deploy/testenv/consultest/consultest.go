@@ -45,7 +45,7 @@ type Agent struct {
 	tokensErr  error
 }
 
-// Start starts a fresh Consul dev agent on free loopback ports and returns
+// Start starts a fresh Consul agent on free loopback ports and returns
 // once it is ready. A port taken between choosing and binding makes it
 // choose again (see [consulagent.LaunchOnFreePorts]), never fails the test.
 // The agent is stopped when the test and its subtests finish; if the test
