@@ -28,6 +28,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/registration"
 )
 
 // KVPrefix is the part of the park's Consul KV store ParkMesh uses (peers,
@@ -287,18 +288,14 @@ func NewSecret() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// ReadToken reads a token file: its content without surrounding space. An
-// empty file is an error.
+// ReadToken reads a token file, as the processes do
+// ([registration.ReadTokenFile]): its content without surrounding space;
+// an empty file is an error, a missing one wraps [os.ErrNotExist].
 func ReadToken(file string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", err
+	if file == "" {
+		return "", errors.New("consulacl: no token file named")
 	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("consulacl: token file %s is empty", file)
-	}
-	return s, nil
+	return registration.ReadTokenFile(file)
 }
 
 // WriteToken writes secret to file with mode 0600 (its directory 0700 when
