@@ -94,6 +94,11 @@ type Store struct {
 	rejected map[string]uint64
 	// adopted is set once records of before signing were dealt with.
 	adopted bool
+	// floor is the Consul index of this store's latest own write: a
+	// watch answer older than that predates the write and would undo it
+	// (a peer just established dropped, one just deleted back for a
+	// moment), so it is not applied.
+	floor uint64
 }
 
 // StoreConfig is what a Store needs besides Consul.
@@ -214,6 +219,14 @@ func (s *Store) Run(ctx context.Context) {
 		}
 		next, stale := s.verify(pairs)
 		s.mu.Lock()
+		if !confirm && meta.LastIndex < s.floor {
+			// Sent before a write of ours and answered after it: wait for
+			// the answer that holds the write.
+			s.index = max(meta.LastIndex, 1)
+			s.mu.Unlock()
+			continue
+		}
+		s.floor = 0
 		changed := !samePeers(s.peers, next)
 		s.peers = next
 		s.index = max(meta.LastIndex, 1) // a zero index would not block
@@ -424,11 +437,25 @@ func (s *Store) Put(ctx context.Context, p *Peer) error {
 	if _, err := s.kv.Put(&consulapi.KVPair{Key: kvPeers + p.ID, Value: b}, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return err
 	}
+	floor := s.writtenAt(ctx)
 	s.mu.Lock()
+	s.floor = max(s.floor, floor)
 	s.peers[p.ID] = p
 	s.mu.Unlock()
 	s.changed()
 	return nil
+}
+
+// writtenAt returns the index of the peer list as Consul answers it right
+// after a write of ours: a watch answer at this index or later holds the
+// write; one before it does not, and is not applied (see floor). 0 if
+// Consul does not answer.
+func (s *Store) writtenAt(ctx context.Context) uint64 {
+	_, meta, err := s.kv.List(kvPeers, (&consulapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return 0
+	}
+	return meta.LastIndex
 }
 
 // changed runs the change listeners (a write made here; other replicas
@@ -451,7 +478,9 @@ func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	if _, err := s.kv.Delete(kvPeers+id, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return false, err
 	}
+	floor := s.writtenAt(ctx)
 	s.mu.Lock()
+	s.floor = max(s.floor, floor)
 	delete(s.peers, id)
 	s.mu.Unlock()
 	s.changed()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -273,12 +274,31 @@ type flakyConsul struct {
 	proxy *httputil.ReverseProxy
 	// consistent counts consistent reads passed to the agent.
 	consistent atomic.Int32
+	// In mode "hold", a blocking query is answered at once by the agent
+	// (its state then) but the answer is held back: held gets a value,
+	// and the answer goes out when release is closed.
+	held    chan struct{}
+	release chan struct{}
 }
 
 func (f *flakyConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, consistent := r.URL.Query()["consistent"]
 	isList := strings.HasPrefix(r.URL.Path, "/v1/kv/"+kvPeers)
+	_, blocking := r.URL.Query()["index"]
 	switch mode := f.mode.Load().(string); {
+	case isList && blocking && mode == "hold":
+		q := r.URL.Query()
+		q.Del("index")
+		q.Del("wait")
+		r.URL.RawQuery = q.Encode()
+		rec := httptest.NewRecorder()
+		f.proxy.ServeHTTP(rec, r)
+		f.held <- struct{}{}
+		<-f.release
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+		return
 	case !isList || mode == "pass":
 	case mode == "down":
 		http.Error(w, "agent restarting", http.StatusBadGateway)
@@ -337,6 +357,54 @@ func TestStoreBelievesOnlyConfirmedAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the deletion seen", 10*time.Second, func() bool { return s.ids() == "" })
+}
+
+// TestStoreWriteNotUndoneByAnEarlierAnswer: a watch answer computed before
+// this store's own write (a peering established or deleted here) and
+// delivered after it must not undo the write, not even for a moment: a
+// peer just deleted would be trusted again, one just established dropped.
+func TestStoreWriteNotUndoneByAnEarlierAnswer(t *testing.T) {
+	t.Parallel()
+	agent := consultest.Start(t)
+	target, _ := url.Parse("http://" + agent.HTTPAddr())
+	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(target), held: make(chan struct{}, 1)}
+	f.mode.Store("pass")
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	ks := testKeys(t)
+	s := startStore(t, srv.Listener.Addr().String(), agent.Token(t, consulacl.Gateway), func() *parkkey.KeySet { return ks }, t.TempDir(), 300*time.Millisecond)
+	if err := s.Put(t.Context(), testPeer("chengdu-hitech")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the peer", 5*time.Second, func() bool { return s.ids() == "chengdu-hitech" })
+
+	step := func(what string, write func() error, want string) {
+		t.Helper()
+		f.release = make(chan struct{})
+		f.mode.Store("hold")
+		select {
+		case <-f.held: // the watch's next answer, from before the write
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the watch asked nothing", what)
+		}
+		f.mode.Store("pass")
+		if err := write(); err != nil {
+			t.Fatal(err)
+		}
+		before := s.removals.Load()
+		close(f.release)
+		time.Sleep(time.Second) // the held answer, then a few rounds
+		if got := s.ids(); got != want || s.removals.Load() != before {
+			t.Errorf("%s: peers %q (%d dropped meanwhile), want %q", what, got, s.removals.Load()-before, want)
+		}
+	}
+	step("establish", func() error { return s.Put(t.Context(), testPeer("siliconvalley-offshore")) }, "chengdu-hitech,siliconvalley-offshore")
+	var seen atomic.Bool
+	s.OnChange(func() { _, ok := s.Get("chengdu-hitech"); seen.Store(seen.Load() || ok) })
+	step("delete", func() error { _, err := s.Delete(t.Context(), "chengdu-hitech"); return err }, "siliconvalley-offshore")
+	if seen.Load() {
+		t.Error("delete: the deleted peer came back for a moment")
+	}
 }
 
 // TestStoreResignsAfterKeyRotation: after the park's key rotates, the
