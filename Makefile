@@ -76,7 +76,8 @@ unit:
 # Each fuzz target runs briefly; a finding fails the build and is saved
 # under testdata/fuzz as a regression seed.
 FUZZ_TARGETS := ./pkg/listing/:FuzzDecodeValidate ./pkg/parktoken/:FuzzVerify \
-	./pkg/parktoken/:FuzzFederationVerify ./gateway/clubsearch/:FuzzDecodeFederationSearch
+	./pkg/parktoken/:FuzzFederationVerify ./pkg/parktoken/:FuzzVerifyClaims \
+	./gateway/clubsearch/:FuzzDecodeFederationSearch
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -346,10 +346,14 @@ func loadSample(ctx context.Context, p ParkInfo) (int, error) {
 // admin CLI generates a token on one park and establishes it on the other.
 func peerAll(ctx context.Context, root string, parks []ParkInfo, out io.Writer) error {
 	cli := filepath.Join(root, "bin", "parkmesh")
-	run := func(args ...string) (string, error) {
+	// Tokens go by environment and stdin, never argv, where every local
+	// user could read them.
+	run := func(adminToken, stdin string, args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, cli, args...)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Env = append(os.Environ(), "PARKMESH_ADMIN_TOKEN="+adminToken)
+		cmd.Stdin = strings.NewReader(stdin)
 		if err := cmd.Run(); err != nil {
 			return "", fmt.Errorf("parkmesh %s: %v: %s", strings.Join(args[:2], " "), err, strings.TrimSpace(stderr.String()))
 		}
@@ -357,18 +361,18 @@ func peerAll(ctx context.Context, root string, parks []ParkInfo, out io.Writer) 
 	}
 	for i, a := range parks {
 		for _, b := range parks[i+1:] {
-			peers, err := run("peering", "list", "--gateway", a.GatewayURL, "--admin-token", a.AdminToken)
+			peers, err := run(a.AdminToken, "", "peering", "list", "--gateway", a.GatewayURL)
 			if err != nil {
 				return err
 			}
 			if strings.Contains(peers, b.ID+" ") {
 				continue
 			}
-			tok, err := run("peering", "generate-token", "--peer", b.ID, "--gateway", a.GatewayURL, "--admin-token", a.AdminToken)
+			tok, err := run(a.AdminToken, "", "peering", "generate-token", "--peer", b.ID, "--gateway", a.GatewayURL)
 			if err != nil {
 				return err
 			}
-			if _, err := run("peering", "establish", "--token", tok, "--gateway", b.GatewayURL, "--admin-token", b.AdminToken); err != nil {
+			if _, err := run(b.AdminToken, tok, "peering", "establish", "--token-file", "-", "--gateway", b.GatewayURL); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "peered %s with %s\n", a.ID, b.ID)

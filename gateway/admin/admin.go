@@ -1,19 +1,24 @@
 // Package admin is the parkmesh admin command: creating a park's signing
-// keys, issuing park-local tokens to its staff, rotating and listing keys.
-// It works on the gateway's data directory directly, so it runs where the
-// gateway's data lives and needs no running gateway.
+// keys, issuing park-local tokens to its staff (recorded in the gateway's
+// state), rotating and listing keys; these work on the gateway's data
+// directory directly, so they run where the gateway's data lives and need
+// no running gateway. Listing and revoking tokens and the peering commands
+// go through the gateway's park-side API.
 package admin
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
@@ -36,6 +41,9 @@ const (
 // prints contains private key material.
 type CLI struct {
 	Stdout, Stderr io.Writer
+	// Stdin is where "-" reads a token file from (os.Stdin in the real
+	// command; may be nil).
+	Stdin io.Reader
 	// Getenv reads the environment (os.Getenv in the real command).
 	Getenv func(string) string
 	// Now is the clock (time.Now in the real command).
@@ -51,23 +59,32 @@ Usage:
   parkmesh init --park ID --data-dir DIR
         create the park's first signing key; prints its kid
   parkmesh token create --sub NAME --role viewer|editor|admin [--ttl 24h] --data-dir DIR
-        issue a park-local access token; prints the token
+        issue a park-local access token, recorded in the gateway's state
+        under DIR; prints the token (and its id on stderr)
+  parkmesh token list [--all]
+        the park's recorded tokens: id, holder, role, expiry, revocation
+  parkmesh token revoke --id TOKEN_ID
+        revoke a token; every gateway replica refuses it within seconds
   parkmesh keys rotate [--grace 10m] --data-dir DIR
         make a new signing key, keep the previous one published; prints the new kid
   parkmesh keys list --data-dir DIR
         list the published keys
   parkmesh peering generate-token --peer PARK [--ttl 24h]
         one-time token another park uses to peer with this one; prints it
-  parkmesh peering establish --token PEERING_TOKEN
-        complete a peering with a token another park generated
+  parkmesh peering establish --token-file FILE
+        complete a peering with a token another park generated (FILE "-"
+        reads it from stdin; --token works too, but shows it to every
+        local user in the process list)
   parkmesh peering list
         the park's peers, their health and breaker state
   parkmesh peering delete --peer PARK
         end a peering; every gateway replica refuses that park at once
 
-The peering commands talk to the park's gateway (--gateway, default
-http://127.0.0.1:8080, env PARKMESH_GATEWAY) with --admin-token (env
-PARKMESH_ADMIN_TOKEN), or mint a short admin token from --data-dir.
+The peering and token list/revoke commands talk to the park's gateway
+(--gateway, default http://127.0.0.1:8080, env PARKMESH_GATEWAY) with an
+admin token from PARKMESH_ADMIN_TOKEN or --admin-token-file, or mint a
+short one from --data-dir. (--admin-token also works, but a token on the
+command line is visible to every local user.)
 
 --data-dir falls back to $PARKMESH_DATA_DIR and --park to $PARKMESH_PARK.
 Run "parkmesh COMMAND -h" for a command's flags.
@@ -82,6 +99,8 @@ func commands() []command {
 	return []command{
 		{"init", (*CLI).init},
 		{"token create", (*CLI).tokenCreate},
+		{"token list", (*CLI).tokenList},
+		{"token revoke", (*CLI).tokenRevoke},
 		{"keys rotate", (*CLI).keysRotate},
 		{"keys list", (*CLI).keysList},
 		{"peering generate-token", (*CLI).peeringGenerate},
@@ -257,10 +276,29 @@ func (c *CLI) tokenCreate(args []string) int {
 	if err != nil {
 		return c.fail("token create", fmt.Errorf("the new token does not verify (%s): %w", parktoken.Reason(err), err))
 	}
-	fmt.Fprintf(c.Stderr, "token for %q, role %s, park %s, expires %s (jti %s, kid %s)\n",
-		claims.Subject, claims.Role, claims.Park, claims.ExpiresAt.UTC().Format(time.RFC3339), claims.ID, claims.KeyID)
+	// Record it where the gateway lists and revokes tokens from; a token
+	// that could not be recorded is not handed out.
+	if err := recordToken(*dataDir, claims); err != nil {
+		return c.fail("token create", fmt.Errorf("recording the token in %s: %w", filepath.Join(*dataDir, state.FileName), err))
+	}
+	fmt.Fprintf(c.Stderr, "token for %q, role %s, park %s, expires %s (id %s, kid %s); revoke it with: parkmesh token revoke --id %s\n",
+		claims.Subject, claims.Role, claims.Park, claims.ExpiresAt.UTC().Format(time.RFC3339), claims.ID, claims.KeyID, claims.ID)
 	fmt.Fprintln(c.Stdout, tok)
 	return ExitOK
+}
+
+// recordToken records an issued token in the gateway's state in dataDir.
+func recordToken(dataDir string, cl *parktoken.Claims) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := state.Open(ctx, dataDir)
+	if err != nil {
+		return err
+	}
+	err = db.RecordLocalToken(ctx, state.LocalToken{
+		ID: cl.ID, Subject: cl.Subject, Role: string(cl.Role), KeyID: cl.KeyID, IssuedAt: cl.IssuedAt, ExpiresAt: cl.ExpiresAt,
+	})
+	return errors.Join(err, db.Close())
 }
 
 func (c *CLI) keysRotate(args []string) int {
@@ -303,12 +341,6 @@ func (c *CLI) keysList(args []string) int {
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tSTATUS\tCREATED\tRETIRED\tPUBLISHED UNTIL")
-	stamp := func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
 	for _, k := range ks.Public() {
 		status := "current"
 		if k.Retired {
@@ -320,4 +352,13 @@ func (c *CLI) keysList(args []string) int {
 		return c.fail("keys list", err)
 	}
 	return ExitOK
+}
+
+// stamp formats a time for a listing's column: RFC 3339 in UTC, "-" for
+// none.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

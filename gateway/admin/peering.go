@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,11 +25,12 @@ const (
 	EnvToken   = "PARKMESH_ADMIN_TOKEN"
 )
 
-// peeringFlags are the flags every peering command shares: which gateway,
-// and the admin credential (a token, or the data dir to mint one).
+// peeringFlags are the flags every command that calls the gateway shares:
+// which gateway, and the admin credential (a token from the environment or
+// a file, or the data dir to mint one).
 type peeringFlags struct {
 	*flags
-	gateway, token, dir *string
+	gateway, token, tokenFile, dir *string
 }
 
 func (c *CLI) newPeeringFlags(name, synopsis string) *peeringFlags {
@@ -34,14 +38,56 @@ func (c *CLI) newPeeringFlags(name, synopsis string) *peeringFlags {
 	f.env["gateway"] = EnvGateway
 	f.gateway = f.fs.String("gateway", "http://127.0.0.1:8080", "the park's own gateway (env "+EnvGateway+")")
 	f.env["admin-token"] = EnvToken
-	f.token = f.fs.String("admin-token", "", "a park-local admin token (env "+EnvToken+"); or give --data-dir")
+	f.token = f.fs.String("admin-token", "", "a park-local admin token (env "+EnvToken+", which unlike the flag no other local user can see); or give --admin-token-file or --data-dir")
+	f.tokenFile = f.fs.String("admin-token-file", "", "a file holding a park-local admin token (- for stdin)")
 	f.dir = f.flags.dataDir()
 	return f
 }
 
-// bearer returns the admin token: given, or minted for five minutes from
-// the park's key in --data-dir (the CLI runs where the gateway's data is).
+// parse parses args like flags.parse, and warns when a token was given on
+// the command line, where every local user can read it.
+func (f *peeringFlags) parse(args []string) int {
+	if code := f.flags.parse(args); code >= 0 {
+		return code
+	}
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "admin-token" || fl.Name == "token" {
+			fmt.Fprintf(f.cli.Stderr, "parkmesh %s: warning: --%s on the command line is visible to every local user; use %s or a file instead\n",
+				f.name, fl.Name, map[string]string{"admin-token": EnvToken + " or --admin-token-file", "token": "--token-file"}[fl.Name])
+		}
+	})
+	return -1
+}
+
+// readSecret reads a token from path ("-": stdin), trimmed.
+func (f *peeringFlags) readSecret(path string) (string, error) {
+	var b []byte
+	var err error
+	if path == "-" {
+		if f.cli.Stdin == nil {
+			return "", errors.New("no standard input")
+		}
+		b, err = io.ReadAll(io.LimitReader(f.cli.Stdin, 64<<10))
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s holds no token", path)
+	}
+	return s, nil
+}
+
+// bearer returns the admin token: from the environment, the flag or its
+// file, or minted for five minutes from the park's key in --data-dir (the
+// CLI runs where the gateway's data is).
 func (f *peeringFlags) bearer() (string, error) {
+	if *f.tokenFile != "" {
+		return f.readSecret(*f.tokenFile)
+	}
 	if *f.token != "" {
 		return *f.token, nil
 	}
@@ -117,12 +163,20 @@ func (c *CLI) peeringGenerate(args []string) int {
 
 func (c *CLI) peeringEstablish(args []string) int {
 	f := c.newPeeringFlags("peering establish", "--token PEERING_TOKEN [--gateway URL] (--admin-token T | --data-dir DIR)")
-	token := f.fs.String("token", "", "the peering token the other park generated")
+	token := f.fs.String("token", "", "the peering token the other park generated (visible to every local user: prefer --token-file)")
+	tokenFile := f.fs.String("token-file", "", "a file holding the peering token (- for stdin)")
 	if code := f.parse(args); code >= 0 {
 		return code
 	}
-	if code := f.require("token"); code >= 0 {
-		return code
+	if *tokenFile != "" {
+		t, err := f.readSecret(*tokenFile)
+		if err != nil {
+			return c.fail("peering establish", fmt.Errorf("--token-file: %w", err))
+		}
+		*token = t
+	}
+	if *token == "" {
+		return f.usageError("--token-file or --token is required")
 	}
 	var out struct {
 		Park string `json:"park"`

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,7 +28,9 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/credentials"
 	"github.com/parkmesh/parkmesh/gateway/discovery"
 	"github.com/parkmesh/parkmesh/gateway/fedapi"
 	"github.com/parkmesh/parkmesh/gateway/feed"
@@ -42,6 +43,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/portal"
 	"github.com/parkmesh/parkmesh/gateway/search"
+	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/gateway/webhook"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
@@ -87,6 +89,10 @@ type Config struct {
 	// FeedTokenTTL is the lifetime of the tokens peers' feeds are followed
 	// with: each stream ends when its token does, and is resumed.
 	FeedTokenTTL time.Duration
+	// FeedIdleTimeout drops a peer's feed that sends nothing, not even a
+	// heartbeat, for this long: the peer's part of the club index turns
+	// stale and the feed is resumed.
+	FeedIdleTimeout time.Duration
 	// Feed tunes the change streams.
 	Feed feed.Options
 	// WebhookAttempts and WebhookBackoff tune webhook retries.
@@ -97,6 +103,14 @@ type Config struct {
 	WebhookAllow outbound.Prefixes
 	// MaxWebhooks caps the park's webhooks.
 	MaxWebhooks int
+	// Limits: peers' URLs (https unless loopback, unless allowed), open
+	// streams per park-local token and per peer, peering handshakes in
+	// progress, request bodies.
+	AllowInsecurePeers  bool
+	MaxStreamsPerToken  int
+	MaxStreamsPerPeer   int
+	MaxPendingEstablish int
+	MaxBodyBytes        int64
 }
 
 // Main runs the gateway process: ParseFlags, Open, Run(ctx), Close.
@@ -125,6 +139,7 @@ type Main struct {
 	peers          *peering.Store
 	consulToken    string // from -consul-token-file; "" leaves the environment's
 	state          *state.DB
+	index          *clubindex.Index
 	draining       chan struct{}
 	stopBg         context.CancelFunc
 	bg             sync.WaitGroup
@@ -152,6 +167,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.StringVar(&m.Config.Name, "name", "", "the park's display name (default: the park id)")
 	fs.StringVar(&m.Config.Country, "country", "", "the park's ISO 3166-1 alpha-2 country")
 	fs.DurationVar(&m.Config.BreakerOpenFor, "breaker-open", 5*time.Second, "how long a peer's open circuit breaker refuses calls before probing")
+	fs.DurationVar(&m.Config.FeedIdleTimeout, "feed-idle-timeout", follower.DefaultIdleTimeout, "a peer's feed that sends nothing, not even a heartbeat, for this long is dropped (its listings turn stale) and resumed")
 	fs.DurationVar(&m.Config.FeedTokenTTL, "feed-token-ttl", parktoken.MaxFederationTTL, "lifetime of the token a peer's feed is followed with (at most 5m); the stream is resumed with a fresh one when it expires")
 	fs.DurationVar(&m.Config.PeerSlowFloor, "peer-slow-floor", clubsearch.DefaultSlowFloor, "least budget a peer search call needs for its timeout to count against the peer's breaker")
 	fs.DurationVar(&m.Config.Feed.Heartbeat, "feed-heartbeat", 15*time.Second, "interval of keep-alive comments on event streams")
@@ -161,6 +177,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.DurationVar(&m.Config.WebhookBackoff, "webhook-backoff", time.Second, "first webhook retry delay; doubles per attempt")
 	fs.Var(&m.Config.WebhookAllow, "webhook-allow-cidr", "a range webhooks may target although it is loopback, private, link-local, … (CIDR; repeat or comma-separate; a metadata address only as itself, e.g. 169.254.169.254/32)")
 	fs.IntVar(&m.Config.MaxWebhooks, "max-webhooks", 50, "most webhooks a park may register")
+	fs.BoolVar(&m.Config.AllowInsecurePeers, "allow-insecure-peers", false, "accept http peer URLs on hosts other than loopback (a lab or a compose network; never across the internet)")
+	fs.IntVar(&m.Config.MaxStreamsPerToken, "max-streams-per-token", 8, "event streams one park-local token may hold open at once on /api/v1/stream")
+	fs.IntVar(&m.Config.MaxStreamsPerPeer, "max-streams-per-peer", 8, "changes streams one peer may hold open at once on /federation/v1/changes")
+	fs.IntVar(&m.Config.MaxPendingEstablish, "max-pending-establish", 4, "peering handshakes in progress at once (the endpoint needs no credential)")
+	fs.Int64Var(&m.Config.MaxBodyBytes, "max-body-bytes", httpserver.DefaultMaxBodyBytes, "largest request body either listener reads")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -184,8 +205,22 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	if m.Config.PublicURL == "" {
 		m.Config.PublicURL = "http://" + m.Config.FederationListen
 	}
-	if u, err := url.Parse(m.Config.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("-public-url %q: must be an http(s) URL", m.Config.PublicURL)
+	// An origin, as peers require (whether they take http is theirs to say).
+	origin, err := peering.Origin(m.Config.PublicURL, true)
+	if err != nil {
+		return fmt.Errorf("-public-url %q: %v", m.Config.PublicURL, err)
+	}
+	m.Config.PublicURL = origin
+	for _, l := range []struct {
+		flag string
+		n    int64
+	}{
+		{"max-streams-per-token", int64(m.Config.MaxStreamsPerToken)}, {"max-streams-per-peer", int64(m.Config.MaxStreamsPerPeer)},
+		{"max-pending-establish", int64(m.Config.MaxPendingEstablish)}, {"max-body-bytes", m.Config.MaxBodyBytes},
+	} {
+		if l.n < 1 {
+			return fmt.Errorf("-%s %d: must be at least 1", l.flag, l.n)
+		}
 	}
 	if m.Config.Timeout <= 0 || m.Config.Timeout > time.Minute {
 		return fmt.Errorf("-timeout %s: must be between 0 and 1m", m.Config.Timeout)
@@ -213,6 +248,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	}
 	if m.Config.FeedTokenTTL < time.Second || m.Config.FeedTokenTTL > parktoken.MaxFederationTTL {
 		return fmt.Errorf("-feed-token-ttl %s: must be between 1s and %s", m.Config.FeedTokenTTL, parktoken.MaxFederationTTL)
+	}
+	if m.Config.FeedIdleTimeout < time.Second {
+		return fmt.Errorf("-feed-idle-timeout %s: must be at least 1s", m.Config.FeedIdleTimeout)
 	}
 	if m.Config.PeerSlowFloor <= 0 || m.Config.PeerSlowFloor > search.MaxBudget {
 		return fmt.Errorf("-peer-slow-floor %s: must be positive and at most %s", m.Config.PeerSlowFloor, search.MaxBudget)
@@ -284,7 +322,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Name: "parkmesh_gateway_auth_failures_total",
 		Help: "Requests refused for their token, by reason.",
 	}, []string{"side", "reason"})
-	m.metrics.Registry.MustRegister(authFailures)
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parkmesh_gateway_limited_total",
+		Help: "Requests refused by a cap (open streams, handshakes in progress), by side and cap.",
+	}, []string{"side", "limit"})
+	m.metrics.Registry.MustRegister(authFailures, limited)
 	// Calls to peers: bounded in every phase; the search budget bounds the
 	// wait for an answer.
 	peerClient := client("peer", &http.Transport{
@@ -308,42 +350,65 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	fed := &peering.Federation{
 		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
 		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
+		AllowInsecurePeers: m.Config.AllowInsecurePeers,
 	}
 	if m.state, err = state.Open(ctx, m.Config.DataDir); err != nil {
 		return fmt.Errorf("-data-dir: %w", err)
 	}
+	creds := credentials.New(m.state, cc, m.Logger)
+	if err := creds.Load(ctx); err != nil {
+		return fmt.Errorf("-data-dir: reading token revocations: %w", err)
+	}
 	m.draining = make(chan struct{})
 	m.Config.Feed.Draining = m.draining
 	local := feed.NewLocal(m.Config.Park, m.services, m.Logger)
-	stream := &feed.ParkStream{Feed: local, Inbox: m.state}
+	if m.index, err = clubindex.Open(ctx, m.Config.DataDir, m.Config.Park, m.Logger, m.metrics.Registry); err != nil {
+		return fmt.Errorf("-data-dir: %w", err)
+	}
+	index := m.index
 	cursors := search.NewSigner(cursorKey(m.keys.KeySet()))
 	localSearch := &localsearch.Searcher{Services: m.services, Cursors: cursors}
 
-	fol := follower.New(m.state, m.Logger, m.metrics.Registry)
+	fol := follower.New(index, m.Logger, m.metrics.Registry)
 	fol.Peers, fol.Keys, fol.Client, fol.TokenTTL = m.peers, m.keys.KeySet, streamClient, m.Config.FeedTokenTTL
+	fol.IdleTimeout = m.Config.FeedIdleTimeout
 	club := clubsearch.New(m.Logger, m.metrics.Registry)
 	club.Park, club.Local, club.Peers, club.Keys, club.Client, club.Cursors = m.Config.Park, localSearch, m.peers, m.keys.KeySet, peerClient, cursors
 	club.BreakerOpenFor, club.SlowFloor = m.Config.BreakerOpenFor, m.Config.PeerSlowFloor
-	club.FeedHealth = fol.Health
+	club.FeedHealth, club.Index = fol.Health, index
 	club.Tracer = m.tel.Tracer("github.com/parkmesh/parkmesh/gateway/clubsearch")
 	m.peers.OnChange(club.SyncPeers)
 	m.peers.OnChange(fol.Sync)
-	hooks := &webhook.Webhooks{State: m.state, Stream: stream, Client: webhookClient, Logger: m.Logger,
+	// A peering deleted (here or on another replica) purges its listings.
+	m.peers.OnChange(func() {
+		var active []string
+		for _, p := range m.peers.List() {
+			active = append(active, p.ID)
+		}
+		index.SyncPeers(context.Background(), active)
+	})
+	hooks := &webhook.Webhooks{State: m.state, Index: index, Client: webhookClient, Logger: m.Logger,
 		Policy: webhookPolicy, MaxWebhooks: m.Config.MaxWebhooks,
 		MaxAttempts: m.Config.WebhookAttempts, Backoff: m.Config.WebhookBackoff}
 
 	park := &parkapi.API{
-		Park: m.Config.Park, Services: m.services, Auth: parktoken.NewVerifier(m.keys.KeySet), Logger: m.Logger,
+		Park: m.Config.Park, Services: m.services, Logger: m.Logger,
+		Auth:         parktoken.NewVerifier(m.keys.KeySet, parktoken.WithRevocations(creds.Revoked)),
 		Timeout:      m.Config.Timeout,
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("park", reason).Inc() },
 		Local:        localSearch, Club: club, Peering: fed, Peers: m.peers,
-		Stream: stream, FeedOptions: m.Config.Feed, Webhooks: hooks,
+		Index: index, FeedOptions: m.Config.Feed, Webhooks: hooks,
+		Credentials: creds, StreamCaps: sse.Caps{Max: m.Config.MaxStreamsPerToken},
+		Limited: func(limit string) { limited.WithLabelValues("park", limit).Inc() },
 	}
 	federation := &fedapi.API{
-		Peering: fed, Verifier: &parktoken.FederationVerifier{Self: m.Config.Park, Peers: m.peers},
-		Local: localSearch, Listings: m.services, Logger: m.Logger,
+		Peering: fed, Local: localSearch, Listings: m.services, Logger: m.Logger,
+		Verifier: &parktoken.FederationVerifier{Self: m.Config.Park, Peers: m.peers,
+			Replay: parktoken.NewReplayCache(parktoken.DefaultReplayPerIssuer)},
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("federation", reason).Inc() },
 		Feed:         local, FeedOptions: m.Config.Feed,
+		StreamCaps: sse.Caps{Max: m.Config.MaxStreamsPerPeer}, MaxPendingEstablish: m.Config.MaxPendingEstablish,
+		Limited: func(limit string) { limited.WithLabelValues("federation", limit).Inc() },
 	}
 	// A peering deleted (here or on another replica) ends its open streams.
 	m.peers.OnChange(federation.PeersChanged)
@@ -351,7 +416,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	bctx, bcancel := context.WithCancel(context.Background())
 	m.stopBg = bcancel
-	for _, run := range []func(context.Context){m.peers.Run, local.Run, fol.Run, hooks.Run} {
+	followLocal := func(ctx context.Context) { index.FollowLocal(ctx, local) }
+	for _, run := range []func(context.Context){m.peers.Run, creds.Run, local.Run, followLocal, fol.Run, hooks.Run} {
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); run(bctx) }()
 	}
@@ -360,6 +426,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	case <-m.peers.Synced():
 	case <-time.After(3 * time.Second):
 		m.Logger.Warn("peer set not read from Consul yet; starting without peers")
+	}
+	select {
+	case <-creds.Synced():
+	case <-time.After(time.Second):
+		m.Logger.Warn("token revocations not read from Consul yet; starting with those the state holds")
 	}
 	return m.listen()
 }
@@ -402,7 +473,8 @@ func (m *Main) routes(park *parkapi.API, federation *fedapi.API) {
 	parkMux.Handle("GET /favicon.ico", parkMW("GET /favicon.ico", page))
 	parkMux.Handle("/", parkMW("other", http.HandlerFunc(notFound)))
 	fedMux.Handle("/", fedMW("other", http.HandlerFunc(notFound)))
-	m.handler, m.fedHandler = parkMux, fedMux
+	m.handler = httpserver.LimitBody(parkMux, m.Config.MaxBodyBytes)
+	m.fedHandler = httpserver.LimitBody(fedMux, m.Config.MaxBodyBytes)
 }
 
 // listen opens the listeners and registers the gateway in Consul.
@@ -560,6 +632,10 @@ func (m *Main) Close() error {
 		errs = append(errs, m.tel.Shutdown(ctx))
 		cancel()
 		m.tel = nil
+	}
+	if m.index != nil {
+		errs = append(errs, m.index.Close())
+		m.index = nil
 	}
 	if m.state != nil {
 		errs = append(errs, m.state.Close())

@@ -36,6 +36,8 @@ type contractPark struct {
 	// listener are reached, through the validator. The gateway's public URL
 	// (what peers call) is fedURL.
 	parkURL, fedURL string
+	// dir is the gateway's data directory (keys and state).
+	dir string
 }
 
 // startContractPark starts a park and serves its gateway's handlers behind
@@ -71,7 +73,7 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 		go srv.Serve(side.ln)
 		t.Cleanup(func() { srv.Close() }) // runs before the gateway stops: ends the streams it serves
 	}
-	p := &contractPark{id: id, keys: ks, parkURL: parkURL, fedURL: public}
+	p := &contractPark{id: id, keys: ks, parkURL: parkURL, fedURL: public, dir: dir}
 	waitGatewayReady(t, id, p.parkURL+"/readyz")
 	return p
 }
@@ -222,7 +224,9 @@ func TestContract(t *testing.T) {
 	expect(t, 400, "org_type", contractCall{method: "GET", url: api + "/projects?org_type=lab", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/talent", token: "not.a.token"})
 	expect(t, 404, "", contractCall{method: "GET", url: api + "/projects/prj_01JF3Z6V8Q9W2X4Y6Z8A0B2C4D", token: viewer})
-	expect(t, 404, "", contractCall{method: "GET", url: api + "/projects/" + ids["organizations"], token: viewer})
+	// An id of another kind, or none at all, never reaches the service.
+	expect(t, 400, "id", contractCall{method: "GET", url: api + "/projects/" + ids["organizations"], token: viewer})
+	expect(t, 400, "id", contractCall{method: "GET", url: api + "/projects/..%2Fchanges", token: viewer})
 	expect(t, 200, "", contractCall{method: "PUT", url: api + "/organizations/" + ids["organizations"], token: editor, body: org, header: []string{"If-Match", `"1"`}})
 	expect(t, 412, "", contractCall{method: "PUT", url: api + "/organizations/" + ids["organizations"], token: editor, body: org, header: []string{"If-Match", `"1"`}})
 	expect(t, 400, "If-Match", contractCall{method: "PUT", url: api + "/organizations/" + ids["organizations"], token: editor, body: org, header: []string{"If-Match", "yesterday"}})
@@ -235,12 +239,14 @@ func TestContract(t *testing.T) {
 	// Search, local and (once peered) club.
 	expect(t, 200, "", contractCall{method: "GET", url: api + "/search?q=copper&limit=2", token: viewer})
 	expect(t, 400, "scope", contractCall{method: "GET", url: api + "/search?scope=galaxy", token: viewer})
-	expect(t, 400, "mode", contractCall{method: "GET", url: api + "/search?scope=club&mode=live", token: viewer})
+	expect(t, 400, "mode", contractCall{method: "GET", url: api + "/search?mode=live", token: viewer})
+	expect(t, 400, "mode", contractCall{method: "GET", url: api + "/search?scope=club&mode=fast", token: viewer})
 	expect(t, 400, "cursor", contractCall{method: "GET", url: api + "/search?q=copper&cursor=forged", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/search?q=copper"})
 
 	// Peering: A generates a token for B, B establishes (B's gateway calls
-	// A's federation listener), a used token is refused by A.
+	// A's federation listener), establishing again is refused (B is A's
+	// peer already), a handshake with an unknown token is refused by A.
 	expect(t, 400, "peer", contractCall{method: "POST", url: api + "/peerings/tokens", token: admin, body: `{"peer":"` + a.id + `"}`})
 	expect(t, 400, "ttl", contractCall{method: "POST", url: api + "/peerings/tokens", token: admin, body: `{"peer":"` + b.id + `","ttl":"forever"}`})
 	expect(t, 403, "", contractCall{method: "POST", url: api + "/peerings/tokens", token: editor, body: `{"peer":"` + b.id + `"}`})
@@ -250,7 +256,8 @@ func TestContract(t *testing.T) {
 	expect(t, 400, "token", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: bAdmin, body: `{"token":"garbage"}`})
 	expect(t, 403, "", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: b.token(t, parktoken.Editor), body: `{"token":"` + gen.Token + `"}`})
 	expect(t, 201, "", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: bAdmin, body: `{"token":"` + gen.Token + `"}`})
-	expect(t, 401, "", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: bAdmin, body: `{"token":"` + gen.Token + `"}`})
+	// Again: B refuses before calling A, since A is its peer already.
+	expect(t, 409, "", contractCall{method: "POST", url: b.parkURL + "/api/v1/peerings", token: bAdmin, body: `{"token":"` + gen.Token + `"}`})
 	expect(t, 401, "", contractCall{method: "POST", url: a.fedURL + "/federation/v1/peering/establish", token: fedToken(t, b, a, parktoken.ScopePeering),
 		body: `{"token_id":"x","secret":"y","park":"chengdu-hitech","url":"http://127.0.0.1:1","jwks":{"keys":[]}}`})
 	waitFor(t, "A sees B as a peer", 10*time.Second, func() bool {
@@ -260,10 +267,23 @@ func TestContract(t *testing.T) {
 	expect(t, 200, "", contractCall{method: "GET", url: api + "/peers", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/peers"})
 	var club search.Response
-	json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&q=copper&timeout_ms=5000", token: b.token(t, parktoken.Viewer)}), &club)
+	json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&mode=live&q=copper&timeout_ms=5000", token: b.token(t, parktoken.Viewer)}), &club)
 	if club.Parks.Total != 2 || club.Parks.OK != 2 {
-		t.Fatalf("B's club search: %+v", club.Parks)
+		t.Fatalf("B's live club search: %+v", club.Parks)
 	}
+	waitFor(t, "B's club index live for both parks", 20*time.Second, func() bool {
+		club = search.Response{}
+		json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&q=copper", token: b.token(t, parktoken.Viewer)}), &club)
+		return club.Parks.Total == 2 && club.Parks.Live == 2 && !club.Partial
+	})
+	// Any listing of the club by park: A's own, and one B does not have.
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/club/" + a.id + "/projects/" + ids["projects"], token: viewer})
+	expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/club/" + a.id + "/projects/" + ids["projects"], token: b.token(t, parktoken.Viewer)})
+	expect(t, 404, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/club/" + a.id + "/projects/" + ids["private"], token: b.token(t, parktoken.Viewer)})
+	expect(t, 404, "", contractCall{method: "GET", url: api + "/club/haifa-lifescience/projects/" + ids["projects"], token: viewer})
+	expect(t, 400, "kind", contractCall{method: "GET", url: api + "/club/" + a.id + "/widgets/" + ids["projects"], token: viewer})
+	expect(t, 400, "id", contractCall{method: "GET", url: api + "/club/" + a.id + "/projects/..%2Fchanges", token: viewer})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/club/" + a.id + "/projects/" + ids["projects"]})
 	expect(t, 400, "timeout_ms", contractCall{method: "GET", url: api + "/search?scope=club&timeout_ms=5", token: viewer})
 	expect(t, 400, "required", contractCall{method: "GET", url: api + "/search?scope=club&required=haifa-lifescience", token: viewer})
 
@@ -285,24 +305,23 @@ func TestContract(t *testing.T) {
 	expect(t, 404, "", contractCall{method: "GET", url: fed + "/federation/v1/listings/project/" + ids["private"], token: fedToken(t, b, a, parktoken.ScopeListings)})
 	expect(t, 401, "", contractCall{method: "GET", url: fed + "/federation/v1/listings/project/" + ids["projects"]})
 	expect(t, 401, "", contractCall{method: "GET", url: fed + "/federation/v1/changes", token: a.token(t, parktoken.Admin)})
-	// The changes feed: its position event, then a change as B may see it.
-	evs := firstEvents(t, contractCall{method: "GET", url: fed + "/federation/v1/changes?start=now", token: fedToken(t, b, a, parktoken.ScopeChanges)}, 2, 20*time.Second, func() {
+	// The changes feed: its position event, the synced marker (nothing
+	// before now), then a change as B may see it.
+	evs := firstEvents(t, contractCall{method: "GET", url: fed + "/federation/v1/changes?start=now", token: fedToken(t, b, a, parktoken.ScopeChanges)}, 3, 20*time.Second, func() {
 		expect(t, 201, "", contractCall{method: "POST", url: api + "/projects", token: editor, body: project("feed contract copper", "")})
 	})
-	if evs[0][1] != "position" || evs[0][2] != "{}" || evs[1][1] != "" {
-		t.Errorf("federation feed began with %v, want a position event then a change", evs)
+	if evs[0][1] != "position" || evs[0][2] != "{}" || evs[1][1] != "synced" || evs[1][0] != evs[0][0] || evs[2][1] != "" {
+		t.Errorf("federation feed began with %v, want a position event, synced at it, then a change", evs)
 	}
-	if err := v.CheckSchema("CloudEvent", []byte(evs[1][2])); err != nil {
+	if err := v.CheckSchema("CloudEvent", []byte(evs[2][2])); err != nil {
 		t.Errorf("federation feed event: %v", err)
 	}
-	evs = firstEvents(t, contractCall{method: "GET", url: fed + "/federation/v1/changes", token: fedToken(t, b, a, parktoken.ScopeChanges),
-		header: []string{"Last-Event-ID", "v1.999999.0.0"}}, 1, 20*time.Second, nil)
-	if evs[0][1] != "error" {
-		t.Errorf("federation feed with a position ahead of the log: %v, want an error event", evs)
-	}
-	if err := v.CheckSchema("StreamError", []byte(evs[0][2])); err != nil {
-		t.Errorf("federation feed error event: %v", err)
-	}
+	// A start the feed cannot serve is refused before the stream begins.
+	expect(t, 409, "Last-Event-ID", contractCall{method: "GET", url: fed + "/federation/v1/changes", token: fedToken(t, b, a, parktoken.ScopeChanges),
+		header: []string{"Last-Event-ID", "v1.999999.0.0"}})
+	expect(t, 400, "Last-Event-ID", contractCall{method: "GET", url: fed + "/federation/v1/changes", token: fedToken(t, b, a, parktoken.ScopeChanges),
+		header: []string{"Last-Event-ID", "c1~xian-hitech.1.2.3"}})
+	expect(t, 400, "start", contractCall{method: "GET", url: fed + "/federation/v1/changes?start=yesterday", token: fedToken(t, b, a, parktoken.ScopeChanges)})
 
 	// The park stream: a change made after subscribing, and a refused id.
 	evs = firstEvents(t, contractCall{method: "GET", url: api + "/stream?kinds=projects&sectors=new-materials", token: viewer}, 1, 20*time.Second, func() {
@@ -311,13 +330,8 @@ func TestContract(t *testing.T) {
 	if err := v.CheckSchema("CloudEvent", []byte(evs[0][2])); err != nil {
 		t.Errorf("park stream event: %v", err)
 	}
-	evs = firstEvents(t, contractCall{method: "GET", url: api + "/stream", token: viewer, header: []string{"Last-Event-ID", "garbage"}}, 1, 10*time.Second, nil)
-	if evs[0][1] != "error" {
-		t.Errorf("park stream with a bad Last-Event-ID: %v, want an error event", evs)
-	}
-	if err := v.CheckSchema("StreamError", []byte(evs[0][2])); err != nil {
-		t.Errorf("park stream error event: %v", err)
-	}
+	expect(t, 400, "Last-Event-ID", contractCall{method: "GET", url: api + "/stream", token: viewer, header: []string{"Last-Event-ID", "garbage"}})
+	expect(t, 409, "Last-Event-ID", contractCall{method: "GET", url: api + "/stream", token: viewer, header: []string{"Last-Event-ID", "c1~" + a.id + ".999999.0.0"}})
 	expect(t, 400, "sector", contractCall{method: "GET", url: api + "/stream?sector=ai", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/stream"})
 
@@ -365,6 +379,26 @@ func TestContract(t *testing.T) {
 	expect(t, 204, "", contractCall{method: "DELETE", url: api + "/webhooks/" + hook.ID, token: admin})
 	expect(t, 404, "", contractCall{method: "DELETE", url: api + "/webhooks/" + hook.ID, token: admin})
 	expect(t, 401, "", contractCall{method: "DELETE", url: api + "/webhooks/" + hook.ID})
+
+	// Park-local tokens: issued with the CLI (recorded), listed, revoked.
+	recorded := cli(t, map[string]string{}, "token", "create", "--sub", "contract-ops", "--role", "viewer", "--ttl", "1h", "--data-dir", a.dir)
+	rid := claimsOf(t, recorded)["jti"].(string)
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/tokens", token: admin})
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/tokens?all=true", token: admin})
+	expect(t, 400, "all", contractCall{method: "GET", url: api + "/tokens?all=maybe", token: admin})
+	expect(t, 403, "", contractCall{method: "GET", url: api + "/tokens", token: editor})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/tokens"})
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/tokens/" + rid, token: admin})
+	expect(t, 404, "", contractCall{method: "GET", url: api + "/tokens/never-issued", token: admin})
+	expect(t, 400, "id", contractCall{method: "GET", url: api + "/tokens/not.an.id", token: admin})
+	expect(t, 403, "", contractCall{method: "GET", url: api + "/tokens/" + rid, token: viewer})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/tokens/" + rid})
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/projects?limit=1", token: recorded})
+	expect(t, 200, "", contractCall{method: "DELETE", url: api + "/tokens/" + rid, token: admin})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/projects?limit=1", token: recorded})
+	expect(t, 400, "id", contractCall{method: "DELETE", url: api + "/tokens/not.an.id", token: admin})
+	expect(t, 403, "", contractCall{method: "DELETE", url: api + "/tokens/" + rid, token: editor})
+	expect(t, 401, "", contractCall{method: "DELETE", url: api + "/tokens/" + rid})
 
 	// Deletes, then the peering's end.
 	expect(t, 412, "", contractCall{method: "DELETE", url: api + "/talent/" + ids["talent"], token: editor, header: []string{"If-Match", `"1"`}})

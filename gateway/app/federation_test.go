@@ -53,6 +53,20 @@ func clubSearch(t *testing.T, p *nodetest.Park, query string) (clubAnswer, int, 
 	return a, status, took
 }
 
+// indexSearch runs a club search from the club index once every park's
+// part is live and it finds want listings (the index fills from the
+// feeds, asynchronously).
+func indexSearch(t *testing.T, p *nodetest.Park, query string, want int) clubAnswer {
+	t.Helper()
+	var ans clubAnswer
+	waitFor(t, "club index answering "+query, 30*time.Second, func() bool {
+		var status int
+		ans, status, _ = clubSearch(t, p, query)
+		return status == 200 && !ans.Partial && len(ans.Results) == want
+	})
+	return ans
+}
+
 func statusOf(a clubAnswer, park string) string {
 	for _, d := range a.Parks.Details {
 		if d.Park == park {
@@ -75,32 +89,46 @@ func TestClubSearchAndVisibility(t *testing.T) {
 	private := b.Create("projects", project("private 超级铜 copper", `,"visibility":"private"`))
 	forC := b.Create("projects", project("for-c 超级铜 copper", `,"visibility":"peers","share_with":["siliconvalley-offshore"]`))
 
-	ans, status, _ := clubSearch(t, a, "q=copper")
+	ans, status, _ := clubSearch(t, a, "q=copper&mode=live")
 	if status != 200 || ans.Partial || ans.Parks.Total != 3 || ans.Parks.OK != 3 {
-		t.Fatalf("club search from A: %d %+v", status, ans.Parks)
-	}
-	got := map[string]bool{}
-	for _, l := range ans.Results {
-		got[l.Park] = true
-		if l.ID == private.ID || l.ID == forC.ID {
-			t.Errorf("A received %q (%s) from B", l.Title, l.Visibility)
-		}
-	}
-	if len(ans.Results) != 3 || len(got) != 3 {
-		t.Errorf("A's club search: %d results from parks %v, want one per park", len(ans.Results), got)
+		t.Fatalf("live club search from A: %d %+v", status, ans.Parks)
 	}
 	// Merged by rank: the first page interleaves parks, not all of one park first.
 	if ans.Results[0].Park == ans.Results[1].Park {
 		t.Errorf("merge did not interleave parks: %s, %s", ans.Results[0].Park, ans.Results[1].Park)
 	}
-	// C is in share_with: it sees B's peers-only listing, never the private one.
-	ans, _, _ = clubSearch(t, c, "q=copper&parks=chengdu-hitech")
-	ids := map[string]bool{}
-	for _, l := range ans.Results {
-		ids[l.ID] = true
-	}
-	if !ids[forC.ID] || ids[private.ID] || len(ans.Results) != 2 {
-		t.Errorf("C's search of B: %v (want B's club and for-c listings)", ids)
+	for _, mode := range []string{"live", "index"} {
+		if mode == "index" {
+			ans = indexSearch(t, a, "q=copper", 3)
+			if ans.Parks.Live != 3 || ans.Parks.Total != 3 {
+				t.Errorf("index club search from A: %+v", ans.Parks)
+			}
+		} else {
+			ans, _, _ = clubSearch(t, a, "q=copper&mode=live")
+		}
+		got := map[string]bool{}
+		for _, l := range ans.Results {
+			got[l.Park] = true
+			if l.ID == private.ID || l.ID == forC.ID {
+				t.Errorf("%s: A received %q (%s) from B", mode, l.Title, l.Visibility)
+			}
+		}
+		if len(ans.Results) != 3 || len(got) != 3 {
+			t.Errorf("%s: A's club search: %d results from parks %v, want one per park", mode, len(ans.Results), got)
+		}
+		// C is in share_with: it sees B's peers-only listing, never the private one.
+		if mode == "index" {
+			ans = indexSearch(t, c, "q=copper&parks=chengdu-hitech", 2)
+		} else {
+			ans, _, _ = clubSearch(t, c, "q=copper&parks=chengdu-hitech&mode=live")
+		}
+		ids := map[string]bool{}
+		for _, l := range ans.Results {
+			ids[l.ID] = true
+		}
+		if !ids[forC.ID] || ids[private.ID] || len(ans.Results) != 2 {
+			t.Errorf("%s: C's search of B: %v (want B's club and for-c listings)", mode, ids)
+		}
 	}
 	// By id through the federation API, with A's own federation token.
 	get := func(from *nodetest.Park, to *nodetest.Park, l listing.Listing) int {
@@ -117,27 +145,29 @@ func TestClubSearchAndVisibility(t *testing.T) {
 	if s := get(c, b, forC); s != 200 {
 		t.Errorf("C gets B's listing shared with it: %d", s)
 	}
-	// Pagination across parks returns each listing once.
-	seen := map[string]bool{}
-	q := "q=copper&limit=1"
-	for i := 0; i < 10; i++ {
-		ans, status, _ := clubSearch(t, a, q)
-		if status != 200 {
-			t.Fatal(status)
-		}
-		for _, l := range ans.Results {
-			if seen[l.ID] {
-				t.Errorf("%s on two pages", l.ID)
+	// Pagination across parks returns each listing once, in both modes.
+	for _, mode := range []string{"live", "index"} {
+		seen := map[string]bool{}
+		q := "q=copper&limit=1&mode=" + mode
+		for i := 0; i < 10; i++ {
+			ans, status, _ := clubSearch(t, a, q)
+			if status != 200 {
+				t.Fatal(status)
 			}
-			seen[l.ID] = true
+			for _, l := range ans.Results {
+				if seen[l.ID] {
+					t.Errorf("%s: %s on two pages", mode, l.ID)
+				}
+				seen[l.ID] = true
+			}
+			if ans.NextCursor == "" {
+				break
+			}
+			q = "q=copper&limit=1&mode=" + mode + "&cursor=" + url.QueryEscape(ans.NextCursor)
 		}
-		if ans.NextCursor == "" {
-			break
+		if len(seen) != 3 {
+			t.Errorf("%s: paging the club search saw %d listings, want 3", mode, len(seen))
 		}
-		q = "q=copper&limit=1&cursor=" + url.QueryEscape(ans.NextCursor)
-	}
-	if len(seen) != 3 {
-		t.Errorf("paging the club search saw %d listings, want 3", len(seen))
 	}
 	// Bad input names the field.
 	for _, c := range []struct{ q, field string }{
@@ -257,14 +287,14 @@ func TestClubSearchFaultsAndBreaker(t *testing.T) {
 	proxy := newFaultProxy(t, c.FederationURL)
 	repoint(t, a, c.ID, proxy.srv.URL)
 	waitFor(t, "A using the proxy for C", 5*time.Second, func() bool {
-		ans, _, _ := clubSearch(t, a, "q=copper&timeout_ms=1000")
+		ans, _, _ := clubSearch(t, a, "mode=live&q=copper&timeout_ms=1000")
 		return ans.Parks.OK == 3
 	})
 	const budget = 500 * time.Millisecond
-	q := fmt.Sprintf("q=copper&timeout_ms=%d", budget.Milliseconds())
+	q := fmt.Sprintf("mode=live&q=copper&timeout_ms=%d", budget.Milliseconds())
 	checkWithin := func(budget time.Duration, name, park, want string) {
 		t.Helper()
-		ans, status, took := clubSearch(t, a, fmt.Sprintf("q=copper&timeout_ms=%d", budget.Milliseconds()))
+		ans, status, took := clubSearch(t, a, fmt.Sprintf("mode=live&q=copper&timeout_ms=%d", budget.Milliseconds()))
 		if status != 200 {
 			t.Fatalf("%s: status %d", name, status)
 		}
@@ -404,7 +434,20 @@ func TestFederationTokenAttacks(t *testing.T) {
 			t.Errorf("no federation auth failure counted for %q", reason)
 		}
 	}
-	// A one-time peering token works once.
+	// A one-time peering token works once. A and C are peers: a token for
+	// an existing peer is refused (a peering is never replaced), so they
+	// part first, and C forgets A again before reusing the token, so that
+	// it is A that refuses it.
+	part := func(p *nodetest.Park, peer string) {
+		if s, body := p.Do(context.Background(), "DELETE", "/api/v1/peerings/"+peer, p.Token(parktoken.Admin), nil); s != 204 {
+			t.Fatalf("%s deleting its peering with %s: %d %s", p.ID, peer, s, body)
+		}
+	}
+	if s, _ := a.Do(context.Background(), "POST", "/api/v1/peerings/tokens", a.Token(parktoken.Admin), strings.NewReader(`{"peer":"`+c.ID+`"}`)); s != 409 {
+		t.Errorf("peering token for an existing peer: %d, want 409", s)
+	}
+	part(a, c.ID)
+	part(c, a.ID)
 	status, body := a.Do(context.Background(), "POST", "/api/v1/peerings/tokens", a.Token(parktoken.Admin), strings.NewReader(`{"peer":"`+c.ID+`"}`))
 	var gen struct{ Token string }
 	json.Unmarshal(body, &gen)
@@ -415,6 +458,10 @@ func TestFederationTokenAttacks(t *testing.T) {
 	if status != 201 || establish() != 201 {
 		t.Fatalf("fresh peering token did not work")
 	}
+	if s := establish(); s != 409 {
+		t.Errorf("establishing again with a peer: %d, want 409", s)
+	}
+	part(c, a.ID)
 	if s := establish(); s != 401 {
 		t.Errorf("reused peering token: %d, want 401", s)
 	}
@@ -476,7 +523,7 @@ func TestPeerKeyRotationIsPickedUp(t *testing.T) {
 		_, body := a.Do(context.Background(), "GET", "/.well-known/jwks.json", "", nil)
 		return strings.Contains(string(body), rotated.Current().ID) && strings.Contains(string(body), oldKid)
 	})
-	ans, status, _ := clubSearch(t, a, "q=copper")
+	ans, status, _ := clubSearch(t, a, "q=copper&mode=live")
 	if status != 200 || statusOf(ans, b.ID) != search.StatusOK {
 		t.Fatalf("club search after A rotated: %d %+v", status, ans.Parks.Details)
 	}

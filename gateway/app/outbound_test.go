@@ -87,7 +87,7 @@ func TestOutboundRedirectsAreNotFollowed(t *testing.T) {
 			name: "peer search",
 			path: "/federation/v1/search",
 			call: func(t *testing.T) {
-				ans, status, _ := clubSearch(t, a, "q=copper")
+				ans, status, _ := clubSearch(t, a, "q=copper&mode=live")
 				if status != 200 || statusOf(ans, b.ID) != search.StatusError {
 					t.Errorf("club search: %d, B's status %s, want 200 with B in error", status, statusOf(ans, b.ID))
 				}

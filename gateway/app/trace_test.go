@@ -243,7 +243,7 @@ func TestClubSearchIsOneTrace(t *testing.T) {
 		}
 	}
 	exp.Reset()
-	status, body := a.do(t, "GET", "/api/v1/search?scope=club&q=copper", parktoken.Viewer, "")
+	status, body := a.do(t, "GET", "/api/v1/search?scope=club&mode=live&q=copper", parktoken.Viewer, "")
 	if status != 200 || !strings.Contains(string(body), `"ok":3`) {
 		t.Fatalf("club search: %d %s", status, body)
 	}
@@ -324,7 +324,7 @@ func TestClubSearchIsOneTrace(t *testing.T) {
 	// A peer failure shows as an error span with its status.
 	c.stopGW()
 	exp.Reset()
-	a.do(t, "GET", "/api/v1/search?scope=club&q=copper&timeout_ms=1000", parktoken.Viewer, "")
+	a.do(t, "GET", "/api/v1/search?scope=club&mode=live&q=copper&timeout_ms=1000", parktoken.Viewer, "")
 	var failed bool
 	for _, s := range exp.GetSpans().Snapshots() {
 		if s.Name() == "peer.search" && attr(s, "parkmesh.peer.id") == c.id {
@@ -375,7 +375,7 @@ func TestJaegerSeesOneTraceAcrossParks(t *testing.T) {
 		p.Create("projects", project(p.ID+" copper", ""))
 	}
 	traceID := randomHex(16)
-	status, body := a.Do(context.Background(), "GET", "/api/v1/search?scope=club&q=copper", a.Token(parktoken.Viewer), nil,
+	status, body := a.Do(context.Background(), "GET", "/api/v1/search?scope=club&mode=live&q=copper", a.Token(parktoken.Viewer), nil,
 		"traceparent", "00-"+traceID+"-"+randomHex(8)+"-01")
 	if status != 200 || !strings.Contains(string(body), `"ok":3`) {
 		t.Fatalf("club search: %d %s", status, body)

@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/httpjson"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/search"
@@ -61,8 +62,19 @@ type Peers interface {
 // DefaultSlowFloor is the default of Club.SlowFloor.
 const DefaultSlowFloor = 500 * time.Millisecond
 
-// Club fans a search out to this park and every active peer, each peer call
-// with its own deadline and circuit breaker, and merges the answers.
+// Index is the club index club searches are answered from.
+type Index interface {
+	// Search runs one query over every park the index holds.
+	Search(ctx context.Context, q listing.Query) (*listing.Page, error)
+	// Freshness is how fresh park's part of the index is.
+	Freshness(park string) clubindex.Freshness
+	// Get returns park's listing id as the index holds it (NotFound).
+	Get(ctx context.Context, park, id string) (*listing.Listing, error)
+}
+
+// Club answers club searches: from the club index, or (mode=live) by
+// fanning out to this park and every active peer, each peer call with its
+// own deadline and circuit breaker, and merging the answers.
 type Club struct {
 	Park    string
 	Local   LocalSearcher
@@ -85,6 +97,8 @@ type Club struct {
 	FeedHealth func(peer string) *peering.FeedHealth
 	// Tracer makes the peer-call spans (nil: no spans).
 	Tracer trace.Tracer
+	// Index, when set, answers club searches (mode=live asks the peers).
+	Index Index
 
 	mu    sync.Mutex
 	peers map[string]*peerLink
@@ -430,15 +444,61 @@ func (c *Club) doPeerSearch(ctx context.Context, p *peering.Peer, req Federation
 	return &ans, nil
 }
 
-// Search runs a club search: this park and each target peer concurrently,
-// each within the budget, merged by interleaving their ranks.
+// Search runs a club search: from the club index (one query, one ranking,
+// each park's freshness reported), or with mode=live by asking this park
+// and each target peer now.
 func (c *Club) Search(ctx context.Context, sr search.Request) (*search.Response, error) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, sr.Budget)
-	defer cancel()
-	callCtx, callCancel := context.WithTimeout(ctx, max(sr.Budget-mergeReserve, sr.Budget/2))
-	defer callCancel()
+	targets, err := c.targets(sr)
+	if err != nil {
+		return nil, err
+	}
+	if sr.Mode == search.ModeLive || c.Index == nil {
+		return c.searchLive(ctx, sr, targets)
+	}
+	return c.searchIndex(ctx, sr, targets)
+}
 
+// searchIndex answers a club search from the club index: one query over
+// every target park's listings, ranked together; a park whose feed is down
+// delays nothing (its listings are there, marked stale).
+func (c *Club) searchIndex(ctx context.Context, sr search.Request, targets []string) (*search.Response, error) {
+	start := time.Now()
+	q := sr.Query
+	q.Parks, q.Kinds, q.CountParks = targets, sr.Kinds, true
+	if len(targets) == 0 {
+		return &search.Response{Results: []*listing.Listing{}, Parks: search.ParkSummary{Details: []search.ParkStatus{}}}, nil
+	}
+	page, err := c.Index.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	took := time.Since(start).Milliseconds()
+	resp := &search.Response{Results: page.Results, NextCursor: page.NextCursor}
+	for _, park := range targets {
+		f := c.Index.Freshness(park)
+		st := search.ParkStatus{Park: park, Status: f.Status, TookMS: took, Hits: page.ParkHits[park], LagMS: f.LagMS}
+		if !f.AsOf.IsZero() {
+			asOf := f.AsOf
+			st.AsOf = &asOf
+		}
+		if f.Status != search.StatusLive {
+			resp.Partial = true
+			if slices.Contains(sr.Required, park) {
+				return nil, apierror.New(apierror.Unavailable, "required park %s is not live in the club index (%s); search with mode=live to ask it now", park, f.Status)
+			}
+		}
+		resp.Parks.Add(st)
+	}
+	if resp.Results == nil {
+		resp.Results = []*listing.Listing{}
+	}
+	return resp, nil
+}
+
+// targets are the parks a club search covers: this park and the active
+// peers, narrowed by parks and exclude_parks; every park named must be one
+// of them, and a required one must not be excluded.
+func (c *Club) targets(sr search.Request) ([]string, error) {
 	targets := []string{c.Park}
 	for _, p := range c.Peers.List() {
 		targets = append(targets, p.ID)
@@ -466,12 +526,24 @@ func (c *Club) Search(ctx context.Context, sr search.Request) (*search.Response,
 			return nil, apierror.InvalidField("required", "%q is excluded from the search", req)
 		}
 	}
+	return targets, nil
+}
+
+// searchLive runs a club search by asking this park and each target peer
+// concurrently, each within the budget, merged by interleaving their
+// ranks.
+func (c *Club) searchLive(ctx context.Context, sr search.Request, targets []string) (*search.Response, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, sr.Budget)
+	defer cancel()
+	callCtx, callCancel := context.WithTimeout(ctx, max(sr.Budget-mergeReserve, sr.Budget/2))
+	defer callCancel()
 
 	limit := sr.Query.Limit
 	if limit == 0 {
 		limit = listing.DefaultLimit
 	}
-	qh := search.QueryHash(sr.Query, search.ScopeClub, search.KindsKey(sr.Kinds), strings.Join(targets, ","))
+	qh := search.QueryHash(sr.Query, search.ScopeClub, search.ModeLive, search.KindsKey(sr.Kinds), strings.Join(targets, ","))
 	state := map[string]search.SourceState{}
 	if sr.Query.Cursor != "" {
 		mc, err := c.Cursors.Decode(sr.Query.Cursor, qh)

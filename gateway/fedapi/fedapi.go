@@ -42,11 +42,21 @@ type API struct {
 	Logger   *slog.Logger
 	// AuthFailures counts refused tokens by reason (may be nil).
 	AuthFailures func(reason string)
+	// Limited counts requests refused by a cap, by cap (may be nil).
+	Limited func(limit string)
 	// Timeout bounds the work for one federation request.
 	Timeout time.Duration
 	// Feed is the park's change feed; FeedOptions tune its streams.
 	Feed        *feed.Local
 	FeedOptions feed.Options
+	// StreamCaps bounds the changes streams each peer holds open.
+	StreamCaps sse.Caps
+	// MaxPendingEstablish bounds the peering handshakes in progress at
+	// once (the endpoint needs no credential); 0 means 4.
+	MaxPendingEstablish int
+
+	pendingOnce sync.Once
+	pending     chan struct{}
 
 	mu      sync.Mutex
 	streams map[string]map[*int]context.CancelFunc // open feed streams by peer
@@ -129,7 +139,9 @@ func (f *API) Trusted(r *http.Request) bool {
 	default:
 		return false
 	}
-	_, err = f.Verifier.Verify(tok, scope)
+	// Check, not Verify: the handler verifies the token again and uses
+	// its jti up; looking here must not spend it.
+	_, err = f.Verifier.Check(tok, scope)
 	return err == nil
 }
 
@@ -166,7 +178,36 @@ func (f *API) timeout() time.Duration {
 	return search.MaxBudget
 }
 
+// establishSlot takes one of the MaxPendingEstablish handshake slots; ok
+// is false when all are taken.
+func (f *API) establishSlot() (release func(), ok bool) {
+	f.pendingOnce.Do(func() {
+		n := f.MaxPendingEstablish
+		if n <= 0 {
+			n = 4
+		}
+		f.pending = make(chan struct{}, n)
+	})
+	select {
+	case f.pending <- struct{}{}:
+		return func() { <-f.pending }, true
+	default:
+		return nil, false
+	}
+}
+
 func (f *API) establish(w http.ResponseWriter, r *http.Request) {
+	release, ok := f.establishSlot()
+	if !ok {
+		f.Logger.WarnContext(r.Context(), "peering handshake refused: too many in progress", "limit", "pending_establish", "max", cap(f.pending))
+		if f.Limited != nil {
+			f.Limited("pending_establish")
+		}
+		w.Header().Set("Retry-After", "5")
+		apierror.Write(w, apierror.New(apierror.TooManyRequests, "too many peering handshakes in progress; retry shortly"))
+		return
+	}
+	defer release()
 	tok, err := parktoken.FromRequest(r)
 	if err != nil {
 		f.refuse(w, r, parktoken.Reason(err), err)
@@ -184,6 +225,13 @@ func (f *API) establish(w http.ResponseWriter, r *http.Request) {
 		if apierror.CodeOf(err) == apierror.Unauthorized {
 			f.refuse(w, r, reason, err)
 			return
+		}
+		if reason != "" && reason != "consul" {
+			// The caller proved it holds the token, which stays unused.
+			f.Logger.WarnContext(r.Context(), "peering refused", "reason", reason, "peer", req.Park, "err", err)
+			if f.AuthFailures != nil {
+				f.AuthFailures(reason)
+			}
 		}
 		apierror.Write(w, err)
 		return
@@ -250,22 +298,37 @@ func (f *API) listing(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 	httpjson.Write(w, http.StatusOK, l.ForPeers())
 }
 
-// changes serves GET /federation/v1/changes: the park's changes as a calling
-// peer may see them, as Server-Sent Events carrying CloudEvents JSON. The
-// SSE id is resumable with Last-Event-ID; without one the stream starts at
-// the beginning of the change log (a full replay), at a point in time with
-// ?since=RFC3339, or at the newest change with ?start=now.
+// changes serves GET /federation/v1/changes: the park's changes feed of
+// current state as a calling peer may see it, as Server-Sent Events
+// carrying CloudEvents JSON. Without a position it is the full current
+// copy of what the peer may see, then live; with Last-Event-ID it resumes
+// after it, each listing changed since appearing once, as it is now. An
+// SSE event "synced" marks the moment the stream has caught up.
 func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {
+	release, ok := f.StreamCaps.Acquire(c.Issuer)
+	if !ok {
+		f.Logger.WarnContext(r.Context(), "stream refused: cap reached", "limit", "streams_per_peer", "peer", c.Issuer, "max", f.StreamCaps.Max)
+		if f.Limited != nil {
+			f.Limited("streams_per_peer")
+		}
+		f.StreamCaps.Refuse(w, "park "+c.Issuer)
+		return
+	}
+	defer release()
 	// The start is fixed before the stream answers: a subscriber that acts
-	// once it sees the answer must find its action after the start.
-	pos, fail := f.start(r)
+	// once it sees the answer must find its action after the start. A
+	// start that cannot be served is refused before the stream begins.
+	pos, err := Start(r, f.Feed)
+	if err != nil {
+		if apierror.CodeOf(err) == apierror.Unavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		apierror.Write(w, err)
+		return
+	}
 	s, err := sse.Start(w, r, f.FeedOptions.WriteTimeout)
 	if err != nil {
 		apierror.Write(w, apierror.New(apierror.Internal, "streaming unsupported"))
-		return
-	}
-	if fail != nil {
-		s.Fail(*fail)
 		return
 	}
 	// Authorization holds for the life of the stream, not just its start:
@@ -281,58 +344,48 @@ func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 	defer expiry.Stop()
 	opts := f.FeedOptions
 	opts.Expired = expired
+	opts.Synced = true
 	f.Logger.InfoContext(r.Context(), "peer subscribed to changes", "peer", c.Issuer, "from", pos.String())
 	// Tell the subscriber where it starts, so a reconnect before the first
 	// change resumes from here rather than from a later "now".
 	if err := s.Event(pos.String(), "position", []byte("{}")); err != nil || s.Flush() != nil {
 		return
 	}
-	feed.Serve(ctx, s, feed.Source[feed.Position](feed.PeerView{Feed: f.Feed, Viewer: c.Issuer}), pos, opts, nil)
+	feed.Serve(ctx, s, feed.Source[feed.Position](feed.PeerView{Feed: f.Feed, Viewer: c.Issuer, From: pos, Sent: feed.NewSent()}), pos, opts, nil)
 }
 
-// start is where a changes stream begins: after Last-Event-ID, at a point
-// in time (?since=RFC3339), at the newest change (?start=now), or at the
-// beginning of the log. A refusal is the error event to end the stream with.
-func (f *API) start(r *http.Request) (feed.Position, *sse.StreamError) {
+// Start is where a changes stream of the park's logs begins: after
+// Last-Event-ID, at the newest change (?start=now), or at the beginning
+// (the full current copy). A just-started gateway first waits until it has
+// read its logs (503, retryable, if that takes too long): until then a
+// position it issued would look ahead of them. A position truly ahead of
+// the logs (they were restored from an older backup) is a 409: the reader
+// starts again without a position, from the full copy.
+func Start(r *http.Request, local *feed.Local) (feed.Position, error) {
 	var pos feed.Position
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
 	}
-	// A just-started gateway knows its logs' heads only once it has read
-	// them: until then a valid position would look ahead of them, and
-	// "now" would be the beginning.
-	if err := f.Feed.WaitReady(r.Context(), feed.ReadyWait); err != nil {
-		return pos, &sse.StreamError{Code: "unavailable", Message: "this gateway is still reading the park's change logs; reconnect to resume", ResumeID: last}
+	if err := local.WaitReady(r.Context(), feed.ReadyWait); err != nil {
+		return pos, apierror.New(apierror.Unavailable, "this gateway is still reading the park's change logs; retry shortly with the same position")
 	}
-	start, since := r.URL.Query().Get("start"), r.URL.Query().Get("since")
+	start := r.URL.Query().Get("start")
 	switch {
 	case last != "":
 		p, err := feed.ParsePosition(last)
 		if err != nil {
-			return pos, &sse.StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this feed; nothing was resumed",
-				Resync: "reconnect without Last-Event-ID to replay the feed from its start, or search with updated_since to catch up"}
+			return pos, err
 		}
-		if p.After(f.Feed.Head()) {
-			return pos, &sse.StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this park's change log (restored from a backup?)",
-				Resync: "reconnect without Last-Event-ID to replay the feed from its start"}
+		if p.After(local.Head()) {
+			return pos, &apierror.Error{Code: apierror.Conflict, Field: "Last-Event-ID",
+				Message: "this position is ahead of the park's change logs (they were restored from a backup); reconnect without Last-Event-ID for a full copy"}
 		}
 		return p, nil
-	case since != "":
-		// From a point in time: a new follower starts at the moment the
-		// peering was made and syncs what came before by searching.
-		t, err := time.Parse(time.RFC3339Nano, since)
-		if err != nil {
-			return pos, &sse.StreamError{Code: "invalid_since", Message: "since must be an RFC 3339 time"}
-		}
-		if pos, err = f.Feed.PositionAt(r.Context(), t); err != nil {
-			return pos, &sse.StreamError{Code: "unavailable", Message: "the park's change logs are unavailable; reconnect later"}
-		}
-		return pos, nil
 	case start == "now":
-		return f.Feed.Head(), nil
+		return local.Head(), nil
 	case start != "" && start != "beginning":
-		return pos, &sse.StreamError{Code: "invalid_start", Message: "start must be beginning or now"}
+		return pos, apierror.InvalidField("start", "must be beginning or now")
 	}
 	return pos, nil
 }

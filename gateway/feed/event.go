@@ -36,41 +36,39 @@ type Withdrawn struct {
 // SourceOf is the CloudEvents source of a park's events.
 func SourceOf(park string) string { return "/parks/" + park }
 
-// For turns a local change into the event a viewer may receive: viewer ""
-// is the park's own staff (sees everything); a peer id sees what is
-// visible to it, and a withdrawn event when the listing stops being
-// visible to it. nil means the viewer gets nothing.
-func For(park string, k listing.Kind, c listing.Change, viewer string) *Event {
-	visible := func(l *listing.Listing) bool {
-		if l == nil {
-			return false
-		}
-		return viewer == "" || l.VisibleTo(viewer)
-	}
-	now := c.Op != listing.OpDeleted && visible(c.Listing)
-	before := visible(c.Previous)
+// For turns a change of a changes read of current state (the listing's
+// latest change after the reader's position) into the event viewer may
+// receive: viewer "" is the park's own staff (sees everything); a peer id
+// sees the listing as it may see it now, consent-redacted. A listing no
+// longer visible is a withdrawn event carrying only its identity, and only
+// for a viewer that could see some version of it (its audience): a park
+// that never could see a listing learns nothing about it, not even its id.
+// after is the reader's position in that log before this change: a listing
+// created after it is news (created), else an update. nil means the viewer
+// gets nothing.
+func For(park string, k listing.Kind, c listing.Change, viewer string, after int64) *Event {
 	ev := cloudevents.New()
 	ev.SetID(fmt.Sprintf("%s/%s/%d", park, k, c.Seq))
 	ev.SetSource(SourceOf(park))
 	ev.SetSubject(c.ListingID)
 	ev.SetTime(c.At)
-	switch {
-	case now && (c.Op == listing.OpCreated || !before):
-		ev.SetType(TypeCreated)
-	case now:
+	l := c.Listing
+	if c.Op != listing.OpDeleted && l != nil && (viewer == "" || l.VisibleTo(viewer)) {
 		ev.SetType(TypeUpdated)
-	case before || (viewer == "" && c.Op == listing.OpDeleted):
-		ev.SetType(TypeWithdrawn)
-		setJSON(&ev, Withdrawn{ID: c.ListingID, Park: park, Kind: k, Version: c.Version})
+		if c.FirstSeq > after {
+			ev.SetType(TypeCreated)
+		}
+		if viewer != "" {
+			l = l.ForPeers()
+		}
+		setJSON(&ev, l)
 		return &ev
-	default:
+	}
+	if viewer != "" && !c.Audience.Includes(viewer) {
 		return nil
 	}
-	l := c.Listing
-	if viewer != "" {
-		l = l.ForPeers()
-	}
-	setJSON(&ev, l)
+	ev.SetType(TypeWithdrawn)
+	setJSON(&ev, Withdrawn{ID: c.ListingID, Park: park, Kind: k, Version: c.Version})
 	return &ev
 }
 
@@ -125,6 +123,18 @@ func Parse(peer string, data []byte) (*Event, string, int64, error) {
 		return &ev, w.ID, w.Version, nil
 	}
 	return nil, "", 0, fmt.Errorf("unknown type %q", ev.Type())
+}
+
+// ListingOf is the listing a created or updated event carries (after
+// Parse accepted it).
+func ListingOf(ev *Event) (*listing.Listing, error) { return listingOf(ev) }
+
+// WithdrawnOf is the identity a withdrawn event carries (after Parse
+// accepted it).
+func WithdrawnOf(ev *Event) (Withdrawn, error) {
+	var w Withdrawn
+	err := json.Unmarshal(ev.Data(), &w)
+	return w, err
 }
 
 // listingOf decodes the listing an event carries.

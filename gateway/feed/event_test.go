@@ -50,18 +50,28 @@ func with(l *listing.Listing, vis listing.Visibility, shareWith ...string) *list
 	return &c
 }
 
+// audience is who could see any of versions.
+func audience(versions ...*listing.Listing) listing.Audience {
+	var a listing.Audience
+	for _, l := range versions {
+		a = a.With(l)
+	}
+	return a
+}
+
+// The changes reads of current state answer a listing at its latest change
+// (created at seq 7), with who could ever see it; a tombstone has no
+// content.
 func created(l *listing.Listing) listing.Change {
-	return listing.Change{Seq: 7, Op: listing.OpCreated, ListingID: l.ID, Version: l.Version, At: at, Listing: l}
+	return listing.Change{Seq: 7, FirstSeq: 7, Op: listing.OpCreated, Park: l.Park, Kind: l.Kind, ListingID: l.ID, Version: l.Version, At: at, Listing: l, Audience: audience(l)}
 }
 
 func updated(prev, now *listing.Listing) listing.Change {
-	return listing.Change{Seq: 8, Op: listing.OpUpdated, ListingID: now.ID, Version: now.Version, At: at, Listing: now, Previous: prev}
+	return listing.Change{Seq: 8, FirstSeq: 7, Op: listing.OpUpdated, Park: now.Park, Kind: now.Kind, ListingID: now.ID, Version: now.Version, At: at, Listing: now, Audience: audience(prev, now)}
 }
 
 func deleted(prev *listing.Listing) listing.Change {
-	last := *prev
-	last.Version++
-	return listing.Change{Seq: 9, Op: listing.OpDeleted, ListingID: prev.ID, Version: last.Version, At: at, Listing: &last, Previous: prev}
+	return listing.Change{Seq: 9, FirstSeq: 7, Op: listing.OpDeleted, Park: prev.Park, Kind: prev.Kind, ListingID: prev.ID, Version: prev.Version + 1, At: at, Audience: audience(prev)}
 }
 
 func TestFor(t *testing.T) {
@@ -73,34 +83,40 @@ func TestFor(t *testing.T) {
 		change listing.Change
 		viewer string
 		want   string // event type; "" for no event
+		after  int64  // the reader's position before the change
 	}{
-		{"created club, staff", created(club), "", TypeCreated},
-		{"created club, peer", created(club), peerA, TypeCreated},
-		{"created private, staff", created(private), "", TypeCreated},
-		{"created private, peer", created(private), peerA, ""},
-		{"created shared with peer, that peer", created(shared), peerA, TypeCreated},
-		{"created shared with peer, another peer", created(shared), peerB, ""},
-		{"updated club, staff", updated(club, with(club, listing.Club)), "", TypeUpdated},
-		{"updated club, peer", updated(club, with(club, listing.Club)), peerA, TypeUpdated},
-		{"updated private, staff", updated(private, with(private, listing.Private)), "", TypeUpdated},
-		{"updated private, peer", updated(private, with(private, listing.Private)), peerA, ""},
-		{"private made club, peer sees it created", updated(private, with(private, listing.Club)), peerA, TypeCreated},
-		{"private made club, staff sees an update", updated(private, with(private, listing.Club)), "", TypeUpdated},
-		{"club made private, peer sees it withdrawn", updated(club, with(club, listing.Private)), peerA, TypeWithdrawn},
-		{"club made private, staff sees an update", updated(club, with(club, listing.Private)), "", TypeUpdated},
-		{"share moved to another peer, old peer", updated(shared, with(shared, listing.Peers, peerB)), peerA, TypeWithdrawn},
-		{"share moved to another peer, new peer", updated(shared, with(shared, listing.Peers, peerB)), peerB, TypeCreated},
-		{"share moved to another peer, third park", updated(shared, with(shared, listing.Peers, peerB)), "ulm-park", ""},
-		{"deleted club, staff", deleted(club), "", TypeWithdrawn},
-		{"deleted club, peer", deleted(club), peerA, TypeWithdrawn},
-		{"deleted private, staff", deleted(private), "", TypeWithdrawn},
-		{"deleted private, peer", deleted(private), peerA, ""},
-		{"deleted shared, the peer it was shared with", deleted(shared), peerA, TypeWithdrawn},
-		{"deleted shared, another peer", deleted(shared), peerB, ""},
+		{"created club, staff", created(club), "", TypeCreated, 0},
+		{"created club, peer", created(club), peerA, TypeCreated, 0},
+		{"created private, staff", created(private), "", TypeCreated, 0},
+		{"created private, peer", created(private), peerA, "", 0},
+		{"created shared with peer, that peer", created(shared), peerA, TypeCreated, 0},
+		{"created shared with peer, another peer", created(shared), peerB, "", 0},
+		{"updated club, staff", updated(club, with(club, listing.Club)), "", TypeUpdated, 7},
+		{"updated club, peer", updated(club, with(club, listing.Club)), peerA, TypeUpdated, 7},
+		{"updated private, staff", updated(private, with(private, listing.Private)), "", TypeUpdated, 7},
+		{"updated private, peer", updated(private, with(private, listing.Private)), peerA, "", 7},
+		// The type is a hint (created after the reader's position or not);
+		// a follower applies both as an upsert by version.
+		{"private made club, peer past its creation sees an update", updated(private, with(private, listing.Club)), peerA, TypeUpdated, 7},
+		{"private made club, peer replaying from no position sees it created", updated(private, with(private, listing.Club)), peerA, TypeCreated, 0},
+		{"private made club, staff sees an update", updated(private, with(private, listing.Club)), "", TypeUpdated, 7},
+		{"club made private, peer sees it withdrawn", updated(club, with(club, listing.Private)), peerA, TypeWithdrawn, 7},
+		{"club made private, staff sees an update", updated(club, with(club, listing.Private)), "", TypeUpdated, 7},
+		{"share moved to another peer, old peer", updated(shared, with(shared, listing.Peers, peerB)), peerA, TypeWithdrawn, 7},
+		{"share moved to another peer, new peer", updated(shared, with(shared, listing.Peers, peerB)), peerB, TypeUpdated, 7},
+		{"club made private, peer replaying from no position still hears it withdrawn", updated(club, with(club, listing.Private)), peerA, TypeWithdrawn, 0},
+		{"private updated, replaying peer never in its audience learns nothing", updated(private, with(private, listing.Private)), peerB, "", 0},
+		{"share moved to another peer, third park", updated(shared, with(shared, listing.Peers, peerB)), "ulm-park", "", 7},
+		{"deleted club, staff", deleted(club), "", TypeWithdrawn, 7},
+		{"deleted club, peer", deleted(club), peerA, TypeWithdrawn, 7},
+		{"deleted private, staff", deleted(private), "", TypeWithdrawn, 7},
+		{"deleted private, peer", deleted(private), peerA, "", 7},
+		{"deleted shared, the peer it was shared with", deleted(shared), peerA, TypeWithdrawn, 7},
+		{"deleted shared, another peer", deleted(shared), peerB, "", 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := For(home, listing.KindProject, tt.change, tt.viewer)
+			ev := For(home, listing.KindProject, tt.change, tt.viewer, tt.after)
 			if tt.want == "" {
 				if ev != nil {
 					t.Fatalf("viewer %q got a %s event, want none", tt.viewer, ev.Type())
@@ -122,7 +138,7 @@ func TestFor(t *testing.T) {
 			}
 			if tt.want == TypeWithdrawn {
 				checkWithdrawn(t, ev, Withdrawn{ID: c.ListingID, Park: home, Kind: listing.KindProject, Version: c.Version})
-				if bytes.Contains(Marshal(ev), []byte(c.Previous.Title)) {
+				if bytes.Contains(Marshal(ev), []byte(club.Title)) {
 					t.Errorf("withdrawn event carries the title: %s", Marshal(ev))
 				}
 				return
@@ -171,7 +187,7 @@ func TestForContactData(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := talent(home, tt.consent)
 			for _, c := range []listing.Change{created(l), updated(l, with(l, listing.Club))} {
-				ev := For(home, listing.KindTalent, c, tt.viewer)
+				ev := For(home, listing.KindTalent, c, tt.viewer, 0)
 				if ev == nil {
 					t.Fatalf("%s: no event", c.Op)
 				}
@@ -187,7 +203,7 @@ func TestForContactData(t *testing.T) {
 				t.Error("For removed the contact from the stored listing")
 			}
 			// Withdrawn never carries contact data, whoever sees it.
-			ev := For(home, listing.KindTalent, deleted(l), tt.viewer)
+			ev := For(home, listing.KindTalent, deleted(l), tt.viewer, 7)
 			if bytes.Contains(Marshal(ev), []byte("li@example.cn")) {
 				t.Errorf("withdrawn event carries contact data: %s", Marshal(ev))
 			}
@@ -198,7 +214,7 @@ func TestForContactData(t *testing.T) {
 func TestForIsStructuredCloudEventsJSON(t *testing.T) {
 	l := project(home, listing.Club)
 	for _, c := range []listing.Change{created(l), deleted(l)} {
-		raw := Marshal(For(home, listing.KindProject, c, peerA))
+		raw := Marshal(For(home, listing.KindProject, c, peerA, 0))
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &m); err != nil {
 			t.Fatalf("%s: not a JSON object: %v\n%s", c.Op, err, raw)
@@ -231,7 +247,7 @@ func TestForIsStructuredCloudEventsJSON(t *testing.T) {
 // peerEvent returns a valid event of peer's feed, as a JSON object to edit.
 func peerEvent(t *testing.T, c listing.Change) map[string]any {
 	t.Helper()
-	ev := For(peerA, c.Listing.Kind, c, home)
+	ev := For(peerA, c.Kind, c, home, 0)
 	if ev == nil {
 		t.Fatal("no event")
 	}
@@ -350,7 +366,7 @@ func TestForMarshalParseRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := For(home, tt.kind, tt.change, peerA)
+			ev := For(home, tt.kind, tt.change, peerA, 0)
 			got, id, version, err := Parse(home, Marshal(ev))
 			if err != nil {
 				t.Fatalf("Parse(Marshal(For(…))): %v\n%s", err, Marshal(ev))

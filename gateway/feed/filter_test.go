@@ -69,10 +69,10 @@ func TestParseFilterRefusals(t *testing.T) {
 func TestFilterMatch(t *testing.T) {
 	prj := project(home, listing.Club) // new-materials, seeking investment, "Nano copper foil"
 	tal := talent(home, nil)           // new-energy, no seeking
-	evPrj := For(home, listing.KindProject, created(prj), "")
-	evTal := For(home, listing.KindTalent, created(tal), "")
-	wdPrj := For(home, listing.KindProject, deleted(prj), "")
-	wdTal := For(home, listing.KindTalent, deleted(tal), "")
+	evPrj := For(home, listing.KindProject, created(prj), "", 0)
+	evTal := For(home, listing.KindTalent, created(tal), "", 0)
+	wdPrj := For(home, listing.KindProject, deleted(prj), "", 0)
+	wdTal := For(home, listing.KindTalent, deleted(tal), "", 0)
 	type want struct{ prj, tal, wdPrj, wdTal bool }
 	tests := []struct {
 		name   string
@@ -117,7 +117,7 @@ func TestParseFilterThenMatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !f.Match(home, For(home, listing.KindProject, created(project(home, listing.Club)), "")) {
+	if !f.Match(home, For(home, listing.KindProject, created(project(home, listing.Club)), "", 0)) {
 		t.Error("q=NANO does not match the title \"Nano copper foil\"")
 	}
 }

@@ -30,9 +30,11 @@ const longPoll = 20 * time.Second
 // tailBatch is how many changes one tail request reads.
 const tailBatch = 1000
 
-// Local tails the park's three change logs (long-polls on the services)
-// and keeps the newest changes of each in a bounded window; readers behind
-// the window read straight from the services.
+// Local tails the park's three changes reads of current state (long-polls
+// on the services' by-sequence indexes) and keeps the newest of each in a
+// bounded window — each listing at most once, at its latest change, as the
+// services answer; readers behind the window read straight from the
+// services.
 type Local struct {
 	Park   string
 	Logs   ChangeLogs
@@ -42,6 +44,7 @@ type Local struct {
 
 	mu     sync.Mutex
 	recent [3][]listing.Change
+	floor  Position // the window of kind i holds every listing whose latest change is after floor[i]
 	head   Position // last seq known per kind
 	synced [3]bool
 	signal chan struct{}
@@ -72,10 +75,16 @@ var ErrNotReady = errors.New("feed: the park's change logs have not been read ye
 // before a restart would look like one from the future — or until max or
 // ctx ends (ErrNotReady, or ctx's error).
 func (f *Local) WaitReady(ctx context.Context, max time.Duration) error {
+	return WaitReady(ctx, f.ready, max)
+}
+
+// WaitReady waits until ready is closed (nil), ctx ends (its error) or max
+// passes (ErrNotReady).
+func WaitReady(ctx context.Context, ready <-chan struct{}, max time.Duration) error {
 	t := time.NewTimer(max)
 	defer t.Stop()
 	select {
-	case <-f.ready:
+	case <-ready:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -83,6 +92,9 @@ func (f *Local) WaitReady(ctx context.Context, max time.Duration) error {
 		return ErrNotReady
 	}
 }
+
+// Ready is closed once every change log has been read to its end once.
+func (f *Local) Ready() <-chan struct{} { return f.ready }
 
 // Head is the newest position known.
 func (f *Local) Head() Position {
@@ -134,11 +146,7 @@ func (f *Local) tail(ctx context.Context, i int, k listing.Kind) {
 		f.mu.Lock()
 		if len(changes) > 0 {
 			after = changes[len(changes)-1].Seq
-			r := append(f.recent[i], changes...)
-			if len(r) > f.Window {
-				r = append([]listing.Change(nil), r[len(r)-f.Window:]...)
-			}
-			f.recent[i] = r
+			f.remember(i, changes)
 			f.head[i] = after
 		}
 		if len(changes) < tailBatch && !f.synced[i] {
@@ -155,12 +163,35 @@ func (f *Local) tail(ctx context.Context, i int, k listing.Kind) {
 	}
 }
 
+// remember adds changes newer than the window to kind i's window. A
+// listing changed again leaves its older entry: like the services' reads,
+// the window holds each listing once, in its current state. Must be
+// called with f.mu held.
+func (f *Local) remember(i int, changes []listing.Change) {
+	changed := make(map[string]bool, len(changes))
+	for _, c := range changes {
+		changed[c.ListingID] = true
+	}
+	r := f.recent[i][:0:0]
+	for _, c := range f.recent[i] {
+		if !changed[c.ListingID] {
+			r = append(r, c)
+		}
+	}
+	r = append(r, changes...)
+	if len(r) > f.Window {
+		f.floor[i] = r[len(r)-f.Window-1].Seq
+		r = r[len(r)-f.Window:]
+	}
+	f.recent[i] = r
+}
+
 // read returns up to limit changes of kind index i after seq: from the
 // window when it covers seq, else from the service.
 func (f *Local) read(ctx context.Context, i int, after int64, limit int) ([]listing.Change, error) {
 	f.mu.Lock()
 	r := f.recent[i]
-	covered := f.synced[i] && (len(r) == 0 && after >= f.head[i] || len(r) > 0 && after >= r[0].Seq-1)
+	covered := f.synced[i] && after >= f.floor[i]
 	if covered {
 		j := sort.Search(len(r), func(j int) bool { return r[j].Seq > after })
 		end := min(len(r), j+limit)

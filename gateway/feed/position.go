@@ -2,10 +2,12 @@ package feed
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/listing"
 )
 
 // Position is where a reader stands in the park's three change logs: the
@@ -39,37 +41,132 @@ func ParsePosition(s string) (Position, error) {
 	return p, nil
 }
 
-// StreamPosition is a park-side stream position: the local feed's and the
-// inbox's ("s1.<org>.<project>.<talent>.<inbox>").
-type StreamPosition struct {
-	Local Position
-	Inbox int64
-}
+// Equal implements Pos.
+func (p Position) Equal(q Position) bool { return p == q }
 
-func (p StreamPosition) String() string {
-	return fmt.Sprintf("s1.%d.%d.%d.%d", p.Local[0], p.Local[1], p.Local[2], p.Inbox)
-}
-
-// Behind is how many events p is behind head.
-func (p StreamPosition) Behind(head StreamPosition) int64 {
-	return p.Local.Behind(head.Local) + (head.Inbox - p.Inbox)
-}
-
-// After reports whether p is past head anywhere.
-func (p StreamPosition) After(head StreamPosition) bool {
-	return p.Local.After(head.Local) || p.Inbox > head.Inbox
-}
-
-// ParseStreamPosition reads an SSE id written by StreamPosition.String.
-func ParseStreamPosition(s string) (StreamPosition, error) {
-	var p StreamPosition
-	n, err := parseInts(s, "s1", 4)
-	if err != nil {
-		return p, apierror.InvalidField("Last-Event-ID", "is not an id of this stream")
+// KindIndex is k's place in a Position (listing.Kinds order); -1 for an
+// unknown kind.
+func KindIndex(k listing.Kind) int {
+	for i, kk := range listing.Kinds {
+		if kk == k {
+			return i
+		}
 	}
-	p.Local, p.Inbox = Position{n[0], n[1], n[2]}, n[3]
-	return p, nil
+	return -1
 }
+
+// ClubPosition is where a park-side reader stands in the club index: for
+// each origin park (this one and its peers), the Position in that park's
+// change logs up to which it has read. Positions come from the origins'
+// own sequences, so every replica of this gateway can resume any reader,
+// whatever its own copy of the index looks like. A park missing from it
+// has not been read at all. The SSE id is
+// "c1~<park>.<org>.<project>.<talent>~…", parks sorted.
+type ClubPosition struct {
+	parks map[string]Position
+}
+
+// NewClubPosition returns a position holding a copy of parks.
+func NewClubPosition(parks map[string]Position) ClubPosition {
+	c := ClubPosition{parks: make(map[string]Position, len(parks))}
+	for k, v := range parks {
+		c.parks[k] = v
+	}
+	return c
+}
+
+// Of is where the reader stands in park's logs.
+func (c ClubPosition) Of(park string) Position { return c.parks[park] }
+
+// With returns a copy of c with park's position set to p.
+func (c ClubPosition) With(park string, p Position) ClubPosition {
+	n := NewClubPosition(c.parks)
+	n.parks[park] = p
+	return n
+}
+
+// Parks lists the parks c holds a position for, sorted.
+func (c ClubPosition) Parks() []string {
+	out := make([]string, 0, len(c.parks))
+	for k := range c.parks {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c ClubPosition) String() string {
+	var b strings.Builder
+	b.WriteString("c1")
+	for _, park := range c.Parks() {
+		p := c.parks[park]
+		fmt.Fprintf(&b, "~%s.%d.%d.%d", park, p[0], p[1], p[2])
+	}
+	return b.String()
+}
+
+// Equal implements Pos.
+func (c ClubPosition) Equal(o ClubPosition) bool {
+	if len(c.parks) != len(o.parks) {
+		return false
+	}
+	for k, v := range c.parks {
+		if w, ok := o.parks[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Behind is how many sequence numbers c is behind head, over the parks
+// head holds.
+func (c ClubPosition) Behind(head ClubPosition) int64 {
+	var n int64
+	for park, h := range head.parks {
+		n += max(0, c.parks[park].Behind(h))
+	}
+	return n
+}
+
+// AheadOf lists the parks where c is past head: positions not issued by
+// those parks' logs as this gateway knows them.
+func (c ClubPosition) AheadOf(head ClubPosition) []string {
+	var out []string
+	for _, park := range c.Parks() {
+		if h, ok := head.parks[park]; ok && c.parks[park].After(h) {
+			out = append(out, park)
+		}
+	}
+	return out
+}
+
+// ParseClubPosition reads an SSE id written by ClubPosition.String.
+func ParseClubPosition(s string) (ClubPosition, error) {
+	bad := apierror.InvalidField("Last-Event-ID", "is not an id of this stream")
+	parts := strings.Split(s, "~")
+	if parts[0] != "c1" || len(parts) > 1+maxClubParks {
+		return ClubPosition{}, bad
+	}
+	c := ClubPosition{parks: map[string]Position{}}
+	for _, part := range parts[1:] {
+		park, rest, ok := strings.Cut(part, ".")
+		if !ok || !listing.ValidParkID(park) {
+			return ClubPosition{}, bad
+		}
+		if _, dup := c.parks[park]; dup {
+			return ClubPosition{}, bad
+		}
+		n, err := parseInts("v1."+rest, "v1", 3)
+		if err != nil {
+			return ClubPosition{}, bad
+		}
+		c.parks[park] = Position{n[0], n[1], n[2]}
+	}
+	return c, nil
+}
+
+// maxClubParks bounds the parks one position may name.
+const maxClubParks = 1000
 
 // parseInts reads "<prefix>.<n1>...<nk>" with k non-negative integers.
 func parseInts(s, prefix string, k int) ([]int64, error) {

@@ -31,23 +31,34 @@ func TestPositionRoundTrip(t *testing.T) {
 	}
 }
 
-func TestStreamPositionRoundTrip(t *testing.T) {
+func TestClubPositionRoundTrip(t *testing.T) {
 	tests := []struct {
-		pos  StreamPosition
+		pos  ClubPosition
 		want string
 	}{
-		{StreamPosition{}, "s1.0.0.0.0"},
-		{StreamPosition{Local: Position{1, 2, 3}, Inbox: 4}, "s1.1.2.3.4"},
-		{StreamPosition{Local: Position{0, 0, 0}, Inbox: math.MaxInt64}, "s1.0.0.0.9223372036854775807"},
+		{ClubPosition{}, "c1"},
+		{NewClubPosition(map[string]Position{"xian-hitech": {1, 2, 3}}), "c1~xian-hitech.1.2.3"},
+		// Parks sorted, whatever order they were added in.
+		{NewClubPosition(map[string]Position{"tlv-park": {0, 0, 9}, "haifa-park": {math.MaxInt64, 0, 1}}),
+			"c1~haifa-park.9223372036854775807.0.1~tlv-park.0.0.9"},
 	}
 	for _, tt := range tests {
 		if got := tt.pos.String(); got != tt.want {
-			t.Errorf("%+v.String() = %q, want %q", tt.pos, got, tt.want)
+			t.Errorf("String() = %q, want %q", got, tt.want)
 		}
-		got, err := ParseStreamPosition(tt.want)
-		if err != nil || got != tt.pos {
-			t.Errorf("ParseStreamPosition(%q) = %+v, %v; want %+v", tt.want, got, err, tt.pos)
+		got, err := ParseClubPosition(tt.want)
+		if err != nil || !got.Equal(tt.pos) {
+			t.Errorf("ParseClubPosition(%q) = %v, %v; want %v", tt.want, got, err, tt.pos)
 		}
+	}
+	// With copies: the original is untouched.
+	p := NewClubPosition(map[string]Position{"haifa-park": {1, 1, 1}})
+	q := p.With("haifa-park", Position{2, 2, 2}).With("tlv-park", Position{3, 0, 0})
+	if p.Of("haifa-park") != (Position{1, 1, 1}) || len(p.Parks()) != 1 {
+		t.Errorf("With changed its receiver: %v", p)
+	}
+	if q.Of("haifa-park") != (Position{2, 2, 2}) || q.Of("tlv-park") != (Position{3, 0, 0}) || q.Of("ulm-park") != (Position{}) {
+		t.Errorf("With: %v", q)
 	}
 }
 
@@ -64,13 +75,15 @@ func TestPositionRefusals(t *testing.T) {
 		}
 	}
 	for _, s := range []string{
-		"", "s1", "s1.1.2.3", "s1.1.2.3.4.5", "s2.1.2.3.4", "s1.1.2.3.x", "s1.1.2.3.-4",
-		"s1.1.2.3.99999999999999999999",
-		"v1.1.2.3", // a feed id is not a park-side stream id
+		"", "c2", "c1~", "c1~haifa-park", "c1~haifa-park.1.2", "c1~haifa-park.1.2.3.4", "c1~haifa-park.1.2.x",
+		"c1~haifa-park.1.2.-3", "c1~Haifa.1.2.3", "c1~haifa-park.1.2.3~haifa-park.1.2.3", // twice
+		"c1~haifa-park.1.2.99999999999999999999", "c1.haifa-park.1.2.3",
+		"s1.1.2.3.4", // the stream id of the older inbox stream
+		"v1.1.2.3",   // a feed id is not a park-side stream id
 	} {
-		_, err := ParseStreamPosition(s)
+		_, err := ParseClubPosition(s)
 		if !namesLastEventID(err) {
-			t.Errorf("ParseStreamPosition(%q) = %v, want Invalid naming Last-Event-ID", s, err)
+			t.Errorf("ParseClubPosition(%q) = %v, want Invalid naming Last-Event-ID", s, err)
 		}
 	}
 }
@@ -104,26 +117,27 @@ func TestPositionBehindAfter(t *testing.T) {
 	}
 }
 
-func TestStreamPositionBehindAfter(t *testing.T) {
-	head := StreamPosition{Local: Position{10, 20, 30}, Inbox: 5}
+func TestClubPositionBehindAhead(t *testing.T) {
+	head := NewClubPosition(map[string]Position{"xian-hitech": {10, 20, 30}, "haifa-park": {5, 0, 0}})
 	tests := []struct {
-		pos        StreamPosition
+		name       string
+		pos        ClubPosition
 		wantBehind int64
-		wantAfter  bool
+		wantAhead  []string
 	}{
-		{head, 0, false},
-		{StreamPosition{}, 65, false},
-		{StreamPosition{Local: head.Local}, 5, false},
-		{StreamPosition{Local: Position{10, 20, 29}, Inbox: 5}, 1, false},
-		{StreamPosition{Local: head.Local, Inbox: 6}, -1, true},
-		{StreamPosition{Local: Position{10, 21, 30}, Inbox: 0}, 4, true},
+		{"at head", head, 0, nil},
+		{"nothing read", ClubPosition{}, 65, nil},
+		{"one park behind", head.With("haifa-park", Position{4, 0, 0}), 1, nil},
+		{"a park head does not hold counts for nothing", head.With("tlv-park", Position{9, 9, 9}), 0, nil},
+		{"ahead in one log of one park", head.With("xian-hitech", Position{10, 21, 30}), 0, []string{"xian-hitech"}},
+		{"ahead in one park, behind in another", head.With("haifa-park", Position{6, 0, 0}).With("xian-hitech", Position{0, 20, 30}), 10, []string{"haifa-park"}},
 	}
 	for _, tt := range tests {
 		if got := tt.pos.Behind(head); got != tt.wantBehind {
-			t.Errorf("%+v.Behind = %d, want %d", tt.pos, got, tt.wantBehind)
+			t.Errorf("%s: Behind = %d, want %d", tt.name, got, tt.wantBehind)
 		}
-		if got := tt.pos.After(head); got != tt.wantAfter {
-			t.Errorf("%+v.After = %v, want %v", tt.pos, got, tt.wantAfter)
+		if got := tt.pos.AheadOf(head); !slices.Equal(got, tt.wantAhead) {
+			t.Errorf("%s: AheadOf = %v, want %v", tt.name, got, tt.wantAhead)
 		}
 	}
 }

@@ -2,12 +2,10 @@ package feed
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/parkmesh/parkmesh/gateway/sse"
-	"github.com/parkmesh/parkmesh/gateway/state"
 )
 
 // Options tune the streams.
@@ -28,6 +26,11 @@ type Options struct {
 	// opened with expire: the stream ends with a resumable token_expired,
 	// and the subscriber reconnects with fresh ones.
 	Expired <-chan struct{}
+	// Synced, when set, marks the moment a stream has delivered everything
+	// up to now with an SSE event of type "synced" carrying the position:
+	// a follower making a full copy knows it is complete, and that it is
+	// live from then on.
+	Synced bool
 }
 
 // WithDefaults fills unset options.
@@ -49,9 +52,10 @@ func (o Options) WithDefaults() Options {
 
 // Pos is what a stream position must offer the serving loop.
 type Pos[P any] interface {
-	comparable
 	// String is the SSE id.
 	String() string
+	// Equal reports whether two positions are the same.
+	Equal(P) bool
 	// Behind is how many events the position is behind head.
 	Behind(head P) int64
 }
@@ -101,8 +105,16 @@ func Serve[P Pos[P]](ctx context.Context, s *sse.Writer, src Source[P], pos P, o
 		var sig [2]<-chan struct{}
 		copy(sig[:], src.Signals())
 		lag := pos.Behind(src.Head(ctx))
-		if lag == 0 {
+		if lag <= 0 && !live {
 			live = true
+			if opts.Synced {
+				if err := s.Event(pos.String(), SyncedType, []byte("{}")); err != nil {
+					return err
+				}
+				if err := s.Flush(); err != nil {
+					return err
+				}
+			}
 		}
 		// A subscriber catching up from an old id is not "too slow"; one
 		// that was live and is still more than MaxLag behind after a whole
@@ -131,7 +143,7 @@ func Serve[P Pos[P]](ctx context.Context, s *sse.Writer, src Source[P], pos P, o
 				return err
 			}
 		}
-		moved := next != pos
+		moved := !next.Equal(pos)
 		pos = next
 		if moved {
 			if err := s.Flush(); err != nil {
@@ -155,16 +167,60 @@ func Serve[P Pos[P]](ctx context.Context, s *sse.Writer, src Source[P], pos P, o
 	return nil
 }
 
+// SyncedType is the SSE event type marking that a stream has caught up.
+const SyncedType = "synced"
+
 // expired is the end of a stream whose token expired.
 func expired(resume string) sse.StreamError {
 	return sse.StreamError{Code: "token_expired", Message: "the token this stream was opened with expired; reconnect with a fresh one to resume", ResumeID: resume}
 }
 
 // PeerView is the park's feed as one viewer may see it (a peer id; ""
-// for the park's own staff).
+// for the park's own staff), for a stream that started at From.
 type PeerView struct {
 	Feed   *Local
 	Viewer string
+	// From is where the stream started: a listing created after it is
+	// "created" the first time the stream sends it, one created before it
+	// "updated". In a log of current state this is a hint (a listing
+	// changed again before a reader reached it may be new to the reader
+	// although created earlier), so a follower applies both alike, as an
+	// upsert by version.
+	From Position
+	// Sent remembers which listings this stream has sent (NewSent; nil:
+	// none remembered).
+	Sent *Sent
+}
+
+// Sent remembers the listings a stream has sent, so that a listing
+// created after the stream's start is "created" once and "updated" after
+// that. It stops remembering at a bound (a huge backlog then reads
+// "created" for listings it forgot, which followers apply alike).
+type Sent struct {
+	ids map[string]struct{}
+}
+
+// maxSent bounds the listings one stream remembers.
+const maxSent = 200_000
+
+// NewSent returns an empty memory.
+func NewSent() *Sent { return &Sent{ids: map[string]struct{}{}} }
+
+// After is the position For needs for a listing of park with id created
+// at first, in a stream that started at from: past the creation when
+// the stream has sent the listing already.
+func (s *Sent) After(park, id string, first, from int64) int64 {
+	if s == nil {
+		return from
+	}
+	key := park + "/" + id
+	if _, ok := s.ids[key]; ok {
+		return first
+	}
+	if len(s.ids) < maxSent {
+		s.ids[key] = struct{}{}
+	}
+	return from
 }
 
 // Signals implements Source.
@@ -181,55 +237,11 @@ func (v PeerView) Next(ctx context.Context, pos Position, limit int) ([]Item[Pos
 	}
 	var out []Item[Position]
 	for _, pc := range batch {
+		after := v.Sent.After(v.Feed.Park, pc.Change.ListingID, pc.Change.FirstSeq, v.From[KindIndex(pc.Kind)])
+		if ev := For(v.Feed.Park, pc.Kind, pc.Change, v.Viewer, after); ev != nil {
+			out = append(out, Item[Position]{Park: v.Feed.Park, Event: ev, After: pc.After})
+		}
 		pos = pc.After
-		if ev := For(v.Feed.Park, pc.Kind, pc.Change, v.Viewer); ev != nil {
-			out = append(out, Item[Position]{Park: v.Feed.Park, Event: ev, After: pos})
-		}
-	}
-	return out, pos, nil
-}
-
-// ParkStream is the park-side stream: the park's own changes and its
-// peers' applied events.
-type ParkStream struct {
-	Feed  *Local
-	Inbox *state.DB
-}
-
-// Signals implements Source.
-func (ps *ParkStream) Signals() []<-chan struct{} {
-	return []<-chan struct{}{ps.Feed.Signal(), ps.Inbox.Signal()}
-}
-
-// Head implements Source.
-func (ps *ParkStream) Head(ctx context.Context) StreamPosition {
-	h, _ := ps.Inbox.Head(ctx)
-	return StreamPosition{Local: ps.Feed.Head(), Inbox: h}
-}
-
-// Next implements Source: local events first, then peers', at most limit
-// of each.
-func (ps *ParkStream) Next(ctx context.Context, pos StreamPosition, limit int) ([]Item[StreamPosition], StreamPosition, error) {
-	local, lpos, err := PeerView{Feed: ps.Feed}.Next(ctx, pos.Local, limit)
-	if err != nil {
-		return nil, pos, err
-	}
-	var out []Item[StreamPosition]
-	for _, it := range local {
-		out = append(out, Item[StreamPosition]{Park: it.Park, Event: it.Event, After: StreamPosition{Local: it.After, Inbox: pos.Inbox}})
-	}
-	pos.Local = lpos
-	evs, err := ps.Inbox.After(ctx, pos.Inbox, limit)
-	if err != nil {
-		return nil, pos, err
-	}
-	for _, e := range evs {
-		pos.Inbox = e.Seq
-		var ev Event
-		if json.Unmarshal(e.Event, &ev) != nil {
-			continue // stored only after validation; never expected
-		}
-		out = append(out, Item[StreamPosition]{Park: e.Park, Event: &ev, After: pos})
 	}
 	return out, pos, nil
 }

@@ -2,9 +2,11 @@ package feed
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +17,6 @@ import (
 	"time"
 
 	"github.com/parkmesh/parkmesh/gateway/sse"
-	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 )
 
@@ -59,7 +60,7 @@ func (s *memSource) add() {
 	l := project(home, listing.Club)
 	c := created(l)
 	c.Seq = int64(len(s.events) + 1)
-	s.events = append(s.events, For(home, listing.KindProject, c, ""))
+	s.events = append(s.events, For(home, listing.KindProject, c, "", 0))
 	close(s.signal)
 	s.signal = make(chan struct{})
 }
@@ -365,34 +366,40 @@ func (f fakeLogs) SeqBefore(ctx context.Context, k listing.Kind, t time.Time) (i
 	return seq, nil
 }
 
-// A peer's view reads past what it may not see: its events are dropped,
-// but the position moves past them.
+// A peer's view of a changes read of current state: each listing once, at
+// its latest change; what the peer may not see is dropped, but the
+// position moves past it; a listing it could see and no longer can is
+// withdrawn; created or updated depends on where the reader stood.
 func TestPeerViewNext(t *testing.T) {
 	club, private := project(home, listing.Club), project(home, listing.Private)
 	madePrivate := with(club, listing.Private)
-	seq := func(c listing.Change, n int64, minute int) listing.Change {
-		c.Seq, c.At = n, at.Add(time.Duration(minute)*time.Minute)
+	latest := func(c listing.Change, n, first int64, minute int) listing.Change {
+		c.Seq, c.FirstSeq, c.At = n, first, at.Add(time.Duration(minute)*time.Minute)
 		return c
 	}
+	// club (created at 1) was made private at 3; private (created at 2)
+	// was updated at 4. The earlier versions are not in the log any more.
 	logs := fakeLogs{logs: map[listing.Kind][]listing.Change{
 		listing.KindProject: {
-			seq(created(club), 1, 0),
-			seq(created(private), 2, 1),
-			seq(updated(club, madePrivate), 3, 2),
-			seq(updated(private, with(private, listing.Private)), 4, 3),
+			latest(updated(club, madePrivate), 3, 1, 2),
+			latest(updated(private, with(private, listing.Private)), 4, 2, 3),
 		},
 	}}
 	local := NewLocal(home, logs, nil)
 	tests := []struct {
 		viewer    string
+		from      Position
 		wantTypes []string
 		wantIDs   []string
 	}{
-		{peerA, []string{TypeCreated, TypeWithdrawn}, []string{pos(1), pos(3)}},
-		{"", []string{TypeCreated, TypeCreated, TypeUpdated, TypeUpdated}, []string{pos(1), pos(2), pos(3), pos(4)}},
+		{peerA, Position{}, []string{TypeWithdrawn}, []string{pos(3)}},
+		{peerB, Position{0, 2, 0}, []string{TypeWithdrawn}, []string{pos(3)}},
+		{"", Position{}, []string{TypeCreated, TypeCreated}, []string{pos(3), pos(4)}},
+		{"", Position{0, 2, 0}, []string{TypeUpdated, TypeUpdated}, []string{pos(3), pos(4)}},
+		{"", Position{0, 3, 0}, []string{TypeUpdated}, []string{pos(4)}},
 	}
 	for _, tt := range tests {
-		items, next, err := PeerView{Feed: local, Viewer: tt.viewer}.Next(t.Context(), Position{}, 10)
+		items, next, err := PeerView{Feed: local, Viewer: tt.viewer, From: tt.from}.Next(t.Context(), tt.from, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,57 +409,16 @@ func TestPeerViewNext(t *testing.T) {
 			if it.Park != home {
 				t.Errorf("item park %q", it.Park)
 			}
+			if it.Event.Type() == TypeWithdrawn && bytes.Contains(Marshal(it.Event), []byte(club.Title)) {
+				t.Errorf("withdrawn event carries content: %s", Marshal(it.Event))
+			}
 		}
 		if !slices.Equal(types, tt.wantTypes) || !slices.Equal(ids, tt.wantIDs) {
-			t.Errorf("viewer %q: types %v at %v, want %v at %v", tt.viewer, types, ids, tt.wantTypes, tt.wantIDs)
+			t.Errorf("viewer %q from %v: types %v at %v, want %v at %v", tt.viewer, tt.from, types, ids, tt.wantTypes, tt.wantIDs)
 		}
 		if next != (Position{0, 4, 0}) {
 			t.Errorf("viewer %q: next position %v, want past every change read", tt.viewer, next)
 		}
-	}
-}
-
-// The park-side stream serves the park's own changes, then the peers'
-// applied events, each with a stream position after it.
-func TestParkStreamNext(t *testing.T) {
-	l := project(home, listing.Club)
-	c := created(l)
-	c.Seq = 1
-	local := NewLocal(home, fakeLogs{logs: map[listing.Kind][]listing.Change{listing.KindProject: {c}}}, nil)
-	db, err := state.Open(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	for i, p := range []*listing.Listing{project(peerA, listing.Club), project(peerB, listing.Club)} {
-		ev := For(p.Park, listing.KindProject, created(p), home)
-		if _, err := db.Apply(t.Context(), p.Park, ev.ID(), p.ID, p.Version, Marshal(ev)); err != nil {
-			t.Fatalf("apply %d: %v", i, err)
-		}
-	}
-	ps := &ParkStream{Feed: local, Inbox: db}
-	items, next, err := ps.Next(t.Context(), StreamPosition{}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type item struct{ park, after string }
-	var got []item
-	for _, it := range items {
-		got = append(got, item{it.Park, it.After.String()})
-	}
-	want := []item{{home, "s1.0.1.0.0"}, {peerA, "s1.0.1.0.1"}, {peerB, "s1.0.1.0.2"}}
-	if !slices.Equal(got, want) {
-		t.Errorf("items = %v, want %v", got, want)
-	}
-	if next.String() != "s1.0.1.0.2" {
-		t.Errorf("next = %s", next)
-	}
-	if h := ps.Head(t.Context()); h.Inbox != 2 {
-		t.Errorf("head inbox = %d, want 2", h.Inbox)
-	}
-	again, _, err := ps.Next(t.Context(), next, 10)
-	if err != nil || len(again) != 0 {
-		t.Errorf("after the end: %d items, %v", len(again), err)
 	}
 }
 
@@ -572,5 +538,59 @@ func TestLocalIsReadyOnlyOnceEveryLogIsRead(t *testing.T) {
 	}
 	if got := local.Head(); got != (Position{0, 7, 0}) {
 		t.Errorf("head once ready = %v, want v1.0.7.0", got)
+	}
+}
+
+// The window holds each listing once, at its latest change, like the
+// services' reads; it serves a reader only from where it holds everything.
+func TestLocalWindowHoldsEachListingOnce(t *testing.T) {
+	logs := &countingLogs{}
+	f := NewLocal(home, logs, nil)
+	f.Window = 3
+	ch := func(id string, seq int64) listing.Change {
+		return listing.Change{Seq: seq, ListingID: id, At: at.Add(time.Duration(seq) * time.Minute)}
+	}
+	ids := func(cs []listing.Change) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, fmt.Sprintf("%s%d", c.ListingID, c.Seq))
+		}
+		return out
+	}
+	f.remember(1, []listing.Change{ch("a", 1), ch("b", 2)})
+	f.remember(1, []listing.Change{ch("a", 3)})
+	if got := ids(f.recent[1]); !slices.Equal(got, []string{"b2", "a3"}) {
+		t.Errorf("window %v, want b2 a3: a listing changed again leaves its older entry", got)
+	}
+	f.remember(1, []listing.Change{ch("c", 4), ch("d", 5)})
+	if got := ids(f.recent[1]); !slices.Equal(got, []string{"a3", "c4", "d5"}) || f.floor[1] != 2 {
+		t.Errorf("window %v floor %d, want a3 c4 d5 above 2", got, f.floor[1])
+	}
+	f.synced[1], f.head[1] = true, 5
+	got, err := f.read(t.Context(), 1, 2, 10)
+	if err != nil || !slices.Equal(ids(got), []string{"a3", "c4", "d5"}) || logs.catchUpReads() != 0 {
+		t.Errorf("read after 2 = %v, %v (%d service reads); want the window", ids(got), err, logs.catchUpReads())
+	}
+	if _, err := f.read(t.Context(), 1, 1, 10); err != nil || logs.catchUpReads() != 1 {
+		t.Errorf("read after 1 (below the window) read the services %d times, %v; want once", logs.catchUpReads(), err)
+	}
+}
+
+// A listing created after the stream's start is "created" the first time
+// the stream sends it and "updated" after that.
+func TestSentMakesCreatedOnce(t *testing.T) {
+	s := NewSent()
+	if got := s.After(home, "prj_1", 5, 2); got != 2 {
+		t.Errorf("first send: after %d, want the stream's start 2", got)
+	}
+	if got := s.After(home, "prj_1", 5, 2); got != 5 {
+		t.Errorf("second send: after %d, want past the creation 5", got)
+	}
+	if got := s.After(peerA, "prj_1", 5, 2); got != 2 {
+		t.Errorf("the same id of another park: after %d, want 2", got)
+	}
+	var none *Sent
+	if got := none.After(home, "prj_1", 5, 2); got != 2 {
+		t.Errorf("no memory: after %d, want 2", got)
 	}
 }

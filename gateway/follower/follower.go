@@ -1,8 +1,8 @@
-// Package follower follows every peer's federation feed: one stream per
-// active peer, resumed with Last-Event-ID after any disconnect (with
-// backoff), each event validated and applied idempotently to the
-// gateway's state. A peer removed from the club stops being followed at
-// once.
+// Package follower follows every peer's federation feed into the club
+// index: one stream per active peer, starting with a full copy of what the
+// peer lets this park see, then live, resumed with Last-Event-ID after any
+// disconnect (with backoff), each event validated and applied
+// idempotently. A peer removed from the club stops being followed at once.
 package follower
 
 import (
@@ -10,11 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,22 +23,44 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/sse"
-	"github.com/parkmesh/parkmesh/gateway/state"
+	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 	"github.com/parkmesh/parkmesh/pkg/retry"
 )
 
+// DefaultIdleTimeout is Follower.IdleTimeout's default: three of a peer's
+// default heartbeats.
+const DefaultIdleTimeout = 45 * time.Second
+
+// Index is where the follower applies what it reads (the club index).
+type Index interface {
+	// Position is the SSE id of the last event applied from peer ("" for
+	// none).
+	Position(ctx context.Context, peer string) (string, error)
+	// SetPosition records a stream's announced start.
+	SetPosition(ctx context.Context, peer, id string) error
+	// Apply applies one validated event and its position together,
+	// reporting whether it was news.
+	Apply(ctx context.Context, peer, id string, ev *feed.Event) (bool, error)
+	// Synced records that the stream caught up at position id.
+	Synced(ctx context.Context, peer, id string) error
+	// Disconnected records that peer's stream ended.
+	Disconnected(ctx context.Context, peer string)
+	// Purge forgets every listing of peer and the position in its feed.
+	Purge(ctx context.Context, peer string) error
+}
+
 // Follower subscribes to every active peer's federation feed, resumes with
 // Last-Event-ID after any disconnect (exponential backoff with jitter), and
-// applies events idempotently to the Inbox. A peer removed from the club
+// applies events idempotently to the Index. A peer removed from the club
 // stops being followed at once.
 type Follower struct {
 	Peers *peering.Store
 	Keys  func() *parkkey.KeySet
 	// Client follows the feeds: no overall timeout.
 	Client *http.Client
-	Inbox  *state.DB
+	Index  Index
 	Logger *slog.Logger
 	// MaxBackoff caps the reconnect delay.
 	MaxBackoff time.Duration
@@ -45,6 +68,11 @@ type Follower struct {
 	// peer ends the stream when it expires and the follower reconnects
 	// with a fresh one (default parktoken.MaxFederationTTL).
 	TokenTTL time.Duration
+	// IdleTimeout drops a feed that sends nothing, not even a heartbeat,
+	// for this long (a peer that hangs without closing the connection):
+	// its part of the club index turns stale and the follower reconnects
+	// (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
@@ -56,13 +84,14 @@ type Follower struct {
 	reconnects *prometheus.CounterVec
 	malformed  *prometheus.CounterVec
 	applied    *prometheus.CounterVec
+	resyncs    *prometheus.CounterVec
 }
 
 // New returns a follower registering its metrics in reg; the caller fills
 // in Peers, Keys and Client.
-func New(inbox *state.DB, logger *slog.Logger, reg prometheus.Registerer) *Follower {
+func New(index Index, logger *slog.Logger, reg prometheus.Registerer) *Follower {
 	f := &Follower{
-		Inbox: inbox, Logger: logger, MaxBackoff: 10 * time.Second,
+		Index: index, Logger: logger, MaxBackoff: 10 * time.Second,
 		running: map[string]context.CancelFunc{}, health: map[string]*peering.FeedHealth{},
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parkmesh_feed_lag_seconds",
 			Help: "Time between a peer's change and its arrival here, for the last event applied."}, []string{"peer"}),
@@ -72,8 +101,10 @@ func New(inbox *state.DB, logger *slog.Logger, reg prometheus.Registerer) *Follo
 			Help: "Events from a peer's feed that were refused as malformed."}, []string{"peer"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkmesh_feed_events_applied_total",
 			Help: "Events from a peer's feed applied (new) or skipped (duplicate)."}, []string{"peer", "result"}),
+		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkmesh_feed_resyncs_total",
+			Help: "Times a peer refused our feed position (its logs restored from a backup) and its listings were copied afresh."}, []string{"peer"}),
 	}
-	reg.MustRegister(f.lag, f.reconnects, f.malformed, f.applied)
+	reg.MustRegister(f.lag, f.reconnects, f.malformed, f.applied, f.resyncs)
 	return f
 }
 
@@ -146,6 +177,7 @@ func (f *Follower) follow(ctx context.Context, peer string) {
 	for ctx.Err() == nil {
 		delivered, err := f.stream(ctx, peer)
 		f.update(peer, func(h *peering.FeedHealth) { h.Connected = false })
+		f.Index.Disconnected(context.WithoutCancel(ctx), peer)
 		if ctx.Err() != nil {
 			return
 		}
@@ -171,7 +203,7 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 	if !ok {
 		return false, errors.New("no longer a peer")
 	}
-	last, err := f.Inbox.Position(ctx, peer)
+	last, err := f.Index.Position(ctx, peer)
 	if err != nil {
 		return false, err
 	}
@@ -184,12 +216,11 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 		return false, err
 	}
 	u := strings.TrimRight(p.URL, "/") + "/federation/v1/changes"
-	if last == "" {
-		// A new peering follows what happened since it was made (a minute
-		// earlier, for clock skew between parks); the past before it is
-		// one club search away. Once following, nothing is missed.
-		u += "?since=" + url.QueryEscape(p.EstablishedAt.Add(-time.Minute).UTC().Format(time.RFC3339Nano))
-	}
+	// Without a position the feed starts with the full current copy of
+	// what the peer lets this park see (a new peering's backfill), then
+	// goes on live.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return false, err
@@ -205,17 +236,26 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("feed answered %d", res.StatusCode)
+		return false, f.refused(ctx, peer, res)
 	}
 	if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		return false, errors.New("feed is not an event stream")
 	}
 	f.update(peer, func(h *peering.FeedHealth) { h.Connected, h.LastError = true, "" })
 	delivered := false
-	rd := sse.NewReader(res.Body)
+	idle := f.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	body := &idleReader{r: res.Body, timer: time.AfterFunc(idle, cancel), idle: idle}
+	defer body.timer.Stop()
+	rd := sse.NewReader(body)
 	for {
 		ev, err := rd.Next()
 		if err != nil {
+			if body.timedOut() {
+				return delivered, fmt.Errorf("peer sent nothing, not even a heartbeat, for %s", idle)
+			}
 			return delivered, err
 		}
 		switch ev.Type {
@@ -225,9 +265,15 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 			// Where the stream starts: a reconnect before the first change
 			// resumes from here.
 			if ev.ID != "" {
-				if err := f.Inbox.SetPosition(ctx, peer, ev.ID); err != nil {
+				if err := f.Index.SetPosition(ctx, peer, ev.ID); err != nil {
 					return delivered, err
 				}
+			}
+		case feed.SyncedType:
+			// Everything up to now has arrived: a full copy is complete,
+			// and the peer's part is live from here on.
+			if err := f.Index.Synced(ctx, peer, ev.ID); err != nil {
+				return delivered, err
 			}
 		default:
 			if err := f.handle(ctx, peer, ev.ID, ev.Data); err != nil {
@@ -247,28 +293,49 @@ func (f *Follower) streamError(ctx context.Context, peer string, d []byte) error
 		// once, from the position applied last.
 		return nil
 	case "invalid_last_event_id", "cannot_resume":
-		// Our position is useless there (the peer restored its change log
-		// from a backup?): follow from now on and say so loudly; what
-		// happened in between is one club search away.
-		f.Logger.Error("peer cannot resume our feed position; following it from now on", "peer", peer, "code", e.Code)
-		if err := f.Inbox.ResetPosition(ctx, peer); err != nil {
-			return err
-		}
+		// A peer of an older version refusing our position inside the
+		// stream: as a 409 (refused).
+		return f.resync(ctx, peer, e.Code)
 	}
 	return fmt.Errorf("peer ended the stream: %s: %s", e.Code, e.Message)
+}
+
+// refused handles a feed that did not open. A 409 means the peer does not
+// know our position (it restored its logs from a backup): the peer's part
+// is purged and copied afresh. Anything else is retried with backoff.
+func (f *Follower) refused(ctx context.Context, peer string, res *http.Response) error {
+	var body struct {
+		Error apierror.Error `json:"error"`
+	}
+	json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&body)
+	if res.StatusCode == http.StatusConflict {
+		return f.resync(ctx, peer, string(body.Error.Code))
+	}
+	return fmt.Errorf("feed answered %d %s", res.StatusCode, body.Error.Code)
+}
+
+// resync purges peer's part of the index so that the next stream starts
+// with a full copy: nothing stale stays, nothing is missed.
+func (f *Follower) resync(ctx context.Context, peer, code string) error {
+	f.Logger.Error("peer cannot resume our feed position; copying its listings afresh", "peer", peer, "code", code)
+	f.resyncs.WithLabelValues(peer).Inc()
+	if err := f.Index.Purge(ctx, peer); err != nil {
+		return err
+	}
+	return fmt.Errorf("peer refused our position (%s); resyncing", code)
 }
 
 // handle validates and applies one event. A malformed event is logged and
 // counted, and the stream goes on.
 func (f *Follower) handle(ctx context.Context, peer, id string, data []byte) error {
-	ev, listingID, version, err := feed.Parse(peer, data)
+	ev, _, _, err := feed.Parse(peer, data)
 	if err != nil || id == "" {
 		f.malformed.WithLabelValues(peer).Inc()
 		f.update(peer, func(h *peering.FeedHealth) { h.Malformed++ })
 		f.Logger.Warn("malformed event from peer feed", "peer", peer, "err", err, "id", id)
 		return nil
 	}
-	fresh, err := f.Inbox.Apply(ctx, peer, id, listingID, version, data)
+	fresh, err := f.Index.Apply(ctx, peer, id, ev)
 	if err != nil {
 		return err
 	}
@@ -281,4 +348,29 @@ func (f *Follower) handle(ctx context.Context, peer, id string, data []byte) err
 	f.lag.WithLabelValues(peer).Set(lag.Seconds())
 	f.update(peer, func(h *peering.FeedHealth) { h.LastEventAt, h.LagMS = time.Now().UTC(), lag.Milliseconds() })
 	return nil
+}
+
+// idleReader reads a feed, cancelling it (through timer) when no byte
+// arrives for idle: heartbeats count, so only a peer that hangs is cut.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	idle  time.Duration
+	fired atomic.Bool
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if n > 0 && !i.timer.Reset(i.idle) {
+		i.fired.Store(true) // fired before these bytes came
+	}
+	return n, err
+}
+
+// timedOut reports whether the feed was cut for idling.
+func (i *idleReader) timedOut() bool {
+	if !i.timer.Stop() {
+		return true
+	}
+	return i.fired.Load()
 }

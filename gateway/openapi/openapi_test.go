@@ -16,7 +16,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/credentials"
 	"github.com/parkmesh/parkmesh/gateway/fedapi"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
@@ -92,7 +94,8 @@ func gatewayRoutes(t *testing.T) (park, federation []string) {
 		})
 		return out
 	}
-	api := &parkapi.API{Services: noServices{}, Club: &clubsearch.Club{}, Webhooks: &webhook.Webhooks{}, Stream: &feed.ParkStream{}}
+	api := &parkapi.API{Services: noServices{}, Club: &clubsearch.Club{}, Webhooks: &webhook.Webhooks{}, Index: &clubindex.Index{},
+		Credentials: &credentials.Credentials{}}
 	park = collect(api.Routes)
 	federation = collect((&fedapi.API{}).Routes)
 	if len(park) == 0 || len(federation) == 0 {
@@ -382,9 +385,9 @@ func TestValidatorCatchesDrift(t *testing.T) {
 		{"a time that is not RFC 3339", "put org", mutate("x", func(m map[string]any) { m["updated_at"] = "30/11/2026" })},
 		{"a sector outside the vocabulary", "put org", mutate("x", func(m map[string]any) { m["sectors"] = []string{"crypto"} })},
 		{"a missing required field", "get talent", mutate("x", func(m map[string]any) { delete(m, "park") })},
-		{"an extra field in a park summary", "search", mutate("x", func(m map[string]any) { m["parks"].(map[string]any)["live"] = 1 })},
+		{"an extra field in a park summary", "search", mutate("x", func(m map[string]any) { m["parks"].(map[string]any)["fresh"] = 1 })},
 		{"a park status outside the enum", "search", mutate("x", func(m map[string]any) {
-			m["parks"].(map[string]any)["details"].([]any)[0].(map[string]any)["status"] = "live"
+			m["parks"].(map[string]any)["details"].([]any)[0].(map[string]any)["status"] = "fresh"
 		})},
 		{"partial as a string", "search", mutate("x", func(m map[string]any) { m["partial"] = "false" })},
 		{"a peer breaker state outside the enum", "peers", mutate("x", func(m map[string]any) {

@@ -12,10 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/credentials"
 	"github.com/parkmesh/parkmesh/gateway/feed"
+	"github.com/parkmesh/parkmesh/gateway/httpjson"
 	"github.com/parkmesh/parkmesh/gateway/localsearch"
 	"github.com/parkmesh/parkmesh/gateway/peering"
+	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/webhook"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
@@ -51,11 +55,18 @@ type API struct {
 	Club    *clubsearch.Club
 	Peering *peering.Federation
 	Peers   *peering.Store
-	// Stream, when set, serves the park-side change stream.
-	Stream      *feed.ParkStream
+	// Index, when set, is the club index: it serves the park-side change
+	// stream and single listings of any park.
+	Index       *clubindex.Index
 	FeedOptions feed.Options
 	// Webhooks, when set, manages outgoing webhooks.
 	Webhooks *webhook.Webhooks
+	// Credentials, when set, lists and revokes the park-local tokens.
+	Credentials *credentials.Credentials
+	// StreamCaps bounds the streams each park-local token holds open.
+	StreamCaps sse.Caps
+	// Limited counts requests refused by a cap, by cap (may be nil).
+	Limited func(limit string)
 }
 
 // Routes registers the API's handlers on mux, each wrapped by mw.
@@ -73,6 +84,9 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 				if strings.HasPrefix(pattern, http.MethodGet+" ") {
 					role = parktoken.Viewer
 				}
+				if strings.HasSuffix(pattern, "/{id}") {
+					h = validID(k, h)
+				}
 				return mw(pattern, a.authorize(role, a.bounded(h)))
 			})
 	}
@@ -82,9 +96,15 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 		handle("POST /api/v1/peerings", parktoken.Admin, a.establishPeering)
 		handle("DELETE /api/v1/peerings/{peer}", parktoken.Admin, a.deletePeering)
 		handle("GET /api/v1/peers", parktoken.Viewer, a.peers)
+		handle("GET /api/v1/club/{park}/{kind}/{id}", parktoken.Viewer, a.clubListing)
 	}
-	if a.Stream != nil {
+	if a.Index != nil {
 		handle("GET /api/v1/stream", parktoken.Viewer, a.stream)
+	}
+	if a.Credentials != nil {
+		handle("GET /api/v1/tokens", parktoken.Admin, a.listTokens)
+		handle("GET /api/v1/tokens/{id}", parktoken.Admin, a.getToken)
+		handle("DELETE /api/v1/tokens/{id}", parktoken.Admin, a.revokeToken)
 	}
 	if a.Webhooks != nil {
 		handle("POST /api/v1/webhooks", parktoken.Admin, a.createWebhook)
@@ -119,7 +139,29 @@ func (a *API) authorize(role parktoken.Role, next http.HandlerFunc) http.Handler
 			apierror.Write(w, err)
 			return
 		}
-		next(w, r)
+		next(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)))
+	})
+}
+
+type claimsKey struct{}
+
+// claimsOf returns the verified claims authorize put in r's context.
+func claimsOf(r *http.Request) *parktoken.Claims {
+	c, _ := r.Context().Value(claimsKey{}).(*parktoken.Claims)
+	return c
+}
+
+// validID refuses, before anything is forwarded to the service, an {id}
+// that is not an id of kind k: the id becomes part of the service's path,
+// so "..%2Fchanges" must not get there.
+func validID(k listing.Kind, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.PathValue("id"); !listing.ValidID(k, id) {
+			apierror.Write(w, apierror.InvalidField("id", "%q is not a %s id (%s_ and 26 characters of Crockford base32)",
+				httpjson.Clip(id), k, k.IDPrefix()))
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -48,6 +48,7 @@ func (a *API) establishPeering(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := a.Peering.Establish(r.Context(), req.Token)
 	if err != nil {
+		a.Logger.WarnContext(r.Context(), "peering refused", "err", err)
 		apierror.Write(w, err)
 		return
 	}

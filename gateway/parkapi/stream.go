@@ -2,16 +2,35 @@ package parkapi
 
 import (
 	"net/http"
+	"time"
 
+	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 )
 
 // stream serves GET /api/v1/stream for park staff: the park's own changes
-// and every peer's, filtered, as SSE with CloudEvents data. Without a
+// and every peer's, read from the club index (each listing once, in its
+// current state), filtered, as SSE with CloudEvents data. Without a
 // Last-Event-ID it starts at the newest position (only what happens next).
 func (a *API) stream(w http.ResponseWriter, r *http.Request) {
+	// Per credential: the token's id (every token has one; a token
+	// without would share the empty key, capped all the same).
+	holder := ""
+	if c := claimsOf(r); c != nil {
+		holder = c.ID
+	}
+	release, ok := a.StreamCaps.Acquire(holder)
+	if !ok {
+		a.Logger.WarnContext(r.Context(), "stream refused: cap reached", "limit", "streams_per_token", "token_id", holder, "max", a.StreamCaps.Max)
+		if a.Limited != nil {
+			a.Limited("streams_per_token")
+		}
+		a.StreamCaps.Refuse(w, "this token")
+		return
+	}
+	defer release()
 	filter, err := feed.ParseFilter(r.URL.Query())
 	if err != nil {
 		apierror.Write(w, err)
@@ -22,35 +41,21 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		last = r.URL.Query().Get("last_event_id")
 	}
 	// The start is fixed before the stream answers: a subscriber that acts
-	// once it sees the answer must find its action after the start.
-	const resync = "reconnect without Last-Event-ID and search with updated_since to catch up"
-	var fail *sse.StreamError
-	// A just-started gateway knows the heads only once it has read its
-	// logs: wait for that, or ask the subscriber to come back.
-	if err := a.Stream.Feed.WaitReady(r.Context(), feed.ReadyWait); err != nil {
-		fail = &sse.StreamError{Code: "unavailable", Message: "this gateway is still reading the park's change logs; reconnect to resume", ResumeID: last}
-	}
-	pos := a.Stream.Head(r.Context())
-	if last != "" && fail == nil {
-		p, err := feed.ParseStreamPosition(last)
-		switch {
-		case err != nil:
-			fail = &sse.StreamError{Code: "invalid_last_event_id", Message: "Last-Event-ID is not an id of this stream; nothing was resumed", Resync: resync}
-		case p.After(pos):
-			fail = &sse.StreamError{Code: "cannot_resume", Message: "Last-Event-ID is ahead of this gateway's stream", Resync: resync}
-		default:
-			pos = p
+	// once it sees the answer must find its action after the start. A
+	// start that cannot be served is refused before the stream begins.
+	pos, err := a.Index.Resume(r.Context(), last, time.Now())
+	if err != nil {
+		if apierror.CodeOf(err) == apierror.Unavailable {
+			w.Header().Set("Retry-After", "1")
 		}
+		apierror.Write(w, err)
+		return
 	}
 	s, err := sse.Start(w, r, a.FeedOptions.WriteTimeout)
 	if err != nil {
 		return
 	}
-	if fail != nil {
-		s.Fail(*fail)
-		return
-	}
-	feed.Serve(r.Context(), s, feed.Source[feed.StreamPosition](a.Stream), pos, a.FeedOptions, func(it feed.Item[feed.StreamPosition]) bool {
+	feed.Serve(r.Context(), s, feed.Source[feed.ClubPosition](clubindex.Stream{Index: a.Index, From: pos, Sent: feed.NewSent()}), pos, a.FeedOptions, func(it feed.Item[feed.ClubPosition]) bool {
 		return filter.Match(it.Park, it.Event)
 	})
 }

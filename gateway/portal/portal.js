@@ -49,8 +49,12 @@ async function search(next) {
     r.results.forEach((l) => body.append(row(l)));
     cursor = r.next_cursor || "";
     $("more").hidden = !cursor;
-    const parks = (r.parks.details || []).map((d) => `${d.park}: ${d.status} (${d.took_ms} ms, ${d.hits})`).join(" · ");
-    status.replaceChildren(text("span", `${r.parks.ok}/${r.parks.total} parks answered — ${parks}`, r.partial ? "bad" : ""));
+    // Index searches report each park's freshness (live, stale as of a
+    // time, syncing); local and live searches how each park answered.
+    const parks = (r.parks.details || []).map((d) =>
+      `${d.park}: ${d.status}${d.status === "stale" && d.as_of ? " since " + new Date(d.as_of).toLocaleString() : ""} (${d.hits})`).join(" · ");
+    const good = r.parks.live + r.parks.ok;
+    status.replaceChildren(text("span", `${good}/${r.parks.total} parks current — ${parks}`, r.partial ? "bad" : ""));
   } catch (e) {
     status.replaceChildren(text("span", e.message, "bad"));
   }

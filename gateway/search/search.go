@@ -41,10 +41,19 @@ type Request struct {
 	Exclude  []string
 	Required []string
 	Budget   time.Duration
+	// Mode is how a club search is answered: ModeIndex (from the club
+	// index) or ModeLive (asking every target peer now).
+	Mode string
 }
 
+// Club search modes.
+const (
+	ModeIndex = "index"
+	ModeLive  = "live"
+)
+
 // params are the search parameters beyond a service query.
-var params = []string{"scope", "kinds", "parks", "exclude_parks", "required", "timeout_ms"}
+var params = []string{"scope", "kinds", "parks", "exclude_parks", "required", "timeout_ms", "mode"}
 
 // ParseRequest reads a search from URL parameters. A filter that belongs
 // to one kind (stage, availability, org_type) narrows the search to that
@@ -106,6 +115,17 @@ func ParseRequest(v url.Values) (Request, error) {
 		}
 		sr.Budget = time.Duration(n) * time.Millisecond
 	}
+	switch m := v.Get("mode"); m {
+	case "", ModeIndex:
+		sr.Mode = ModeIndex
+	case ModeLive:
+		sr.Mode = ModeLive
+	default:
+		return sr, apierror.InvalidField("mode", "must be index or live")
+	}
+	if sr.Scope == ScopeLocal && sr.Mode == ModeLive {
+		return sr, apierror.InvalidField("mode", "live needs scope=club")
+	}
 	if sr.Scope == ScopeLocal && (sr.Parks != nil || sr.Exclude != nil || sr.Required != nil) {
 		return sr, apierror.InvalidField("scope", "parks, exclude_parks and required need scope=club")
 	}
@@ -143,9 +163,14 @@ type Response struct {
 }
 
 // ParkSummary reports, as Elasticsearch's _clusters does, how each park
-// answered: totals by status and one entry per park.
+// answered: totals by status and one entry per park. A search from the
+// club index counts live, stale and syncing parts; a live one (and a
+// local one) the answers: ok, timeout, circuit_open, unauthorized, error.
 type ParkSummary struct {
 	Total        int          `json:"total"`
+	Live         int          `json:"live"`
+	Stale        int          `json:"stale"`
+	Syncing      int          `json:"syncing"`
 	OK           int          `json:"ok"`
 	Timeout      int          `json:"timeout"`
 	CircuitOpen  int          `json:"circuit_open"`
@@ -161,6 +186,11 @@ type ParkStatus struct {
 	TookMS int64  `json:"took_ms"`
 	Hits   int    `json:"hits"`
 	Error  string `json:"error,omitempty"`
+	// AsOf is when the park's part of the club index was last known
+	// complete (index searches; absent while syncing).
+	AsOf *time.Time `json:"as_of,omitempty"`
+	// LagMS is the delay of the last change that arrived from the park.
+	LagMS int64 `json:"lag_ms"`
 }
 
 // Park statuses.
@@ -170,6 +200,10 @@ const (
 	StatusCircuitOpen  = "circuit_open"
 	StatusUnauthorized = "unauthorized"
 	StatusError        = "error"
+	// Freshness of a park's part of the club index.
+	StatusLive    = "live"
+	StatusStale   = "stale"
+	StatusSyncing = "syncing"
 )
 
 // Add counts p and lists it.
@@ -184,6 +218,12 @@ func (s *ParkSummary) Add(p ParkStatus) {
 		s.CircuitOpen++
 	case StatusUnauthorized:
 		s.Unauthorized++
+	case StatusLive:
+		s.Live++
+	case StatusStale:
+		s.Stale++
+	case StatusSyncing:
+		s.Syncing++
 	default:
 		s.Error++
 	}

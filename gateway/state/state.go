@@ -1,7 +1,7 @@
 // Package state is the gateway's own durable state, in one SQLite file
 // (<data-dir>/gateway-feed.db) upgraded by embedded, ordered migrations:
-// the peers' feed positions and the events applied from them (the inbox),
-// and the webhooks with their delivery queue. What every gateway replica
+// the webhooks with their delivery queue and the dispatcher's position.
+// (The peers' listings and feed positions live in the club index.) What every gateway replica
 // must agree on sits behind this package's methods, so a shared database
 // can take its place (DESIGN.md "Storage").
 package state
@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
@@ -27,9 +26,6 @@ const FileName = "gateway-feed.db"
 // DB is the gateway's state.
 type DB struct {
 	write, read *sql.DB
-
-	mu     sync.Mutex
-	signal chan struct{}
 }
 
 // Open opens (creating) the gateway's state in dataDir and brings its
@@ -45,7 +41,7 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("gateway state %s: %w", path, err)
 	}
-	return &DB{write: w, read: r, signal: make(chan struct{})}, nil
+	return &DB{write: w, read: r}, nil
 }
 
 // Close closes the database.

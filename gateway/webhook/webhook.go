@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/outbound"
 	"github.com/parkmesh/parkmesh/gateway/state"
@@ -40,8 +41,8 @@ import (
 
 // Webhooks queues and delivers the park stream's events to webhooks.
 type Webhooks struct {
-	State  *state.DB
-	Stream *feed.ParkStream
+	State *state.DB
+	Index *clubindex.Index
 	// Client delivers: built with outbound.New and the same Policy, so
 	// every address it dials is checked (nil: such a client without
 	// tracing or counts).
@@ -147,20 +148,19 @@ func (wh *Webhooks) Run(ctx context.Context) {
 // same transaction.
 func (wh *Webhooks) dispatch(ctx context.Context) {
 	raw, err := wh.State.WebhookPosition(ctx)
-	var pos feed.StreamPosition
+	var pos feed.ClubPosition
 	if err == nil && raw != "" {
-		pos, err = feed.ParseStreamPosition(raw)
+		pos, err = feed.ParseClubPosition(raw)
 	}
 	if err != nil || raw == "" {
-		// First start: only what happens from now on. "Now" is read from
-		// the services' logs as of this moment, not from the tail, which
-		// may not have read them yet.
-		start := time.Now()
+		// First start (or a position of the older inbox stream): only what
+		// happens from now on, once the index has read the park's logs.
+		asked := time.Now()
 		for {
-			local, err := wh.Stream.Feed.PositionAt(ctx, start)
-			inbox, ierr := wh.State.Head(ctx)
-			if err == nil && ierr == nil {
-				pos = feed.StreamPosition{Local: local, Inbox: inbox}
+			if pos, err = wh.Index.Resume(ctx, "", asked); err == nil {
+				err = wh.State.Enqueue(ctx, nil, pos.String())
+			}
+			if err == nil {
 				break
 			}
 			if !retry.Sleep(ctx, time.Second) {
@@ -168,16 +168,17 @@ func (wh *Webhooks) dispatch(ctx context.Context) {
 			}
 		}
 	}
+	src := clubindex.Stream{Index: wh.Index, From: pos, Sent: feed.NewSent()}
 	for ctx.Err() == nil {
-		sig := wh.Stream.Signals()
-		items, next, err := wh.Stream.Next(ctx, pos, 200)
+		sig := src.Signals()
+		items, next, err := src.Next(ctx, pos, 200)
 		if err != nil {
 			if !retry.Sleep(ctx, time.Second) {
 				return
 			}
 			continue
 		}
-		if next != pos {
+		if !next.Equal(pos) {
 			if err := wh.enqueue(ctx, items, next); err != nil {
 				wh.Logger.Error("queueing webhook deliveries failed", "err", err)
 				if !retry.Sleep(ctx, time.Second) {
@@ -192,13 +193,12 @@ func (wh *Webhooks) dispatch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sig[0]:
-		case <-sig[1]:
 		case <-time.After(5 * time.Second):
 		}
 	}
 }
 
-func (wh *Webhooks) enqueue(ctx context.Context, items []feed.Item[feed.StreamPosition], next feed.StreamPosition) error {
+func (wh *Webhooks) enqueue(ctx context.Context, items []feed.Item[feed.ClubPosition], next feed.ClubPosition) error {
 	hooks, err := wh.List(ctx)
 	if err != nil {
 		return err

@@ -26,6 +26,9 @@ const (
 	Unavailable        Code = "unavailable"
 	Timeout            Code = "timeout"
 	Internal           Code = "internal"
+	// TooManyRequests: a cap was reached (open streams, handshakes in
+	// progress); the answer says when to retry (Retry-After).
+	TooManyRequests Code = "too_many_requests"
 )
 
 var statusOf = map[Code]int{
@@ -38,6 +41,7 @@ var statusOf = map[Code]int{
 	Unavailable:        http.StatusServiceUnavailable,
 	Timeout:            http.StatusGatewayTimeout,
 	Internal:           http.StatusInternalServerError,
+	TooManyRequests:    http.StatusTooManyRequests,
 }
 
 // Error is the error every ParkMesh API returns. Field names the offending

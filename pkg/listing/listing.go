@@ -1,11 +1,14 @@
 // Package listing holds the ParkMesh listing envelope shared by every
 // service and gateway: the three kinds and their attributes, the controlled
-// vocabularies, validation, identifiers, the search query, the change log
-// entry and the Store interface each service keeps its listings in.
+// vocabularies, validation, identifiers, the search query, the entry of a
+// changes read (Change, with its Audience) and the Store interface each
+// service keeps its listings in.
 package listing
 
 import (
 	"context"
+	"slices"
+	"sort"
 	"time"
 )
 
@@ -163,24 +166,83 @@ const (
 	OpDeleted Op = "deleted"
 )
 
-// Change is one entry of a service's change log (its transactional outbox).
-// Seq is strictly increasing and never reused. Listing is the state after
-// the change; for a delete it is the last state, with the version bumped so
-// that (park, id, version) stays unique.
-type Change struct {
-	Seq       int64     `json:"seq"`
-	Op        Op        `json:"op"`
-	ListingID string    `json:"listing_id"`
-	Version   int64     `json:"version"`
-	At        time.Time `json:"at"`
-	Listing   *Listing  `json:"listing"`
-	// Previous is the state before an update or delete (nil for a create),
-	// so a feed can tell who could see the listing before.
-	Previous *Listing `json:"previous,omitempty"`
+// Audience is who could see any version of a listing, ever: the union of
+// the visibility of every version it had. A changes read carries it so a
+// feed can tell a withdrawal (the listing is gone, or no longer visible) to
+// exactly the parks that could see it before, and to no one else.
+type Audience struct {
+	Club  bool     `json:"club,omitempty"`
+	Parks []string `json:"parks,omitempty"` // sorted, unique
 }
 
-// Query is a search over one service's listings. Filters combine with AND;
-// the values within Sectors, Seeking and Offering combine with OR.
+// Includes reports whether peer could see some version: the listing was
+// club-wide once, or shared with peer.
+func (a Audience) Includes(peer string) bool {
+	return a.Club || slices.Contains(a.Parks, peer)
+}
+
+// With returns a widened by l's visibility: a private listing adds no one,
+// a club one sets Club, a peers one adds its ShareWith. a is not modified.
+func (a Audience) With(l *Listing) Audience {
+	switch l.Visibility {
+	case Club:
+		a.Club = true
+	case Peers:
+		parks := make([]string, 0, len(a.Parks)+len(l.ShareWith))
+		parks = append(parks, a.Parks...)
+		parks = append(parks, l.ShareWith...)
+		a.Parks = sortedUnique(parks)
+	}
+	return a
+}
+
+// sortedUnique sorts s in place and drops repeats; nil when empty.
+func sortedUnique(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	sort.Strings(s)
+	out := s[:1]
+	for _, v := range s[1:] {
+		if v != out[len(out)-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Change is one entry of a changes read of current state (CouchDB's
+// by-sequence index): a listing's latest change after a position. Each
+// listing appears once, at the sequence of its latest change; no earlier
+// version of it is kept for the read to return.
+type Change struct {
+	// Seq is the sequence of the listing's latest change: strictly
+	// increasing across a service's changes and never reused.
+	Seq int64 `json:"seq"`
+	// Op is OpDeleted for a tombstone; else OpCreated when the latest
+	// change is the creation (FirstSeq == Seq), else OpUpdated.
+	Op        Op     `json:"op"`
+	Park      string `json:"park"`
+	Kind      Kind   `json:"kind"`
+	ListingID string `json:"listing_id"`
+	// Version is the listing's version; for a tombstone, the last version
+	// + 1 (as Store.Delete numbers a delete).
+	Version int64 `json:"version"`
+	// At is the time of the latest change.
+	At time.Time `json:"at"`
+	// FirstSeq is the sequence of the listing's creation (in a club index:
+	// of the Put that made it present).
+	FirstSeq int64 `json:"first_seq"`
+	// Listing is the current state; nil for a tombstone, which keeps no
+	// content (no title, no contact data).
+	Listing *Listing `json:"listing,omitempty"`
+	// Audience is who could see any version of the listing, tombstones
+	// included.
+	Audience Audience `json:"audience"`
+}
+
+// Query is a search over a store's listings. Filters combine with AND; the
+// values within Sectors, Seeking, Offering, Parks and Kinds combine with OR.
 type Query struct {
 	Text         string
 	Sectors      []string
@@ -193,14 +255,27 @@ type Query struct {
 	UpdatedSince time.Time
 	// VisibleTo, when set, keeps only listings that peer park may see.
 	VisibleTo string
-	Limit     int
-	Cursor    string
+	// Parks keeps only listings whose origin park is one of these;
+	// ExcludeParks drops those of these parks. A service's store holds one
+	// park; a club index holds many.
+	Parks        []string
+	ExcludeParks []string
+	// Kinds keeps only listings of these kinds.
+	Kinds []Kind
+	// CountParks asks for Page.ParkHits.
+	CountParks bool
+	Limit      int
+	Cursor     string
 }
 
 // Page is one page of search results. NextCursor is empty on the last page.
 type Page struct {
 	Results    []*Listing `json:"results"`
 	NextCursor string     `json:"next_cursor"`
+	// ParkHits, when the query asked for it (CountParks), is the number of
+	// all the query's matches per origin park, whatever the page; parks
+	// without a match are absent.
+	ParkHits map[string]int `json:"park_hits,omitempty"`
 }
 
 // Limits of a query.
@@ -209,13 +284,14 @@ const (
 	MaxLimit     = 100
 )
 
-// Store keeps one service's listings and its change log. Every write appends
-// its change log entry in the same transaction. Implementations return
+// Store keeps one service's listings, its by-sequence index and its change
+// log. Every write updates the listing, its by-sequence row and appends its
+// change log entry in one transaction. Implementations return
 // *apierror.Error values: NotFound for unknown ids, PreconditionFailed when
 // ifVersion does not match, Invalid (field "cursor") for a bad cursor.
 type Store interface {
 	// Create stores a new listing (fully formed by the caller) and appends
-	// an OpCreated change.
+	// an OpCreated change. Conflict when the id is, or was, in use.
 	Create(ctx context.Context, l *Listing) error
 	// Get returns the listing with id, or NotFound.
 	Get(ctx context.Context, id string) (*Listing, error)
@@ -224,19 +300,29 @@ type Store interface {
 	// l.CreatedAt and l.Park from the stored listing, and appends an
 	// OpUpdated change.
 	Update(ctx context.Context, l *Listing, ifVersion int64) error
-	// Delete removes the listing id (ifVersion as in Update), appends an
+	// Delete removes the listing id (ifVersion as in Update), leaving a
+	// tombstone without content in the by-sequence index, appends an
 	// OpDeleted change and returns the listing's final state.
 	Delete(ctx context.Context, id string, ifVersion int64, at time.Time) (*Listing, error)
 	// Search returns one page of listings matching q: ranked by relevance
 	// when q.Text is set, newest first otherwise.
 	Search(ctx context.Context, q Query) (*Page, error)
-	// Changes returns up to limit changes with Seq > after, in order.
+	// Changes reads the by-sequence index: up to limit listings whose
+	// latest change has Seq > after, each once, in Seq order, live ones
+	// with their current state and deleted ones as tombstones.
 	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
-	// LastSeq returns the sequence number of the newest change (0 if none).
+	// LastSeq returns the newest sequence ever issued (0 if none), even
+	// when the change log holding it was compacted.
 	LastSeq(ctx context.Context) (int64, error)
-	// SeqBefore returns the sequence number of the newest change made
-	// before t (0 if none): reading after it yields the changes from t on.
+	// SeqBefore returns the largest Seq in the by-sequence index whose
+	// change was made before t (0 if none): reading after it yields every
+	// listing changed from t on.
 	SeqBefore(ctx context.Context, t time.Time) (int64, error)
+	// Compact deletes the change log's history older than before and
+	// returns how many entries went. The by-sequence index, the listings
+	// and the tombstones are untouched, so Changes and LastSeq answer as
+	// before.
+	Compact(ctx context.Context, before time.Time) (int64, error)
 	// ChangeSignal returns a channel closed at the next committed change.
 	ChangeSignal() <-chan struct{}
 	// Ping reports whether the store is reachable.

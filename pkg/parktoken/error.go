@@ -20,6 +20,8 @@ const (
 	ReasonIssuer      = "issuer"        // iss is not the park
 	ReasonAudience    = "audience"      // aud does not name the park
 	ReasonClaims      = "claims"        // a required claim (exp, iat, sub, jti) is missing
+	ReasonLifetime    = "lifetime"      // exp too long after iat (366 days local, 5 minutes federation)
+	ReasonRevoked     = "revoked"       // the park revoked the token's jti
 	ReasonType        = "type"          // typ header is not TokenType
 	ReasonRole        = "role"          // role unknown (401) or too weak (403, see Require)
 	ReasonKeys        = "keys"          // the verifier has no key set (503)

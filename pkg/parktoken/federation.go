@@ -22,10 +22,14 @@ const (
 	MaxFederationTTL = 5 * time.Minute
 	// ReasonPeer: iss is not an active peer.
 	ReasonPeer = "peer"
-	// ReasonLifetime: exp is more than MaxFederationTTL after iat.
-	ReasonLifetime = "lifetime"
 	// ReasonScope: the token's scope does not cover the request.
 	ReasonScope = "scope"
+	// ReasonReplay: the token's jti was accepted before.
+	ReasonReplay = "replay"
+	// ReasonReplayCapacity: the peer has more unexpired tokens in use than
+	// the replay cache holds for one issuer, so this one cannot be
+	// remembered and is refused.
+	ReasonReplayCapacity = "replay_capacity"
 )
 
 // Federation scopes.
@@ -36,21 +40,38 @@ const (
 	ScopePeering  = "federation:peering"
 )
 
-// fedClaims is a federation token's payload.
+// fedClaims is a federation token's payload (time claims as in
+// tokenClaims: JSON numbers only).
 type fedClaims struct {
-	Scope string `json:"scope"`
+	Scope     string       `json:"scope"`
+	ExpiresAt *numericDate `json:"exp,omitempty"`
+	NotBefore *numericDate `json:"nbf,omitempty"`
+	IssuedAt  *numericDate `json:"iat,omitempty"`
 	jwt.RegisteredClaims
 }
 
+func (c *fedClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.date(), nil }
+func (c *fedClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.date(), nil }
+func (c *fedClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.date(), nil }
+
+func dateOf(t time.Time) *numericDate { return &numericDate{*jwt.NewNumericDate(t)} }
+
+// Validate implements jwt.ClaimsValidator. The jwt package calls it even
+// when its own checks failed (a missing exp among them), so it must cope
+// with any claim missing.
 func (c *fedClaims) Validate() error {
 	switch {
 	case c.Issuer == "":
 		return errNoIssuer
 	case len(c.Audience) == 0:
 		return errNoAudience
-	case c.ID == "" || c.IssuedAt == nil:
+	case len(c.Audience) != 1:
+		return errAudienceList
+	case c.ID == "" || c.IssuedAt == nil || c.ExpiresAt == nil:
 		return errNoClaims
-	case c.ExpiresAt.Time.Sub(c.IssuedAt.Time) > MaxFederationTTL:
+	case outOfRange(c.ExpiresAt, c.IssuedAt, c.NotBefore):
+		return errTimeRange
+	case c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxFederationTTL:
 		return errLifetime
 	}
 	return nil
@@ -74,10 +95,10 @@ func IssueFederation(ks *parkkey.KeySet, aud, scope string, ttl time.Duration, n
 	if err != nil {
 		return "", err
 	}
-	claims := &fedClaims{Scope: scope, RegisteredClaims: jwt.RegisteredClaims{
-		Issuer: ks.Park(), Audience: jwt.ClaimStrings{aud}, ID: jti,
-		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}}
+	claims := &fedClaims{
+		Scope: scope, IssuedAt: dateOf(now), NotBefore: dateOf(now), ExpiresAt: dateOf(now.Add(ttl)),
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: ks.Park(), Audience: jwt.ClaimStrings{aud}, ID: jti},
+	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	t.Header["kid"] = ks.Current().ID
 	t.Header["typ"] = FederationType
@@ -106,14 +127,52 @@ type FederationVerifier struct {
 	Self  string
 	Peers PeerKeys
 	Now   func() time.Time
+	// Replay, when set, makes every token usable once: Verify remembers
+	// each jti it accepts until the token expires and refuses it after.
+	Replay *ReplayCache
 }
 
 // Verify checks a federation token as RFC 8725 asks: EdDSA only, typ
 // FederationType, iss an active peer, kid one of that peer's pinned keys
-// (one JWKS refresh on an unknown kid), aud this park, exp/nbf/iat with
-// Leeway, exp ≤ iat + 5 min, jti present, scope equal to scope. Failures
-// are *Error, Unauthorized with a generic message and a Reason.
+// (one JWKS refresh on an unknown kid), aud exactly this park, exp/nbf/iat
+// with Leeway, exp ≤ iat + 5 min, jti present, scope equal to scope, and
+// (with Replay) a jti not accepted before, which it then remembers.
+// Failures are *Error, Unauthorized with a generic message and a Reason.
 func (v *FederationVerifier) Verify(token, scope string) (*FederationClaims, error) {
+	c, err := v.check(token, scope)
+	if err != nil || v.Replay == nil {
+		return c, err
+	}
+	if err := v.Replay.use(c.Issuer, c.ID, c.ExpiresAt.Add(Leeway), v.now()); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Check is Verify without using the token up: it refuses a jti already
+// accepted but does not remember this one. It is for looking at a request
+// before the handler that serves it calls Verify (deciding whether the
+// caller may continue a trace), so a token is not spent twice on one
+// request.
+func (v *FederationVerifier) Check(token, scope string) (*FederationClaims, error) {
+	c, err := v.check(token, scope)
+	if err != nil || v.Replay == nil {
+		return c, err
+	}
+	if v.Replay.seen(c.Issuer, c.ID, v.now()) {
+		return nil, unauthorized(ReasonReplay, errReplayed)
+	}
+	return c, nil
+}
+
+func (v *FederationVerifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+func (v *FederationVerifier) check(token, scope string) (*FederationClaims, error) {
 	if token == "" {
 		return nil, unauthorized(ReasonMissing, nil)
 	}
@@ -124,17 +183,13 @@ func (v *FederationVerifier) Verify(token, scope string) (*FederationClaims, err
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
-	}
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithAudience(v.Self),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(Leeway),
-		jwt.WithTimeFunc(now),
+		jwt.WithTimeFunc(v.now),
 		jwt.WithStrictDecoding(),
 	)
 	var claims fedClaims
@@ -158,11 +213,8 @@ func (v *FederationVerifier) Verify(token, scope string) (*FederationClaims, err
 	}
 	if _, err := parser.ParseWithClaims(token, &claims, keyfunc); err != nil {
 		reason := reasonOf(err)
-		switch {
-		case errors.Is(err, errUnknownPeer):
+		if errors.Is(err, errUnknownPeer) {
 			reason = ReasonPeer
-		case errors.Is(err, errLifetime):
-			reason = ReasonLifetime
 		}
 		return nil, unauthorized(reason, err)
 	}

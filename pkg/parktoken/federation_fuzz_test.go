@@ -42,10 +42,10 @@ func FuzzFederationVerify(f *testing.F) {
 	// Built by hand with a fixed jti: fuzz workers re-run this setup, and
 	// Ed25519 signatures are deterministic, so every process has the same
 	// valid token.
-	claims := &fedClaims{Scope: ScopeSearch, RegisteredClaims: jwt.RegisteredClaims{
-		Issuer: "xian-hitech", Audience: jwt.ClaimStrings{"chengdu-hitech"}, ID: "fixed-jti",
-		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Minute)),
-	}}
+	claims := &fedClaims{
+		Scope: ScopeSearch, IssuedAt: dateOf(now), NotBefore: dateOf(now), ExpiresAt: dateOf(now.Add(time.Minute)),
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: "xian-hitech", Audience: jwt.ClaimStrings{"chengdu-hitech"}, ID: "fixed-jti"},
+	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	tok.Header["kid"] = ks.Current().ID
 	tok.Header["typ"] = FederationType

@@ -19,7 +19,7 @@ import (
 // FuzzVerify feeds the verifier anything. It must never panic, must refuse
 // with a *parktoken.Error (Unauthorized, with a reason), and must accept
 // only tokens that an independent check finds signed by the key set and
-// valid for the park. The key is fixed so that every fuzz worker (each runs
+// valid for the park. FuzzVerifyClaims goes deeper into the claims. The key is fixed so that every fuzz worker (each runs
 // this setup) shares it and the seed tokens verify in all of them.
 func FuzzVerify(f *testing.F) {
 	ks := fixedKeys(f, park, 1)
@@ -131,17 +131,14 @@ func independentCheck(token string, pub ed25519.PublicKey, kid string, now time.
 	if json.Unmarshal(c.Aud, &aud) != nil {
 		return "aud"
 	}
+	// Exactly one audience, the park.
 	switch a := aud.(type) {
 	case string:
 		if a != park {
 			return "aud"
 		}
 	case []any:
-		found := false
-		for _, x := range a {
-			found = found || x == park
-		}
-		if !found {
+		if len(a) != 1 || a[0] != park {
 			return "aud"
 		}
 	default:
@@ -149,8 +146,11 @@ func independentCheck(token string, pub ed25519.PublicKey, kid string, now time.
 	}
 	leeway := parktoken.Leeway.Seconds()
 	t := float64(now.Unix())
-	if t >= *c.Exp+leeway || t < *c.Iat-leeway {
+	if *c.Exp < 0 || *c.Iat < 0 || t >= *c.Exp+leeway || t < *c.Iat-leeway {
 		return "time"
+	}
+	if *c.Exp-*c.Iat > parktoken.MaxTTL.Seconds() {
+		return "lifetime"
 	}
 	return ""
 }

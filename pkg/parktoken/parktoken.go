@@ -57,10 +57,40 @@ type Claims struct {
 }
 
 // tokenClaims is the JWT payload as Verify reads it (aud may be a string
-// or an array, RFC 7519 §4.1.3).
+// or an array, RFC 7519 §4.1.3). The time claims shadow RegisteredClaims'
+// (encoding/json prefers the shallower field) so they must be numbers.
 type tokenClaims struct {
-	Role Role `json:"role,omitempty"`
+	Role      Role         `json:"role,omitempty"`
+	ExpiresAt *numericDate `json:"exp,omitempty"`
+	NotBefore *numericDate `json:"nbf,omitempty"`
+	IssuedAt  *numericDate `json:"iat,omitempty"`
 	jwt.RegisteredClaims
+}
+
+func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.date(), nil }
+func (c *tokenClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.date(), nil }
+func (c *tokenClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.date(), nil }
+
+// numericDate is a NumericDate that is a JSON number (RFC 7519 §2). The
+// jwt package's own reads it into a json.Number, which also takes a string
+// holding digits ("exp":"1772359200").
+type numericDate struct{ jwt.NumericDate }
+
+var errNotNumeric = errors.New("time claim is not a JSON number")
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '-' && (b[0] < '0' || b[0] > '9') {
+		return errNotNumeric
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+// date returns the claim as the jwt package's type, nil when absent.
+func (d *numericDate) date() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return &d.NumericDate
 }
 
 // issuedClaims is the JWT payload as Issue writes it: aud as one string,
@@ -86,23 +116,50 @@ func (c *issuedClaims) GetAudience() (jwt.ClaimStrings, error) {
 }
 
 var (
-	errNoRole     = errors.New("role claim missing or unknown")
-	errNoClaims   = errors.New("sub, jti or iat claim missing")
-	errNoIssuer   = errors.New("iss claim missing")
-	errNoAudience = errors.New("aud claim missing")
+	errNoRole       = errors.New("role claim missing or unknown")
+	errNoClaims     = errors.New("sub, jti, iat or exp claim missing")
+	errNoIssuer     = errors.New("iss claim missing")
+	errNoAudience   = errors.New("aud claim missing")
+	errAudienceList = errors.New("aud names more than one audience")
+	errLongLived    = errors.New("exp more than 366 days after iat")
+	errTimeRange    = errors.New("a time claim is before 1970 or out of range")
 )
+
+// outOfRange reports whether a time claim present is before the Unix
+// epoch: no honest token has one, and a number too large for the jwt
+// package's conversion lands there too (1e300 becomes year -292277022657),
+// which would otherwise pass for "long ago" in nbf.
+func outOfRange(dates ...*numericDate) bool {
+	for _, d := range dates {
+		if d != nil && d.Unix() < 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // Validate implements jwt.ClaimsValidator: the checks the jwt package does
 // not do for us, and a reason of their own for a missing iss or aud (the
-// jwt package reports those as a missing claim).
+// jwt package reports those as a missing claim). The jwt package calls it
+// even when its own checks failed, so it must cope with any claim missing.
 func (c *tokenClaims) Validate() error {
 	switch {
 	case c.Issuer == "":
 		return errNoIssuer
 	case len(c.Audience) == 0:
 		return errNoAudience
-	case c.Subject == "" || c.ID == "" || c.IssuedAt == nil:
+	case len(c.Audience) != 1:
+		// RFC 7519 lets aud be a list; a token for the park and someone
+		// else too is a token someone else may replay here.
+		return errAudienceList
+	case c.Subject == "" || c.ID == "" || c.IssuedAt == nil || c.ExpiresAt == nil:
 		return errNoClaims
+	case outOfRange(c.ExpiresAt, c.IssuedAt, c.NotBefore):
+		return errTimeRange
+	case c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxTTL:
+		// Issue never signs one; a token that lives longer was made by
+		// hand with the park's key and is refused however it was made.
+		return errLongLived
 	case !c.Role.Valid():
 		return errNoRole
 	}
@@ -183,8 +240,9 @@ func StaticKeys(ks *parkkey.KeySet) KeySource { return func() *parkkey.KeySet { 
 // Verifier checks park-local tokens against the park's published keys.
 // It is safe for concurrent use.
 type Verifier struct {
-	keys KeySource
-	now  func() time.Time
+	keys    KeySource
+	now     func() time.Time
+	revoked func(jti string) bool
 }
 
 // VerifierOption changes a Verifier.
@@ -192,6 +250,13 @@ type VerifierOption func(*Verifier)
 
 // WithClock sets the verifier's clock (default time.Now).
 func WithClock(now func() time.Time) VerifierOption { return func(v *Verifier) { v.now = now } }
+
+// WithRevocations makes the verifier refuse, with reason "revoked", every
+// token whose jti revoked reports (the gateway passes its revocation set,
+// which every replica keeps current).
+func WithRevocations(revoked func(jti string) bool) VerifierOption {
+	return func(v *Verifier) { v.revoked = revoked }
+}
 
 // NewVerifier returns a Verifier of the tokens of the park whose keys keys
 // returns.
@@ -206,8 +271,8 @@ func NewVerifier(keys KeySource, opts ...VerifierOption) *Verifier {
 // Verify checks a token as RFC 8725 asks: a JWS compact JWT with canonical
 // base64url, alg EdDSA only, typ TokenType, a kid naming one of the park's
 // published keys, a valid signature, iss and aud both the park, exp, iat,
-// sub and jti present, exp, nbf and iat respected within Leeway, and a known
-// role. Any failure is an *Error whose public face is Unauthorized with a
+// sub and jti present, exp, nbf and iat respected within Leeway, exp at most
+// MaxTTL after iat, a known role, and a jti not revoked. Any failure is an *Error whose public face is Unauthorized with a
 // generic message, its Reason saying why (Unavailable, reason "keys", when
 // the verifier has no key set).
 func (v *Verifier) Verify(token string) (*Claims, error) {
@@ -252,6 +317,9 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if hdr.Typ != TokenType {
 		return nil, unauthorized(ReasonType, fmt.Errorf("typ %q", clip(hdr.Typ)))
 	}
+	if v.revoked != nil && v.revoked(claims.ID) {
+		return nil, unauthorized(ReasonRevoked, fmt.Errorf("jti %q revoked", clip(claims.ID)))
+	}
 	return &Claims{
 		Park:      park,
 		Subject:   claims.Subject,
@@ -259,7 +327,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		ID:        claims.ID,
 		KeyID:     hdr.Kid,
 		IssuedAt:  claims.IssuedAt.Time,
-		NotBefore: timeOf(claims.NotBefore),
+		NotBefore: timeOf(claims.NotBefore.date()),
 		ExpiresAt: claims.ExpiresAt.Time,
 	}, nil
 }
@@ -330,18 +398,20 @@ func reasonOf(err error) string {
 	switch {
 	case errors.Is(err, errUnknownKid):
 		return ReasonKid
-	case errors.Is(err, jwt.ErrTokenMalformed):
+	case errors.Is(err, jwt.ErrTokenMalformed), errors.Is(err, errTimeRange), errors.Is(err, errNotNumeric):
 		return ReasonMalformed
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return ReasonSignature
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, errNoIssuer):
 		return ReasonIssuer
-	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, errNoAudience):
+	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, errNoAudience), errors.Is(err, errAudienceList):
 		return ReasonAudience
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return ReasonExpired
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return ReasonNotYetValid
+	case errors.Is(err, errLongLived), errors.Is(err, errLifetime):
+		return ReasonLifetime
 	case errors.Is(err, errNoRole):
 		return ReasonRole
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, errNoClaims):

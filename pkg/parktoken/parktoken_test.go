@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,8 +59,10 @@ func b64(v any) string {
 	if err != nil {
 		panic(err)
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return b64raw(b)
 }
+
+func b64raw(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // validClaims are claims Verify accepts at t0 for park.
 func validClaims() map[string]any {
@@ -298,6 +301,15 @@ func TestVerifyAttacks(t *testing.T) {
 		{"no jti", signRaw(hdr, with(validClaims(), "jti", nil), priv), t0, parktoken.ReasonClaims},
 		{"no iat", signRaw(hdr, with(validClaims(), "iat", nil), priv), t0, parktoken.ReasonClaims},
 		{"exp as string", signRaw(hdr, with(validClaims(), "exp", "tomorrow"), priv), t0, parktoken.ReasonMalformed},
+		{"exp as numeric string", signRaw(hdr, with(validClaims(), "exp", strconv.FormatInt(t0.Add(time.Hour).Unix(), 10)), priv), t0, parktoken.ReasonMalformed},
+		{"iat as string", signRaw(hdr, with(validClaims(), "iat", "today"), priv), t0, parktoken.ReasonMalformed},
+		{"exp null", signRaw(hdr, with(validClaims(), "exp", json.RawMessage("null")), priv), t0, parktoken.ReasonClaims},
+		{"nbf beyond int64", signRaw(hdr, with(validClaims(), "nbf", 1e300), priv), t0, parktoken.ReasonMalformed},
+		{"iat before 1970", signRaw(hdr, with(validClaims(), "iat", -1), priv), t0, parktoken.ReasonMalformed},
+		{"aud list with the park and another", signRaw(hdr, with(validClaims(), "aud", []string{park, "chengdu-tspp"}), priv), t0, parktoken.ReasonAudience},
+		{"aud list with the park twice", signRaw(hdr, with(validClaims(), "aud", []string{park, park}), priv), t0, parktoken.ReasonAudience},
+		{"ten years, signed with the park's key", signRaw(hdr, with(validClaims(), "exp", t0.AddDate(10, 0, 0).Unix()), priv), t0, parktoken.ReasonLifetime},
+		{"366 days and a second", signRaw(hdr, with(validClaims(), "exp", t0.Add(parktoken.MaxTTL+time.Second).Unix()), priv), t0, parktoken.ReasonLifetime},
 		{"unknown role", signRaw(hdr, with(validClaims(), "role", "root"), priv), t0, parktoken.ReasonRole},
 		{"no role", signRaw(hdr, with(validClaims(), "role", nil), priv), t0, parktoken.ReasonRole},
 		{"typ JWT", signRaw(with(hdr, "typ", "JWT"), validClaims(), priv), t0, parktoken.ReasonType},
@@ -327,6 +339,14 @@ func TestVerifyAttacks(t *testing.T) {
 	}
 	if _, err := verifierAt(ks, t0).Verify(signRaw(hdr, validClaims(), priv)); err != nil {
 		t.Errorf("hand-made valid token refused: %v (%s)", err, parktoken.Reason(err))
+	}
+	for name, claims := range map[string]map[string]any{
+		"aud as a list of one": with(validClaims(), "aud", []string{park}),
+		"366 days exactly":     with(validClaims(), "exp", t0.Add(parktoken.MaxTTL).Unix()),
+	} {
+		if _, err := verifierAt(ks, t0).Verify(signRaw(hdr, claims, priv)); err != nil {
+			t.Errorf("%s refused: %v (%s)", name, err, parktoken.Reason(err))
+		}
 	}
 }
 

@@ -14,24 +14,33 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/listing"
 )
 
-// Facet kinds: the first digit of a facet token.
+// facet is the prefix of a facet token, naming which filter it is for.
+// Tokens are digits only, so the porter stemmer leaves them alone and none
+// can equal a word of text. The one-digit prefixes came first; later ones
+// start with "0", which no one-digit prefix does, so no token of one facet
+// can equal a token of another.
+type facet string
+
+// The facets.
 const (
-	facetSector       = '1'
-	facetCountry      = '2'
-	facetSeeking      = '3'
-	facetOffering     = '4'
-	facetStage        = '5'
-	facetAvailability = '6'
-	facetOrgType      = '7'
-	facetVisibility   = '8'
-	facetShareWith    = '9'
+	facetSector       facet = "1"
+	facetCountry      facet = "2"
+	facetSeeking      facet = "3"
+	facetOffering     facet = "4"
+	facetStage        facet = "5"
+	facetAvailability facet = "6"
+	facetOrgType      facet = "7"
+	facetVisibility   facet = "8"
+	facetShareWith    facet = "9"
+	facetPark         facet = "01" // origin park
+	facetKind         facet = "02"
 )
 
-// facetToken encodes a filter value as a token of digits only, so the
-// porter stemmer leaves it alone and no value can collide with another.
-func facetToken(kind byte, v string) string {
+// facetToken encodes a filter value as a token of digits only: the prefix,
+// then three decimal digits per byte of v.
+func facetToken(f facet, v string) string {
 	var b strings.Builder
-	b.WriteByte(kind)
+	b.WriteString(string(f))
 	for i := 0; i < len(v); i++ {
 		fmt.Fprintf(&b, "%03d", v[i])
 	}
@@ -40,10 +49,10 @@ func facetToken(kind byte, v string) string {
 
 func facets(l *listing.Listing) string {
 	var toks []string
-	add := func(kind byte, vs ...string) {
+	add := func(f facet, vs ...string) {
 		for _, v := range vs {
 			if v != "" {
-				toks = append(toks, facetToken(kind, v))
+				toks = append(toks, facetToken(f, v))
 			}
 		}
 	}
@@ -56,6 +65,8 @@ func facets(l *listing.Listing) string {
 	add(facetOrgType, l.Attrs.OrgType)
 	add(facetVisibility, string(l.Visibility))
 	add(facetShareWith, l.ShareWith...)
+	add(facetPark, l.Park)
+	add(facetKind, string(l.Kind))
 	return strings.Join(toks, " ")
 }
 
@@ -68,10 +79,74 @@ func bodyText(l *listing.Listing) string {
 	return strings.Join(parts, "\n")
 }
 
-func index(ctx context.Context, tx *sql.Tx, seq int64, l *listing.Listing) error {
+// index adds l's search entry under the rowid rid of its listing row.
+func index(ctx context.Context, tx *sql.Tx, rid int64, l *listing.Listing) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO listings_fts(rowid, title, body, facets) VALUES (?, ?, ?, ?)`,
-		seq, fulltext.IndexText(l.Title), fulltext.IndexText(bodyText(l)), facets(l))
+		rid, fulltext.IndexText(l.Title), fulltext.IndexText(bodyText(l)), facets(l))
 	return err
+}
+
+// unindex removes the search entry of the listing row rid.
+func unindex(ctx context.Context, tx *sql.Tx, rid int64) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM listings_fts WHERE rowid = ?`, rid)
+	return err
+}
+
+// reindexMark is the meta key a migration sets when the search entries
+// must be made again (the index text is made in Go, not in SQL).
+const reindexMark = "reindex"
+
+// reindexIfMarked rebuilds every search entry, in one transaction, when a
+// migration asked for it, then clears the mark. An interrupted rebuild
+// leaves the mark and runs again at the next Open.
+func (s *Store) reindexIfMarked(ctx context.Context) error {
+	var n int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM meta WHERE key = ?`, reindexMark).Scan(&n); err != nil || n == 0 {
+		return err
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO listings_fts(listings_fts) VALUES ('delete-all')`); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT rid, doc FROM listings`)
+	if err != nil {
+		return err
+	}
+	type entry struct {
+		rid int64
+		l   *listing.Listing
+	}
+	var all []entry
+	for rows.Next() {
+		var e entry
+		var doc string
+		if err := rows.Scan(&e.rid, &doc); err != nil {
+			rows.Close()
+			return err
+		}
+		if e.l, err = decode(doc); err != nil {
+			rows.Close()
+			return err
+		}
+		all = append(all, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, e := range all {
+		if err := index(ctx, tx, e.rid, e.l); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = ?`, reindexMark); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // cursor is the decoded form of an opaque, signed page cursor.
@@ -82,9 +157,10 @@ type cursor struct {
 }
 
 // queryHash identifies a query's filters, so a cursor cannot be replayed
-// against a different query.
+// against a different query. CountParks changes no result, so a caller may
+// ask for counts on the first page only and page on without them.
 func queryHash(q listing.Query) string {
-	q.Cursor, q.Limit = "", 0
+	q.Cursor, q.Limit, q.CountParks = "", 0, false
 	b, _ := json.Marshal(q)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
@@ -110,6 +186,11 @@ func (s *Store) decodeCursor(raw string, q listing.Query) (cursor, error) {
 // text; newest first within a tier. BM25 was measured and dropped: SQLite's
 // bm25() counts every document holding each term, 10–70 ms per query for
 // common terms at 100k listings (docs/decisions.md, docs/benchmarks.md).
+// A query with neither text nor a facet filter walks the listings table
+// instead, newest first, keeping only the parks and kinds asked for.
+//
+// ParkHits (q.CountParks) counts every match, so it costs in proportion
+// to the number of matches, unlike the page itself.
 func (s *Store) Search(ctx context.Context, q listing.Query) (*listing.Page, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -127,17 +208,96 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (*listing.Page, err
 		cur = c
 	}
 	cur.Query = queryHash(q)
+	p := planSearch(q)
+	if cur.Tier >= len(p.tiers) {
+		return nil, apierror.InvalidField("cursor", "is not a cursor this service issued for this query")
+	}
+	since := int64(0)
+	if !q.UpdatedSince.IsZero() {
+		since = micros(q.UpdatedSince)
+	}
 
-	var filters []string
-	anyOf := func(kind byte, vs ...string) {
-		var toks []string
-		for _, v := range vs {
-			if v != "" {
-				toks = append(toks, `"`+facetToken(kind, v)+`"`)
-			}
+	page := &listing.Page{Results: []*listing.Listing{}}
+	if q.CountParks {
+		hits, err := s.countParks(ctx, p, since)
+		if err != nil {
+			return nil, err
 		}
-		if len(toks) > 0 {
-			filters = append(filters, "(facets : ("+strings.Join(toks, " OR ")+"))")
+		page.ParkHits = hits
+	}
+	for tier := cur.Tier; tier < len(p.tiers); tier++ {
+		before := int64(1<<62 - 1)
+		if tier == cur.Tier && cur.Before > 0 {
+			before = cur.Before
+		}
+		want := limit + 1 - len(page.Results)
+		var rows *sql.Rows
+		var err error
+		if p.tiers[tier] == "" {
+			args := append([]any{before, since}, p.columnArgs...)
+			rows, err = s.read.QueryContext(ctx, `SELECT rid, doc FROM listings
+				WHERE rid < ? AND updated_at >= ?`+p.columns+` ORDER BY rid DESC LIMIT ?`, append(args, want)...)
+		} else {
+			rows, err = s.read.QueryContext(ctx, `SELECT l.rid, l.doc FROM listings_fts f JOIN listings l ON l.rid = f.rowid
+				WHERE listings_fts MATCH ? AND f.rowid < ? AND l.updated_at >= ?
+				ORDER BY f.rowid DESC LIMIT ?`, p.tiers[tier], before, since, want)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: search: %w", err)
+		}
+		var rids []int64
+		for rows.Next() {
+			var rid int64
+			var doc string
+			if err := rows.Scan(&rid, &doc); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			l, err := decode(doc)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			page.Results = append(page.Results, l)
+			rids = append(rids, rid)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if len(page.Results) > limit {
+			// One row too many: there is a next page, starting after the
+			// last row kept, in this tier.
+			page.Results = page.Results[:limit]
+			next := cursor{Query: cur.Query, Tier: tier, Before: rids[len(rids)-2]}
+			if len(rids) == 1 {
+				// The extra row is the first of this tier: start the next
+				// page at the top of it.
+				next.Before = 0
+			}
+			page.NextCursor = s.encodeCursor(next)
+			return page, nil
+		}
+	}
+	return page, nil
+}
+
+// searchPlan is how a query reads the store: one FTS5 MATCH expression per
+// ranking tier, or, when the index has nothing to narrow (no text, no facet
+// filter), a single tier "" that walks the listings table with columns
+// (extra SQL conditions on park and kind) and their columnArgs.
+type searchPlan struct {
+	tiers      []string
+	all        string // MATCH of every hit of every tier ("" for a table walk)
+	columns    string
+	columnArgs []any
+}
+
+func planSearch(q listing.Query) searchPlan {
+	var filters []string
+	anyOf := func(f facet, vs ...string) {
+		if toks := facetTokens(f, vs); toks != "" {
+			filters = append(filters, toks)
 		}
 	}
 	anyOf(facetSector, q.Sectors...)
@@ -153,84 +313,96 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (*listing.Page, err
 			facetToken(facetVisibility, string(listing.Club)),
 			facetToken(facetVisibility, string(listing.Peers)), facetToken(facetShareWith, q.VisibleTo)))
 	}
-
-	// tiers holds the MATCH expression of each ranking tier, in order; ""
-	// means no index constraint at all (walk the listings table).
-	var tiers []string
-	and := func(parts ...string) string { return strings.Join(parts, " AND ") }
-	if terms := fulltext.ParseQuery(q.Text); len(terms) > 0 {
-		inTitle := "(" + fulltext.FTS5Match(terms, "title") + ")"
-		anywhere := "(" + fulltext.FTS5Match(terms, "title", "body") + ")"
-		tiers = []string{
-			and(append([]string{inTitle}, filters...)...),
-			and(append([]string{"(" + anywhere + " NOT " + inTitle + ")"}, filters...)...),
+	kinds := make([]string, len(q.Kinds))
+	for i, k := range q.Kinds {
+		kinds[i] = string(k)
+	}
+	terms := fulltext.ParseQuery(q.Text)
+	if len(terms) == 0 && len(filters) == 0 {
+		var p searchPlan
+		in := func(col, op string, vs []string) {
+			var marks []string
+			for _, v := range vs {
+				if v != "" {
+					marks = append(marks, "?")
+					p.columnArgs = append(p.columnArgs, v)
+				}
+			}
+			if len(marks) > 0 {
+				// Unary + keeps SQLite from reading through the (park, id)
+				// index and sorting: the walk must stream newest first.
+				p.columns += " AND +" + col + " " + op + " (" + strings.Join(marks, ", ") + ")"
+			}
 		}
-	} else if len(filters) > 0 {
-		tiers = []string{and(filters...)}
+		in("park", "IN", q.Parks)
+		in("park", "NOT IN", q.ExcludeParks)
+		in("kind", "IN", kinds)
+		p.tiers = []string{""}
+		return p
+	}
+	anyOf(facetPark, q.Parks...)
+	anyOf(facetKind, kinds...)
+	excluded := facetTokens(facetPark, q.ExcludeParks)
+	match := func(parts ...string) string {
+		m := strings.Join(parts, " AND ")
+		if excluded != "" {
+			m = "(" + m + ") NOT " + excluded
+		}
+		return m
+	}
+	if len(terms) == 0 {
+		m := match(filters...)
+		return searchPlan{tiers: []string{m}, all: m}
+	}
+	inTitle := "(" + fulltext.FTS5Match(terms, "title") + ")"
+	anywhere := "(" + fulltext.FTS5Match(terms, "title", "body") + ")"
+	return searchPlan{
+		tiers: []string{
+			match(append([]string{inTitle}, filters...)...),
+			match(append([]string{"(" + anywhere + " NOT " + inTitle + ")"}, filters...)...),
+		},
+		all: match(append([]string{anywhere}, filters...)...),
+	}
+}
+
+// facetTokens is the MATCH expression for "any of vs" in facet f, or ""
+// when vs holds no value.
+func facetTokens(f facet, vs []string) string {
+	var toks []string
+	for _, v := range vs {
+		if v != "" {
+			toks = append(toks, `"`+facetToken(f, v)+`"`)
+		}
+	}
+	if len(toks) == 0 {
+		return ""
+	}
+	return "(facets : (" + strings.Join(toks, " OR ") + "))"
+}
+
+// countParks counts every hit of p per origin park.
+func (s *Store) countParks(ctx context.Context, p searchPlan, since int64) (map[string]int, error) {
+	var rows *sql.Rows
+	var err error
+	if p.all == "" {
+		rows, err = s.read.QueryContext(ctx, `SELECT park, count(*) FROM listings WHERE updated_at >= ?`+p.columns+` GROUP BY park`,
+			append([]any{since}, p.columnArgs...)...)
 	} else {
-		tiers = []string{""}
+		rows, err = s.read.QueryContext(ctx, `SELECT l.park, count(*) FROM listings_fts f JOIN listings l ON l.rid = f.rowid
+			WHERE listings_fts MATCH ? AND l.updated_at >= ? GROUP BY l.park`, p.all, since)
 	}
-	since := int64(0)
-	if !q.UpdatedSince.IsZero() {
-		since = micros(q.UpdatedSince)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: count: %w", err)
 	}
-	if cur.Tier >= len(tiers) {
-		return nil, apierror.InvalidField("cursor", "is not a cursor this service issued for this query")
-	}
-
-	page := &listing.Page{Results: []*listing.Listing{}}
-	for tier := cur.Tier; tier < len(tiers); tier++ {
-		before := int64(1<<62 - 1)
-		if tier == cur.Tier && cur.Before > 0 {
-			before = cur.Before
-		}
-		want := limit + 1 - len(page.Results)
-		var rows *sql.Rows
-		var err error
-		if tiers[tier] == "" {
-			rows, err = s.read.QueryContext(ctx, `SELECT seq, doc FROM listings
-				WHERE seq < ? AND updated_at >= ? ORDER BY seq DESC LIMIT ?`, before, since, want)
-		} else {
-			rows, err = s.read.QueryContext(ctx, `SELECT l.seq, l.doc FROM listings_fts f JOIN listings l ON l.seq = f.rowid
-				WHERE listings_fts MATCH ? AND f.rowid < ? AND l.updated_at >= ?
-				ORDER BY f.rowid DESC LIMIT ?`, tiers[tier], before, since, want)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: search: %w", err)
-		}
-		var seqs []int64
-		for rows.Next() {
-			var seq int64
-			var doc string
-			if err := rows.Scan(&seq, &doc); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			l, err := decode(doc)
-			if err != nil {
-				rows.Close()
-				return nil, err
-			}
-			page.Results = append(page.Results, l)
-			seqs = append(seqs, seq)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+	defer rows.Close()
+	hits := map[string]int{}
+	for rows.Next() {
+		var park string
+		var n int
+		if err := rows.Scan(&park, &n); err != nil {
 			return nil, err
 		}
-		if len(page.Results) > limit {
-			// One row too many: there is a next page, starting after the
-			// last row kept, in this tier.
-			page.Results = page.Results[:limit]
-			next := cursor{Query: cur.Query, Tier: tier, Before: seqs[len(seqs)-2]}
-			if len(seqs) == 1 {
-				// The extra row is the first of this tier: start the next
-				// page at the top of it.
-				next.Before = 0
-			}
-			page.NextCursor = s.encodeCursor(next)
-			return page, nil
-		}
+		hits[park] = n
 	}
-	return page, nil
+	return hits, rows.Err()
 }

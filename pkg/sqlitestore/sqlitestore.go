@@ -1,7 +1,13 @@
 // Package sqlitestore is the embedded listing.Store: one SQLite file per
 // service (pure Go driver, no cgo), WAL journal, schema migrations embedded
 // in the binary, FTS5 full-text search over CJK bigrams and English words,
-// and the change log written in the same transaction as each change.
+// and, written in the same transaction as each change, the by-sequence
+// index that changes reads come from and the change log (the audit trail,
+// which Compact trims).
+//
+// The same Store is also a club index (index.go): many parks' listings of
+// every kind in one file, applied as their origins' changes arrive (Put,
+// Remove, Purge), searched by the same Search.
 package sqlitestore
 
 import (
@@ -58,6 +64,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlitestore: migrate %s: %w", abs, err)
+	}
+	if err := s.reindexIfMarked(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlitestore: reindex %s: %w", abs, err)
 	}
 	var key []byte
 	if err := s.read.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'cursor_key'`).Scan(&key); err != nil {
@@ -174,35 +184,47 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 
 // Create implements listing.Store.
 func (s *Store) Create(ctx context.Context, l *listing.Listing) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return create(ctx, tx, l) })
+}
+
+// create is Create inside tx: the listing, its index entry, its change log
+// entry and its by_seq row.
+func create(ctx context.Context, tx *sql.Tx, l *listing.Listing) error {
 	doc, err := json.Marshal(l)
 	if err != nil {
 		return err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO listings(id, version, updated_at, doc) VALUES (?, ?, ?, ?)`,
-			l.ID, l.Version, micros(l.UpdatedAt), string(doc))
-		if err != nil {
-			if strings.Contains(err.Error(), "UNIQUE") {
-				return apierror.New(apierror.Conflict, "listing %s already exists", l.ID)
-			}
-			return err
-		}
-		seq, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
-		if err := index(ctx, tx, seq, l); err != nil {
-			return err
-		}
-		return appendChange(ctx, tx, listing.OpCreated, l, l.UpdatedAt, doc, "")
+	held, err := loadSeqRow(ctx, tx, l.Park, l.ID)
+	if err != nil {
+		return err
+	}
+	if held != nil {
+		// Deleted ids stay taken: their tombstone is still read.
+		return apierror.New(apierror.Conflict, "listing %s already exists", l.ID)
+	}
+	if err := insertListing(ctx, tx, l, doc); err != nil {
+		return err
+	}
+	seq, err := appendChange(ctx, tx, listing.OpCreated, l, l.UpdatedAt, doc)
+	if err != nil {
+		return err
+	}
+	return saveSeqRow(ctx, tx, &seqRow{
+		park: l.Park, id: l.ID, kind: l.Kind, seq: seq, firstSeq: seq, version: l.Version,
+		at: l.UpdatedAt, audience: listing.Audience{}.With(l),
 	})
-	return err
 }
 
-// Get implements listing.Store.
+// Get implements listing.Store. In a club index holding two parks' listings
+// with the same id it returns one of them; GetOf names the park.
 func (s *Store) Get(ctx context.Context, id string) (*listing.Listing, error) {
+	return s.getDoc(ctx, id, `SELECT doc FROM listings WHERE id = ? LIMIT 1`, id)
+}
+
+// getDoc reads the one listing document query selects, or NotFound naming id.
+func (s *Store) getDoc(ctx context.Context, id, query string, args ...any) (*listing.Listing, error) {
 	var doc string
-	err := s.read.QueryRowContext(ctx, `SELECT doc FROM listings WHERE id = ?`, id).Scan(&doc)
+	err := s.read.QueryRowContext(ctx, query, args...).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apierror.New(apierror.NotFound, "no listing %s", id)
 	}
@@ -221,32 +243,32 @@ func decode(doc string) (*listing.Listing, error) {
 }
 
 // current loads the stored listing id inside tx and checks ifVersion. It
-// also returns the stored document.
-func current(ctx context.Context, tx *sql.Tx, id string, ifVersion int64) (int64, *listing.Listing, string, error) {
-	var seq int64
+// returns the listing's rowid and its stored state.
+func current(ctx context.Context, tx *sql.Tx, id string, ifVersion int64) (int64, *listing.Listing, error) {
+	var rid int64
 	var doc string
-	err := tx.QueryRowContext(ctx, `SELECT seq, doc FROM listings WHERE id = ?`, id).Scan(&seq, &doc)
+	err := tx.QueryRowContext(ctx, `SELECT rid, doc FROM listings WHERE id = ?`, id).Scan(&rid, &doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, "", apierror.New(apierror.NotFound, "no listing %s", id)
+		return 0, nil, apierror.New(apierror.NotFound, "no listing %s", id)
 	}
 	if err != nil {
-		return 0, nil, "", err
+		return 0, nil, err
 	}
 	cur, err := decode(doc)
 	if err != nil {
-		return 0, nil, "", err
+		return 0, nil, err
 	}
 	if ifVersion != 0 && cur.Version != ifVersion {
-		return 0, nil, "", &apierror.Error{Code: apierror.PreconditionFailed, Field: "If-Match",
+		return 0, nil, &apierror.Error{Code: apierror.PreconditionFailed, Field: "If-Match",
 			Message: fmt.Sprintf("listing %s is at version %d, not %d", id, cur.Version, ifVersion)}
 	}
-	return seq, cur, doc, nil
+	return rid, cur, nil
 }
 
 // Update implements listing.Store.
 func (s *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		seq, cur, prev, err := current(ctx, tx, l.ID, ifVersion)
+		rid, cur, err := current(ctx, tx, l.ID, ifVersion)
 		if err != nil {
 			return err
 		}
@@ -257,17 +279,19 @@ func (s *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE listings SET version = ?, updated_at = ?, doc = ? WHERE seq = ?`,
-			l.Version, micros(l.UpdatedAt), string(doc), seq); err != nil {
+		if err := replaceListing(ctx, tx, rid, l, doc); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM listings_fts WHERE rowid = ?`, seq); err != nil {
+		seq, err := appendChange(ctx, tx, listing.OpUpdated, l, l.UpdatedAt, doc)
+		if err != nil {
 			return err
 		}
-		if err := index(ctx, tx, seq, l); err != nil {
+		row, err := heldSeqRow(ctx, tx, l.Park, l.ID)
+		if err != nil {
 			return err
 		}
-		return appendChange(ctx, tx, listing.OpUpdated, l, l.UpdatedAt, doc, prev)
+		row.seq, row.version, row.at, row.audience = seq, l.Version, l.UpdatedAt, row.audience.With(l)
+		return saveSeqRow(ctx, tx, row)
 	})
 }
 
@@ -275,7 +299,7 @@ func (s *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64)
 func (s *Store) Delete(ctx context.Context, id string, ifVersion int64, at time.Time) (*listing.Listing, error) {
 	var final *listing.Listing
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		seq, cur, prev, err := current(ctx, tx, id, ifVersion)
+		rid, cur, err := current(ctx, tx, id, ifVersion)
 		if err != nil {
 			return err
 		}
@@ -285,26 +309,72 @@ func (s *Store) Delete(ctx context.Context, id string, ifVersion int64, at time.
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM listings WHERE seq = ?`, seq); err != nil {
+		if err := deleteListing(ctx, tx, rid); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM listings_fts WHERE rowid = ?`, seq); err != nil {
+		seq, err := appendChange(ctx, tx, listing.OpDeleted, cur, at, doc)
+		if err != nil {
 			return err
 		}
+		row, err := heldSeqRow(ctx, tx, cur.Park, id)
+		if err != nil {
+			return err
+		}
+		row.seq, row.version, row.at, row.deleted = seq, cur.Version, at, true
 		final = cur
-		return appendChange(ctx, tx, listing.OpDeleted, cur, at, doc, prev)
+		return saveSeqRow(ctx, tx, row)
 	})
 	return final, err
 }
 
-func appendChange(ctx context.Context, tx *sql.Tx, op listing.Op, l *listing.Listing, at time.Time, doc []byte, prev string) error {
-	var p any
-	if prev != "" {
-		p = prev
+// insertListing stores l as a new row, indexed for search.
+func insertListing(ctx context.Context, tx *sql.Tx, l *listing.Listing, doc []byte) error {
+	res, err := tx.ExecContext(ctx, `INSERT INTO listings(park, kind, id, version, updated_at, doc) VALUES (?, ?, ?, ?, ?, ?)`,
+		l.Park, string(l.Kind), l.ID, l.Version, micros(l.UpdatedAt), string(doc))
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") {
+			return apierror.New(apierror.Conflict, "listing %s already exists", l.ID)
+		}
+		return err
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO changes(op, listing_id, version, at, doc, prev_doc) VALUES (?, ?, ?, ?, ?, ?)`,
-		string(op), l.ID, l.Version, micros(at), string(doc), p)
-	return err
+	rid, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	return index(ctx, tx, rid, l)
+}
+
+// replaceListing stores l over the row rid, keeping its place in the
+// newest-first order, and reindexes it.
+func replaceListing(ctx context.Context, tx *sql.Tx, rid int64, l *listing.Listing, doc []byte) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE listings SET version = ?, updated_at = ?, doc = ? WHERE rid = ?`,
+		l.Version, micros(l.UpdatedAt), string(doc), rid); err != nil {
+		return err
+	}
+	if err := unindex(ctx, tx, rid); err != nil {
+		return err
+	}
+	return index(ctx, tx, rid, l)
+}
+
+// deleteListing removes the row rid and its index entry.
+func deleteListing(ctx context.Context, tx *sql.Tx, rid int64) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM listings WHERE rid = ?`, rid); err != nil {
+		return err
+	}
+	return unindex(ctx, tx, rid)
+}
+
+// appendChange writes the change log entry (the audit trail and outbox) of
+// a service's write and returns its sequence. Nothing reads the log back:
+// changes reads come from by_seq, so the log can be compacted.
+func appendChange(ctx context.Context, tx *sql.Tx, op listing.Op, l *listing.Listing, at time.Time, doc []byte) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO changes(op, listing_id, version, at, doc) VALUES (?, ?, ?, ?, ?)`,
+		string(op), l.ID, l.Version, micros(at), string(doc))
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
 }
 
 // inTx runs fn in a write transaction, committing only if fn succeeds, and
@@ -323,55 +393,4 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	s.notify()
 	return nil
-}
-
-// Changes implements listing.Store.
-func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]listing.Change, error) {
-	rows, err := s.read.QueryContext(ctx,
-		`SELECT seq, op, listing_id, version, at, doc, prev_doc FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []listing.Change{}
-	for rows.Next() {
-		var c listing.Change
-		var op, doc string
-		var prev sql.NullString
-		var at int64
-		if err := rows.Scan(&c.Seq, &op, &c.ListingID, &c.Version, &at, &doc, &prev); err != nil {
-			return nil, err
-		}
-		if prev.Valid {
-			if c.Previous, err = decode(prev.String); err != nil {
-				return nil, err
-			}
-		}
-		c.Op = listing.Op(op)
-		c.At = time.UnixMicro(at).UTC()
-		if c.Listing, err = decode(doc); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// LastSeq implements listing.Store.
-func (s *Store) LastSeq(ctx context.Context) (int64, error) {
-	var seq sql.NullInt64
-	// sqlite_sequence survives deletes of change rows, so the sequence is
-	// never reused even if the log is later compacted.
-	err := s.read.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'changes'`).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return seq.Int64, err
-}
-
-// SeqBefore implements listing.Store.
-func (s *Store) SeqBefore(ctx context.Context, t time.Time) (int64, error) {
-	var seq int64
-	err := s.read.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM changes WHERE at < ?`, micros(t)).Scan(&seq)
-	return seq, err
 }

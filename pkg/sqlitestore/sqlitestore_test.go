@@ -9,7 +9,8 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
-func open(tb testing.TB, dir string) listing.Store {
+// openStore opens the store kept in dir, closed when the test ends.
+func openStore(tb testing.TB, dir string) *sqlitestore.Store {
 	tb.Helper()
 	s, err := sqlitestore.Open(tb.Context(), filepath.Join(dir, "listings.db"))
 	if err != nil {
@@ -18,5 +19,7 @@ func open(tb testing.TB, dir string) listing.Store {
 	tb.Cleanup(func() { s.Close() })
 	return s
 }
+
+func open(tb testing.TB, dir string) listing.Store { return openStore(tb, dir) }
 
 func TestContract(t *testing.T) { storetest.Run(t, open) }

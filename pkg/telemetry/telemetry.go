@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -347,11 +348,72 @@ func (t *Telemetry) Transport(base http.RoundTripper) http.RoundTripper {
 	if !t.Enabled() {
 		return base
 	}
-	return otelhttp.NewTransport(base,
+	// otelhttp records the request's URL (url.full) on the client span:
+	// what it sees has every query value replaced, and the real URL is put
+	// back below it, for the wire only.
+	return redactQuery{otelhttp.NewTransport(restoreQuery{base},
 		otelhttp.WithTracerProvider(t.tp),
 		otelhttp.WithPropagators(t.prop),
 		otelhttp.WithMeterProvider(noMeters),
-	)
+	)}
+}
+
+// Redacted is what a query value becomes in a recorded URL (the word the
+// OpenTelemetry semantic conventions use for scrubbed values).
+const Redacted = "REDACTED"
+
+// RedactQuery returns raw (a URL's query) with every value replaced by
+// Redacted, keeping the names: a span says that a search had text (q=…)
+// and which filters, never what was searched for, nor any token a query
+// might carry.
+func RedactQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	vals, err := url.ParseQuery(raw)
+	if err != nil {
+		return Redacted
+	}
+	for k, vs := range vals {
+		for i := range vs {
+			vs[i] = Redacted
+		}
+		vals[k] = vs
+	}
+	return vals.Encode()
+}
+
+// realQuery carries, below otelhttp, the query redactQuery hid from it.
+type realQuery struct{}
+
+// redactQuery hands the next round tripper (otelhttp's) a copy of the
+// request whose query is redacted.
+type redactQuery struct{ next http.RoundTripper }
+
+func (rt redactQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.RawQuery == "" && !r.URL.ForceQuery {
+		return rt.next.RoundTrip(r)
+	}
+	shown := r.Clone(context.WithValue(r.Context(), realQuery{}, r.URL.RawQuery))
+	shown.URL.RawQuery = RedactQuery(r.URL.RawQuery)
+	res, err := rt.next.RoundTrip(shown)
+	if res != nil {
+		res.Request = r // the request as the caller made it
+	}
+	return res, err
+}
+
+// restoreQuery puts the real query back before the request goes out.
+type restoreQuery struct{ next http.RoundTripper }
+
+func (rt restoreQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	q, ok := r.Context().Value(realQuery{}).(string)
+	if !ok {
+		return rt.next.RoundTrip(r)
+	}
+	real := r.Clone(r.Context())
+	real.URL.RawQuery = q
+	return rt.next.RoundTrip(real)
 }
 
 // LogHandler wraps h so that every record logged with a context holding a

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -339,4 +340,56 @@ func spanAttr(attrs []attribute.KeyValue, key attribute.Key) string {
 		}
 	}
 	return ""
+}
+
+// TestClientSpansHideQueryText: the text of a search (and any other query
+// value) never reaches a client span's attributes, while the request on
+// the wire keeps its query intact; names stay, so a span still says that
+// the search had text.
+func TestClientSpansHideQueryText(t *testing.T) {
+	t.Parallel()
+	tel, spans := newTraced(t, "parkmesh-gateway")
+	var gotQuery string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQuery = r.URL.RawQuery
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: tel.Transport(nil)}
+	const secret = "新材料 secret-merger-target"
+	q := url.Values{"q": {secret}, "sectors": {"new-materials"}, "limit": {"20"}}.Encode()
+	for _, u := range []string{srv.URL + "/v1/listings?" + q, srv.URL + "/v1/listings?%zz=" + url.QueryEscape(secret)} {
+		res, err := client.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if want := u[strings.Index(u, "?")+1:]; gotQuery != want {
+			t.Errorf("server got query %q, want %q (untouched on the wire)", gotQuery, want)
+		}
+		if res.Request.URL.String() != u {
+			t.Errorf("response's request URL %q, want the caller's %q", res.Request.URL, u)
+		}
+	}
+	got := spans.GetSpans()
+	if len(got) != 2 {
+		t.Fatalf("%d spans, want 2", len(got))
+	}
+	for _, s := range got {
+		for _, kv := range s.Attributes {
+			v := kv.Value.String()
+			if strings.Contains(v, "secret") || strings.Contains(v, "新材料") || strings.Contains(v, url.QueryEscape(secret)) {
+				t.Errorf("span %q attribute %s = %q carries the query text", s.Name, kv.Key, v)
+			}
+		}
+		for _, ev := range s.Events {
+			for _, kv := range ev.Attributes {
+				if strings.Contains(kv.Value.String(), "secret") {
+					t.Errorf("span event %s carries the query text", ev.Name)
+				}
+			}
+		}
+	}
+	if full := spanAttr(got[0].Attributes, "url.full"); full != srv.URL+"/v1/listings?limit=REDACTED&q=REDACTED&sectors=REDACTED" {
+		t.Errorf("url.full = %q, want the names with redacted values", full)
+	}
 }

@@ -98,6 +98,14 @@ func transportErrors(instance, op string, e endpoint.Endpoint) endpoint.Endpoint
 		if err == nil {
 			return resp, nil
 		}
+		// The URL of a failed call goes into logs with the error: not
+		// its query, which holds what staff searched for.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			if base, _, ok := strings.Cut(ue.URL, "?"); ok {
+				ue.URL = base + "?…"
+			}
+		}
 		var te *TransportError
 		if !errors.As(err, &te) {
 			te = &TransportError{Err: err}

@@ -120,7 +120,11 @@ func (r *contractRun) changesView(t *testing.T, p *listingservice.ChangesPage) s
 	t.Helper()
 	out := []string{fmt.Sprintf("from %d next %d", p.From, p.Next)}
 	for _, c := range p.Changes {
-		out = append(out, fmt.Sprintf("%d %s %s v%d %s", c.Seq, c.Op, r.name(c.ListingID), c.Version, r.view(t, c.Listing)))
+		if c.At.IsZero() {
+			t.Errorf("change %d has no time", c.Seq)
+		}
+		out = append(out, fmt.Sprintf("%d %s %s/%s/%s v%d first %d audience %+v %s", c.Seq, c.Op, c.Park, c.Kind, r.name(c.ListingID),
+			c.Version, c.FirstSeq, c.Audience, r.view(t, c.Listing)))
 	}
 	if len(p.Changes) > 0 {
 		r.lastSeq = p.Changes[len(p.Changes)-1].Seq
@@ -205,6 +209,9 @@ func contractOps(k listing.Kind) []contractOp {
 		{"update: unknown id", update(fixed(unknown), 0, nil)},
 		{"update: invalid", update(idOf("a"), 0, set("country", "XX"))},
 		{"get the update", get(idOf("a"))},
+		{"share with one peer only", update(idOf("b"), 0, func(b map[string]any) {
+			b["title"], b["visibility"], b["share_with"] = "AI 芯片 lab", "peers", []string{"chengdu-hitech"}
+		})},
 		{"search: all", search(func(*contractRun) listing.Query { return listing.Query{} })},
 		{"search: by sector and country", search(func(*contractRun) listing.Query {
 			return listing.Query{Sectors: []string{"ai"}, Country: "DE"}
@@ -377,6 +384,18 @@ func TestTransportFailuresAreToldFromVerdicts(t *testing.T) {
 		te := wantTransport(t, "create", err, apierror.Unavailable)
 		if !te.Refused() || te.Status != 0 || te.Op != "POST /v1/listings" {
 			t.Errorf("refused = %v, status %d, op %q", te.Refused(), te.Status, te.Op)
+		}
+	})
+
+	t.Run("search text stays out of the error", func(t *testing.T) {
+		svc, err := listingservice.NewHTTPClient(unusedAddr(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = svc.Search(ctx, listing.Query{Text: "secret-merger-target"})
+		te := wantTransport(t, "search", err, apierror.Unavailable)
+		if strings.Contains(te.Error(), "secret-merger-target") || !strings.Contains(te.Error(), "/v1/listings") {
+			t.Errorf("error %q: want the route, not the query text (errors end up in logs)", te.Error())
 		}
 	})
 

@@ -58,7 +58,18 @@ type Config struct {
 	ConsulTokenFile string
 	Advertise       string
 	LogLevel        string
+	// ChangesRetention is how long the change log (the audit trail) keeps
+	// its history; 0 keeps it forever. Changes reads come from the
+	// by-sequence index, which compaction never touches.
+	ChangesRetention time.Duration
 }
+
+// DefaultChangesRetention keeps a week of change history.
+const DefaultChangesRetention = 7 * 24 * time.Hour
+
+// compactEvery is how often the change log is compacted after the first
+// compaction at start.
+const compactEvery = time.Hour
 
 // Main runs one service process: ParseFlags, Open, Run(ctx), Close.
 type Main struct {
@@ -101,6 +112,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&m.Config.ConsulTokenFile, "consul-token-file", "", "file holding the service's Consul ACL token (default $CONSUL_HTTP_TOKEN_FILE, else $CONSUL_HTTP_TOKEN)")
 	fs.StringVar(&m.Config.Advertise, "advertise", "", "host[:port] registered in Consul (default: the -listen address)")
 	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&m.Config.ChangesRetention, "changes-retention", DefaultChangesRetention,
+		"how long the change log keeps its history (an audit trail; feeds never read it), compacted at start and hourly; 0 keeps it forever")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -115,6 +128,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	if m.Config.DataDir == "" {
 		return errors.New("-data-dir: must not be empty")
+	}
+	if m.Config.ChangesRetention < 0 {
+		return fmt.Errorf("-changes-retention %s: must be 0 (keep the change log forever) or a positive duration", m.Config.ChangesRetention)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(m.Config.LogLevel)); err != nil {
@@ -223,15 +239,55 @@ func (m *Main) Handler() http.Handler { return m.handler }
 func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("serving", "addr", m.Addr(), "db", m.DBPath(), "version", Version, "tracing", m.tel.Enabled())
 	srv := httpserver.New(m.handler, m.Logger)
-	// Long-polls of the change log end when shutdown starts.
+	// Long-polls of the changes read end when shutdown starts.
 	srv.RegisterOnShutdown(func() { close(m.draining) })
 	var reg httpserver.Registrar
 	if m.reg != nil {
 		reg = m.reg
 	}
+	compactCtx, stopCompacting := context.WithCancel(ctx)
+	compacted := make(chan struct{})
+	go func() {
+		defer close(compacted)
+		m.compactLoop(compactCtx)
+	}()
 	err := httpserver.ServeRegistered(ctx, srv, m.ln, reg, m.Logger)
+	stopCompacting()
+	<-compacted // before the store closes
 	m.Logger.Info("stopped")
 	return errors.Join(err, m.Close())
+}
+
+// compactLoop compacts the change log at start and then every
+// compactEvery until ctx ends; with -changes-retention 0 it does nothing.
+func (m *Main) compactLoop(ctx context.Context) {
+	if m.Config.ChangesRetention <= 0 {
+		return
+	}
+	tick := time.NewTicker(compactEvery)
+	defer tick.Stop()
+	for {
+		m.compact(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// compact deletes the change log's history older than the retention and
+// logs how much went.
+func (m *Main) compact(ctx context.Context) {
+	before := time.Now().Add(-m.Config.ChangesRetention).UTC()
+	n, err := m.store.Compact(ctx, before)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.Logger.Error("compacting the change log", "err", err, "before", before)
+		}
+		return
+	}
+	m.Logger.Info("compacted the change log", "deleted", n, "before", before, "retention", m.Config.ChangesRetention.String())
 }
 
 // Close closes the store and flushes pending spans. It is idempotent.

@@ -35,18 +35,20 @@ type Service interface {
 	Delete(ctx context.Context, id string, ifVersion int64) error
 	// Search returns one page of matching listings; Invalid for a bad cursor.
 	Search(ctx context.Context, q listing.Query) (*listing.Page, error)
-	// Changes returns up to limit change-log entries after seq (limit ≤ 0:
-	// DefaultChanges), waiting up to wait for one to land when there are
-	// none yet.
+	// Changes reads the changes of current state after seq: up to limit
+	// listings (limit ≤ 0: DefaultChanges) whose latest change is after
+	// seq, each once, in its current state or as a tombstone, with who
+	// could ever see it (listing.Change). It waits up to wait for one to
+	// land when there are none yet.
 	Changes(ctx context.Context, after int64, limit int, wait time.Duration) (*ChangesPage, error)
-	// SeqBefore is the change-log position of a point in time: reading
-	// after it yields the changes made from then on.
+	// SeqBefore is the position of a point in time: reading after it
+	// yields every listing changed from then on.
 	SeqBefore(ctx context.Context, t time.Time) (int64, error)
 	// Ready reports whether the service can serve (its store answers).
 	Ready(ctx context.Context) error
 }
 
-// ChangesPage is an answer of the change log. From is the position read
+// ChangesPage is an answer of a changes read. From is the position read
 // after; Next is the value of `after` for the following call.
 type ChangesPage struct {
 	Changes []listing.Change `json:"changes"`

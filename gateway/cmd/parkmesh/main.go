@@ -16,6 +16,6 @@ func main() {
 
 // run runs the CLI with the process's environment and clock.
 func run(args []string, stdout, stderr io.Writer) int {
-	cli := &admin.CLI{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, Now: time.Now}
+	cli := &admin.CLI{Stdout: stdout, Stderr: stderr, Stdin: os.Stdin, Getenv: os.Getenv, Now: time.Now}
 	return cli.Run(args)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
@@ -129,6 +130,20 @@ func TestInitTokenRotateList(t *testing.T) {
 	if exp := c.ExpiresAt.Sub(start.Truncate(time.Second)); exp < 720*time.Hour || exp > 720*time.Hour+time.Minute {
 		t.Errorf("token lives %s, want 720h", exp)
 	}
+	// It is recorded where the gateway lists and revokes tokens, and its
+	// id is on stderr for whoever must revoke it.
+	db, err := state.Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.LocalTokenByID(t.Context(), c.ID)
+	db.Close()
+	if err != nil || rec.Subject != "li.wei" || rec.Role != "editor" || !rec.ExpiresAt.Equal(c.ExpiresAt) || rec.KeyID != kid {
+		t.Errorf("recorded token = %+v, %v", rec, err)
+	}
+	if !strings.Contains(tokRes.stderr, c.ID) || strings.Contains(tokRes.stderr, tok) {
+		t.Errorf("stderr %q should name the id and not hold the token", tokRes.stderr)
+	}
 
 	// keys rotate prints a new kid; the token signed by the old key still
 	// verifies, and, because it lives 720h, the old key stays published
@@ -223,6 +238,9 @@ func TestUsageErrors(t *testing.T) {
 		{"rotate without keys", []string{"keys", "rotate", "--data-dir", t.TempDir()}, 1, "parkmesh init"},
 		{"rotate negative grace", []string{"keys", "rotate", "--grace", "-1m", "--data-dir", dir}, 2, "--grace"},
 		{"list without data dir", []string{"keys", "list"}, 2, "--data-dir is required"},
+		{"revoke without id", []string{"token", "revoke", "--data-dir", dir}, 2, "--id is required"},
+		{"establish without token", []string{"peering", "establish", "--data-dir", dir}, 2, "--token-file or --token is required"},
+		{"establish with an empty token file", []string{"peering", "establish", "--token-file", os.DevNull, "--data-dir", dir}, 1, "holds no token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

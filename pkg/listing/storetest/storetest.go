@@ -6,7 +6,9 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +33,10 @@ func NewProject(title string, now time.Time) *listing.Listing {
 func Run(t *testing.T, open Opener) {
 	t.Run("CreateGetUpdateDelete", func(t *testing.T) { testCRUD(t, open) })
 	t.Run("ReopenKeepsDataAndSequence", func(t *testing.T) { testReopen(t, open) })
-	t.Run("ChangeLogInOrder", func(t *testing.T) { testChanges(t, open) })
+	t.Run("ChangesAreCurrentState", func(t *testing.T) { testChanges(t, open) })
+	t.Run("ConsentWithdrawn", func(t *testing.T) { testConsentWithdrawn(t, open) })
+	t.Run("CompactKeepsChangesAndSequence", func(t *testing.T) { testCompact(t, open) })
+	t.Run("OriginFilters", func(t *testing.T) { testOriginFilters(t, open) })
 	t.Run("SearchChineseAndEnglish", func(t *testing.T) { testSearch(t, open) })
 	t.Run("FiltersAndCursor", func(t *testing.T) { testFilters(t, open) })
 	t.Run("Visibility", func(t *testing.T) { testVisibility(t, open) })
@@ -136,61 +141,207 @@ func testReopen(t *testing.T, open Opener) {
 
 func testChanges(t *testing.T, open Opener) {
 	s := open(t, t.TempDir())
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	sig := s.ChangeSignal()
 	a := NewProject("a", now)
-	b := NewProject("b", now)
-	must(t, s.Create(ctx(t), a))
+	must(t, s.Create(ctx(t), a)) // 1
 	select {
 	case <-sig:
 	default:
 		t.Error("change signal not closed after a commit")
 	}
-	must(t, s.Create(ctx(t), b))
+	b := NewProject("b", now)
+	c := NewProject("c", now)
+	e := NewProject("e", now)
+	e.Visibility, e.ShareWith = listing.Peers, []string{"chengdu-hitech"}
+	must(t, s.Create(ctx(t), b)) // 2
+	must(t, s.Create(ctx(t), c)) // 3
+	must(t, s.Create(ctx(t), e)) // 4
 	a2 := *a
 	a2.Summary = "changed"
-	must(t, s.Update(ctx(t), &a2, 0))
-	_, err := s.Delete(ctx(t), b.ID, 0, now)
+	must(t, s.Update(ctx(t), &a2, 0))        // 5
+	_, err := s.Delete(ctx(t), b.ID, 0, now) // 6
 	must(t, err)
+	c2 := *c
+	c2.Visibility = listing.Private
+	must(t, s.Update(ctx(t), &c2, 0)) // 7
+	e2 := *e
+	e2.ShareWith = []string{"haifa-lifescience"}
+	must(t, s.Update(ctx(t), &e2, 0)) // 8
+	d := NewProject("d", now)
+	must(t, s.Create(ctx(t), d)) // 9
 	// A failed write leaves no change behind.
 	if err := s.Update(ctx(t), &a2, 99); err == nil {
 		t.Fatal("update with wrong version succeeded")
 	}
+
+	// Each listing once, at its latest change, in sequence order.
 	ch, err := s.Changes(ctx(t), 0, 100)
 	must(t, err)
-	want := []struct {
-		op listing.Op
-		id string
-		v  int64
-	}{{listing.OpCreated, a.ID, 1}, {listing.OpCreated, b.ID, 1}, {listing.OpUpdated, a.ID, 2}, {listing.OpDeleted, b.ID, 2}}
-	if len(ch) != len(want) {
-		t.Fatalf("got %d changes, want %d", len(ch), len(want))
+	type want struct {
+		op              listing.Op
+		id              string
+		seq, first, ver int64
+		audience        string
 	}
-	for i, w := range want {
+	wants := []want{
+		{listing.OpUpdated, a.ID, 5, 1, 2, "club"},
+		{listing.OpDeleted, b.ID, 6, 2, 2, "club"},
+		{listing.OpUpdated, c.ID, 7, 3, 2, "club"},
+		{listing.OpUpdated, e.ID, 8, 4, 2, "[chengdu-hitech haifa-lifescience]"},
+		{listing.OpCreated, d.ID, 9, 9, 1, "club"},
+	}
+	if len(ch) != len(wants) {
+		t.Fatalf("got %d changes, want %d: %+v", len(ch), len(wants), ch)
+	}
+	for i, w := range wants {
 		c := ch[i]
-		if c.Op != w.op || c.ListingID != w.id || c.Version != w.v || c.Listing == nil || c.Listing.Version != w.v {
-			t.Errorf("change %d = %s %s v%d, want %s %s v%d", i, c.Op, c.ListingID, c.Version, w.op, w.id, w.v)
+		aud := fmt.Sprint(c.Audience.Parks)
+		if c.Audience.Club {
+			aud = "club"
 		}
-		if i > 0 && c.Seq <= ch[i-1].Seq {
-			t.Errorf("sequence not increasing: %d after %d", c.Seq, ch[i-1].Seq)
+		if c.Op != w.op || c.ListingID != w.id || c.Seq != w.seq || c.FirstSeq != w.first || c.Version != w.ver || aud != w.audience {
+			t.Errorf("change %d = %s %s seq %d first %d v%d audience %s; want %s %s seq %d first %d v%d audience %s",
+				i, c.Op, c.ListingID, c.Seq, c.FirstSeq, c.Version, aud, w.op, w.id, w.seq, w.first, w.ver, w.audience)
+		}
+		if c.Park != "xian-hitech" || c.Kind != listing.KindProject || c.At.IsZero() {
+			t.Errorf("change %d: park %q kind %q at %s", i, c.Park, c.Kind, c.At)
+		}
+		if c.Op == listing.OpDeleted {
+			if c.Listing != nil {
+				t.Errorf("tombstone of %s carries a listing: %+v", c.ListingID, c.Listing)
+			}
+		} else if c.Listing == nil || c.Listing.ID != c.ListingID || c.Listing.Version != c.Version {
+			t.Errorf("change %d: listing %+v, want the current state", i, c.Listing)
 		}
 	}
-	// The state before: none for a create, the prior version otherwise.
-	if ch[0].Previous != nil || ch[2].Previous == nil || ch[2].Previous.Version != 1 || ch[2].Previous.Summary != "" ||
-		ch[3].Previous == nil || ch[3].Previous.Version != 1 {
-		t.Errorf("previous states: %+v %+v %+v", ch[0].Previous, ch[2].Previous, ch[3].Previous)
+	// Only the current state: A's first version, C's club version and E's
+	// first share are nowhere.
+	if ch[0].Listing.Summary != "changed" || ch[2].Listing.Visibility != listing.Private ||
+		fmt.Sprint(ch[3].Listing.ShareWith) != "[haifa-lifescience]" {
+		t.Errorf("states read: %+v %+v %+v", ch[0].Listing, ch[2].Listing, ch[3].Listing)
 	}
-	// SeqBefore finds where a point in time falls in the log.
+	if !ch[1].Audience.Includes("anyone") || ch[3].Audience.Includes("anyone") || !ch[3].Audience.Includes("chengdu-hitech") {
+		t.Errorf("audiences: %+v %+v", ch[1].Audience, ch[3].Audience)
+	}
+	// After a position: only what changed later, still each once.
+	tail, _ := s.Changes(ctx(t), 5, 100)
+	if len(tail) != 4 || tail[0].ListingID != b.ID || tail[0].Seq != 6 {
+		t.Errorf("Changes(after=5) = %+v", tail)
+	}
+	page, _ := s.Changes(ctx(t), 0, 2)
+	if len(page) != 2 || page[1].Seq != 6 {
+		t.Errorf("Changes(0, limit 2) = %+v", page)
+	}
+	if seq, err := s.LastSeq(ctx(t)); err != nil || seq != 9 {
+		t.Errorf("LastSeq = %d, %v; want 9", seq, err)
+	}
+	// SeqBefore finds where a point in time falls in the index.
 	if seq, err := s.SeqBefore(ctx(t), ch[0].At.Add(-time.Second)); err != nil || seq != 0 {
 		t.Errorf("SeqBefore(before everything) = %d, %v", seq, err)
 	}
-	if seq, _ := s.SeqBefore(ctx(t), time.Now().Add(time.Hour)); seq != ch[3].Seq {
-		t.Errorf("SeqBefore(future) = %d, want %d", seq, ch[3].Seq)
+	if seq, _ := s.SeqBefore(ctx(t), time.Now().Add(time.Hour)); seq != 9 {
+		t.Errorf("SeqBefore(future) = %d, want 9", seq)
 	}
-	tail, _ := s.Changes(ctx(t), ch[1].Seq, 1)
-	if len(tail) != 1 || tail[0].Seq != ch[2].Seq {
-		t.Errorf("Changes(after=%d, 1) = %+v", ch[1].Seq, tail)
+}
+
+// NewTalent returns a valid talent listing holding a person's contact data,
+// shared with their consent.
+func NewTalent(title string, now time.Time) *listing.Listing {
+	return &listing.Listing{
+		ID: listing.NewID(listing.KindTalent, now), Park: "xian-hitech", Kind: listing.KindTalent,
+		Title: title, Sectors: []string{"ai"}, Country: "CN", Visibility: listing.Club, Version: 1,
+		CreatedAt: now, UpdatedAt: now, Attrs: listing.Attrs{
+			Expertise: []string{"robotics"}, Availability: []string{"mentor"},
+			Contact: &listing.Contact{Email: "li.wei@example.cn", Phone: "+86 29 8888 0000"},
+			Consent: &listing.Consent{ShareContact: true},
+		},
 	}
+}
+
+// A person withdraws consent: the read gives the current state (consent
+// off), never the consenting one; their tombstone carries nothing of them.
+func testConsentWithdrawn(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	now := time.Now().UTC()
+	p := NewTalent("李伟 robotics mentor", now)
+	must(t, s.Create(ctx(t), p))
+	p2 := *p
+	p2.Attrs.Consent = &listing.Consent{ShareContact: false}
+	must(t, s.Update(ctx(t), &p2, 0))
+	ch, err := s.Changes(ctx(t), 0, 10)
+	must(t, err)
+	if len(ch) != 1 || ch[0].Listing == nil || ch[0].Listing.Attrs.Consent == nil || ch[0].Listing.Attrs.Consent.ShareContact || ch[0].Version != 2 {
+		t.Fatalf("changes after consent withdrawn = %+v", ch)
+	}
+	_, err = s.Delete(ctx(t), p.ID, 0, now)
+	must(t, err)
+	ch, err = s.Changes(ctx(t), 0, 10)
+	must(t, err)
+	if len(ch) != 1 || ch[0].Op != listing.OpDeleted || ch[0].Listing != nil {
+		t.Fatalf("changes after delete = %+v", ch)
+	}
+	b := jsonOf(t, ch[0])
+	for _, secret := range []string{"li.wei", "8888", "李伟", "robotics"} {
+		if strings.Contains(b, secret) {
+			t.Errorf("tombstone %s carries %q", b, secret)
+		}
+	}
+}
+
+// Compact trims the change log's history only: the changes read, the
+// newest sequence and the next one issued are what they were.
+func testCompact(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	var ids []string
+	for i := range 3 {
+		l := NewProject(fmt.Sprintf("p%d", i), t0.Add(time.Duration(i)*time.Minute))
+		must(t, s.Create(ctx(t), l))
+		ids = append(ids, l.ID)
+	}
+	upd, err := s.Get(ctx(t), ids[0])
+	must(t, err)
+	upd.UpdatedAt = t0.Add(3 * time.Minute)
+	must(t, s.Update(ctx(t), upd, 0))
+	before, err := s.Changes(ctx(t), 0, 100)
+	must(t, err)
+	last, _ := s.LastSeq(ctx(t))
+
+	// Changes at t0 and t0+1m are older than the cutoff; the update of
+	// the first listing (t0+3m) and the third's creation (t0+2m) are not.
+	if n, err := s.Compact(ctx(t), t0.Add(90*time.Second)); err != nil || n != 2 {
+		t.Errorf("Compact(t0+90s) = %d, %v; want 2", n, err)
+	}
+	if n, err := s.Compact(ctx(t), t0.Add(90*time.Second)); err != nil || n != 0 {
+		t.Errorf("Compact(t0+90s) again = %d, %v; want 0", n, err)
+	}
+	if n, err := s.Compact(ctx(t), time.Now().Add(time.Hour)); err != nil || n != 2 {
+		t.Errorf("Compact(future) = %d, %v; want the 2 left", n, err)
+	}
+	after, err := s.Changes(ctx(t), 0, 100)
+	must(t, err)
+	if b, a := jsonOf(t, before), jsonOf(t, after); a != b {
+		t.Errorf("changes read moved with compaction:\nbefore %s\nafter  %s", b, a)
+	}
+	must(t, s.Close())
+	s = open(t, dir)
+	if seq, err := s.LastSeq(ctx(t)); err != nil || seq != last {
+		t.Errorf("LastSeq after compacting everything and reopening = %d, %v; want %d", seq, err, last)
+	}
+	l := NewProject("after compaction", time.Now().UTC())
+	must(t, s.Create(ctx(t), l))
+	if ch, _ := s.Changes(ctx(t), last, 10); len(ch) != 1 || ch[0].Seq != last+1 {
+		t.Errorf("change after compaction = %+v, want seq %d", ch, last+1)
+	}
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	must(t, err)
+	return string(b)
 }
 
 func must(t *testing.T, err error) {
@@ -369,5 +520,56 @@ func testVisibility(t *testing.T, open Opener) {
 				t.Errorf("%s sees %s (%s)", c.peer, r.Title, r.Visibility)
 			}
 		}
+	}
+}
+
+// A service's store holds one park's listings of one kind; it still
+// answers the club index's filters on park and kind, and counts per park.
+func testOriginFilters(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	now := time.Now().UTC()
+	for i := range 3 {
+		must(t, s.Create(ctx(t), NewProject(fmt.Sprintf("芯片 %d", i), now)))
+	}
+	home, other := "xian-hitech", "haifa-lifescience"
+	for _, c := range []struct {
+		name string
+		q    listing.Query
+		want int
+	}{
+		{"parks: this one", listing.Query{Parks: []string{home, other}}, 3},
+		{"parks: another", listing.Query{Parks: []string{other}}, 0},
+		{"exclude: this one", listing.Query{ExcludeParks: []string{home}}, 0},
+		{"exclude: another", listing.Query{ExcludeParks: []string{other}}, 3},
+		{"kinds: this one", listing.Query{Kinds: []listing.Kind{listing.KindProject}}, 3},
+		{"kinds: others", listing.Query{Kinds: []listing.Kind{listing.KindTalent, listing.KindOrganization}}, 0},
+	} {
+		for _, text := range []string{"", "芯片"} {
+			q := c.q
+			q.Text, q.CountParks = text, true
+			page, err := s.Search(ctx(t), q)
+			must(t, err)
+			want := map[string]int{}
+			if c.want > 0 {
+				want[home] = c.want
+			}
+			if len(page.Results) != c.want || fmt.Sprint(page.ParkHits) != fmt.Sprint(want) {
+				t.Errorf("%s, text %q: %d results, park hits %v; want %d, %v", c.name, text, len(page.Results), page.ParkHits, c.want, want)
+			}
+		}
+	}
+	// Paging with counts: every page counts all the hits.
+	q := listing.Query{Limit: 2, CountParks: true}
+	page, err := s.Search(ctx(t), q)
+	must(t, err)
+	q.Cursor = page.NextCursor
+	next, err := s.Search(ctx(t), q)
+	must(t, err)
+	if len(next.Results) != 1 || next.ParkHits[home] != 3 {
+		t.Errorf("second page: %d results, hits %v", len(next.Results), next.ParkHits)
+	}
+	// A count is not asked unless wanted.
+	if page, _ := s.Search(ctx(t), listing.Query{}); page.ParkHits != nil {
+		t.Errorf("park hits without CountParks: %v", page.ParkHits)
 	}
 }
