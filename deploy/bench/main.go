@@ -30,8 +30,10 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/parkmesh/parkmesh/deploy/local"
+	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/synth"
+	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
@@ -262,9 +264,15 @@ func blackHole() (string, func(), error) {
 	}, nil
 }
 
-// repoint changes the URL park p uses for peer in p's Consul KV.
-func repoint(p local.ParkInfo, peer, u string) error {
-	cc, err := consulapi.NewClient(&consulapi.Config{Address: p.ConsulHTTPAddr})
+// repoint changes the URL park p uses for peer in p's Consul KV, as an
+// operator would: with the management token, and the record signed with
+// the park's key (kept in root's data directory), or the gateway ignores it.
+func repoint(root string, p local.ParkInfo, peer, u string) error {
+	cc, err := consulapi.NewClient(&consulapi.Config{Address: p.ConsulHTTPAddr, TokenFile: p.ConsulTokenFile})
+	if err != nil {
+		return err
+	}
+	ks, err := parkkey.Load(filepath.Join(root, "data", p.ID))
 	if err != nil {
 		return err
 	}
@@ -272,10 +280,14 @@ func repoint(p local.ParkInfo, peer, u string) error {
 	if err != nil || pair == nil {
 		return fmt.Errorf("peer record %s at %s: %v", peer, p.ID, err)
 	}
-	var rec map[string]any
-	json.Unmarshal(pair.Value, &rec)
-	rec["url"] = u
-	pair.Value, _ = json.Marshal(rec)
+	rec, err := peering.OpenPeerRecord(ks, pair.Key, pair.Value)
+	if err != nil {
+		return fmt.Errorf("peer record %s at %s: %w", peer, p.ID, err)
+	}
+	rec.URL = u
+	if _, pair.Value, err = peering.SealPeerRecord(ks, rec); err != nil {
+		return err
+	}
 	_, err = cc.KV().Put(pair, nil)
 	return err
 }
@@ -332,7 +344,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		return err
 	}
 	victim := c.Parks[len(c.Parks)-1]
-	if err := repoint(first, victim.ID, holeURL); err != nil {
+	if err := repoint(cfg.root, first, victim.ID, holeURL); err != nil {
 		return err
 	}
 	time.Sleep(500 * time.Millisecond) // the KV watch applies it
@@ -371,7 +383,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		}
 	}
 	bb, ba := summarize(before, cfg.duration), summarize(after, cfg.duration)
-	if err := repoint(first, victim.ID, victim.GatewayURL); err != nil {
+	if err := repoint(cfg.root, first, victim.ID, victim.GatewayURL); err != nil {
 		return err
 	}
 

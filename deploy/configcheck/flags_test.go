@@ -15,6 +15,7 @@ const (
 	gatewayFlagsFile    = "gateway/app/app.go"
 	serviceFlagsFile    = "services/listingservice/main.go" // directory, project, talent
 	loadsampleFlagsFile = "deploy/docker/cmd/loadsample/main.go"
+	consulaclFlagsFile  = "deploy/docker/cmd/consulacl/main.go"
 )
 
 // flagDef matches a flag.FlagSet definition: fs.StringVar(&x, "name", …),
@@ -135,6 +136,7 @@ var adminCLIEnv = map[string]bool{"PARKMESH_DATA_DIR": true, "PARKMESH_PARK": tr
 func TestEnvironmentNamesFlags(t *testing.T) {
 	gateway, services := envNames(gatewayFlags(t)), envNames(serviceFlags(t))
 	loadsample := envNames(flagsIn(t, loadsampleFlagsFile, "park", "gateway", "data-dir"))
+	consulacl := envNames(flagsIn(t, consulaclFlagsFile, "consul", "management-token-file", "token-dir"))
 	byProcess := map[string]map[string]bool{"gateway": gateway}
 	for name := range servicePorts {
 		byProcess[name] = services
@@ -157,6 +159,10 @@ func TestEnvironmentNamesFlags(t *testing.T) {
 		case s.Command[0] == "loadsample":
 			for k := range s.Environment {
 				check(where, k, loadsample)
+			}
+		case s.Command[0] == "consulacl":
+			for k := range s.Environment {
+				check(where, k, consulacl)
 			}
 		default:
 			// A job script reads its own variables and the CLI's.

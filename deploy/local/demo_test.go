@@ -145,6 +145,9 @@ func TestDemoSmoke(t *testing.T) {
 		if p.AdminToken == "" || p.ConsulHTTPAddr == "" {
 			t.Errorf("park %s incomplete in demo.json: %+v", p.ID, p)
 		}
+		if fi, err := os.Stat(p.ConsulTokenFile); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("park %s: Consul management token file %q: %v (want mode 0600)", p.ID, p.ConsulTokenFile, err)
+		}
 		counts[p.ID] = search(t, p, "")
 		// Club search: the three parks are peers, every one answers.
 		if club := search(t, p, "scope=club&timeout_ms=5000"); club <= counts[p.ID] {
@@ -165,6 +168,11 @@ func TestDemoSmoke(t *testing.T) {
 	defer stop2()
 	if !strings.Contains(log2, "keeping the data of an earlier run") {
 		t.Errorf("second run reloaded the sample:\n%s", log2)
+	}
+	// The Consul agents keep their state on disk: the peerings survived
+	// the restart, none had to be made again.
+	if strings.Contains(log2, "peered ") {
+		t.Errorf("second run had to peer the parks again (Consul forgot the peerings):\n%s", log2)
 	}
 	for _, p := range demo2.Parks {
 		if got := search(t, p, ""); got != counts[p.ID] {

@@ -1,8 +1,9 @@
 // Package local is the launcher behind `make demo`: it builds the ParkMesh
 // binaries and runs several parks as local processes on fixed ports, each
-// started by [launcher.Start] (its own Consul dev agent, three services and
-// gateway), loads the sample data, peers the parks and stops them all
-// cleanly.
+// started by [launcher.Start] (its own Consul agent, with ACLs on and its
+// state under the park's data directory, three services and gateway),
+// loads the sample data, peers the parks and stops them all cleanly. A
+// second run finds the first one's listings, Consul state and peerings.
 package local
 
 import (
@@ -58,7 +59,11 @@ type ParkInfo struct {
 	GatewayURL     string `json:"gateway_url"`
 	FederationURL  string `json:"federation_url"`
 	ConsulHTTPAddr string `json:"consul_http_addr"`
-	AdminToken     string `json:"admin_token"`
+	// ConsulTokenFile holds the agent's management token (mode 0600): for
+	// the consul CLI, CONSUL_HTTP_TOKEN_FILE=<it>. Each process has its
+	// own token beside it (tokens/<process>/consul.token).
+	ConsulTokenFile string `json:"consul_token_file"`
+	AdminToken      string `json:"admin_token"`
 }
 
 // DemoFile is what the demo writes to <root>/demo.json once every park is up.
@@ -151,7 +156,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 		}
 		c.Parks = append(c.Parks, ParkInfo{
 			ID: id, GatewayURL: p.GatewayURL(), FederationURL: p.FederationURL(),
-			ConsulHTTPAddr: p.Agent.HTTPAddr(), AdminToken: token,
+			ConsulHTTPAddr: p.Agent.HTTPAddr(), ConsulTokenFile: p.Agent.ManagementTokenFile(), AdminToken: token,
 		})
 	}
 	return c, nil
@@ -295,6 +300,7 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	for _, p := range demo.Parks {
 		fmt.Fprintf(out, "  %-24s gateway %s   consul http://%s\n", p.ID, p.GatewayURL, p.ConsulHTTPAddr)
 	}
+	fmt.Fprintf(out, "Consul runs with ACLs: CONSUL_HTTP_TOKEN_FILE=%s consul members -http-addr=%s\n", demo.Parks[0].ConsulTokenFile, demo.Parks[0].ConsulHTTPAddr)
 	if c.JaegerURL != "" {
 		fmt.Fprintf(out, "  traces (Jaeger query API)  %s/api/traces?service=parkmesh-gateway\n", c.JaegerURL)
 	}

@@ -74,12 +74,14 @@ type Config struct {
 	Park          string
 	DataDir       string
 	Consul        string
-	PublicURL     string
-	Advertise     string
-	LogLevel      string
-	Timeout       time.Duration
-	Name          string
-	Country       string
+	// ConsulTokenFile holds the gateway's Consul ACL token (mode 0600).
+	ConsulTokenFile string
+	PublicURL       string
+	Advertise       string
+	LogLevel        string
+	Timeout         time.Duration
+	Name            string
+	Country         string
 	// BreakerOpenFor is how long a peer's open breaker refuses calls.
 	BreakerOpenFor time.Duration
 	// PeerSlowFloor is the least budget a peer call must have for its
@@ -139,6 +141,7 @@ type Main struct {
 	metrics        *httpserver.Metrics
 	reg            *registration.Registrar
 	peers          *peering.Store
+	consulToken    string // from -consul-token-file; "" leaves the environment's
 	state          *state.DB
 	index          *clubindex.Index
 	draining       chan struct{}
@@ -160,6 +163,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.StringVar(&m.Config.Park, "park", "xian-hitech", "id of this park")
 	fs.StringVar(&m.Config.DataDir, "data-dir", filepath.Join(".parkmesh", "data", "xian-hitech"), "directory holding the park's keys (made by `parkmesh init`)")
 	fs.StringVar(&m.Config.Consul, "consul", "", "Consul agent HTTP address (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)")
+	fs.StringVar(&m.Config.ConsulTokenFile, "consul-token-file", "", "file holding the gateway's Consul ACL token (default $CONSUL_HTTP_TOKEN_FILE, else $CONSUL_HTTP_TOKEN)")
 	fs.StringVar(&m.Config.PublicURL, "public-url", "", "URL at which peers reach this gateway's federation side (default http://<federation-listen>)")
 	fs.StringVar(&m.Config.Advertise, "advertise", "", "host[:port] registered in Consul (default: the -listen address)")
 	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -304,7 +308,19 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	// Calls to the park's own services: short dials, pooled.
 	serviceClient := client("service", &http.Transport{MaxIdleConnsPerHost: 32, IdleConnTimeout: 90 * time.Second}, true, nil)
-	if m.services, err = discovery.New(m.Config.Consul, serviceClient, m.Logger); err != nil {
+	if m.consulToken, err = registration.ReadTokenFile(m.Config.ConsulTokenFile); err != nil {
+		return fmt.Errorf("-consul-token-file: %w", err)
+	}
+	ccfg := consulapi.DefaultConfig() // honours CONSUL_HTTP_TOKEN(_FILE) and TLS variables
+	ccfg.Address = m.Config.Consul
+	if m.consulToken != "" {
+		ccfg.Token = m.consulToken
+	}
+	cc, err := consulapi.NewClient(ccfg)
+	if err != nil {
+		return fmt.Errorf("-consul %q: %w", m.Config.Consul, err)
+	}
+	if m.services, err = discovery.New(cc, serviceClient, m.Logger); err != nil {
 		return err
 	}
 	authFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -316,12 +332,6 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Help: "Requests refused by a cap (open streams, handshakes in progress), by side and cap.",
 	}, []string{"side", "limit"})
 	m.metrics.Registry.MustRegister(authFailures, limited)
-	ccfg := consulapi.DefaultConfig() // honours CONSUL_HTTP_TOKEN and TLS variables
-	ccfg.Address = m.Config.Consul
-	cc, err := consulapi.NewClient(ccfg)
-	if err != nil {
-		return fmt.Errorf("-consul %q: %w", m.Config.Consul, err)
-	}
 	// Calls to peers: bounded in every phase; the search budget bounds the
 	// wait for an answer.
 	peerClient := client("peer", &http.Transport{
@@ -339,7 +349,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
 		TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
 	}, true, webhookPolicy)
-	m.peers = peering.NewStore(cc, peerClient, m.Logger)
+	m.peers = peering.NewStore(cc, peerClient, m.Logger, peering.StoreConfig{
+		Keys: m.keys.KeySet, Metrics: m.metrics.Registry, DataDir: m.Config.DataDir,
+	})
 	fed := &peering.Federation{
 		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
 		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
@@ -515,7 +527,7 @@ func (m *Main) listen() error {
 		Port:    port,
 		Tags:    []string{"parkmesh", "park-" + m.Config.Park},
 		Meta:    map[string]string{"park": m.Config.Park, "version": Version, "public_url": m.Config.PublicURL},
-	}, m.Logger, regOpts...)
+	}, m.Logger, append(regOpts, registration.WithToken(m.consulToken))...)
 	if err != nil {
 		return fmt.Errorf("registration: %w", err)
 	}

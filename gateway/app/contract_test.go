@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/consulacl"
 	"github.com/parkmesh/parkmesh/gateway/app"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
 	"github.com/parkmesh/parkmesh/gateway/search"
@@ -45,7 +46,7 @@ type contractPark struct {
 // how the gateway exposes its listeners.
 func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractPark {
 	t.Helper()
-	consulAddr, dir, ks := startInprocNode(t, id, nil)
+	agent, dir, ks := startInprocNode(t, id, nil)
 	// The validated listeners are opened first: peers must be told the
 	// federation one's URL.
 	validated := func() (net.Listener, string) {
@@ -57,9 +58,9 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 	g := app.NewMain(io.Discard)
 	// The gateway's own listeners stay (Consul checks the park one).
 	g.Listeners.Park, g.Listeners.Federation = listenLocal(t), listenLocal(t)
-	if err := g.ParseFlags([]string{"-data-dir", dir, "-park", id,
-		"-consul", consulAddr, "-public-url", public, "-webhook-backoff", "100ms", "-feed-heartbeat", "1s",
-		"-webhook-allow-cidr", "127.0.0.0/8", "-max-webhooks", "1"},
+	if err := g.ParseFlags(append([]string{"-data-dir", dir, "-park", id,
+		"-public-url", public, "-webhook-backoff", "100ms", "-feed-heartbeat", "1s",
+		"-webhook-allow-cidr", "127.0.0.0/8", "-max-webhooks", "1"}, consulFlags(t, agent, consulacl.Gateway)...),
 		func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/search"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/pkg/listing"
@@ -252,7 +253,8 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 }
 
 // repoint changes, in park p's Consul KV, the URL p uses for peer, as an
-// operator re-addressing a peer would.
+// operator re-addressing a peer would: with the management token, and the
+// record signed with the park's key (an unsigned one has no effect).
 func repoint(t *testing.T, p *nodetest.Park, peer, newURL string) {
 	t.Helper()
 	kv := p.Agent.Client().KV()
@@ -260,10 +262,14 @@ func repoint(t *testing.T, p *nodetest.Park, peer, newURL string) {
 	if err != nil || pair == nil {
 		t.Fatalf("peer record %s: %v", peer, err)
 	}
-	var rec map[string]any
-	json.Unmarshal(pair.Value, &rec)
-	rec["url"] = newURL
-	pair.Value, _ = json.Marshal(rec)
+	rec, err := peering.OpenPeerRecord(p.Keys, pair.Key, pair.Value)
+	if err != nil {
+		t.Fatalf("peer record %s: %v", peer, err)
+	}
+	rec.URL = newURL
+	if _, pair.Value, err = peering.SealPeerRecord(p.Keys, rec); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := kv.Put(pair, nil); err != nil {
 		t.Fatal(err)
 	}

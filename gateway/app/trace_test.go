@@ -20,6 +20,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/parkmesh/parkmesh/deploy/consulacl"
 	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
 	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
 	"github.com/parkmesh/parkmesh/deploy/testenv/jaegertest"
@@ -75,7 +76,7 @@ func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter) *inprocPark
 // set, on a listener of their own.
 func startInprocWith(t *testing.T, id string, exp sdktrace.SpanExporter, metrics bool) *inprocPark {
 	t.Helper()
-	consulAddr, dir, ks := startInprocNode(t, id, exp)
+	agent, dir, ks := startInprocNode(t, id, exp)
 	p := &inprocPark{id: id, keys: ks, gwLog: &syncBuffer{}}
 	// Listeners on port 0, opened here: the addresses are known (peers are
 	// told the federation one) and no chosen port can be lost to a race.
@@ -83,7 +84,7 @@ func startInprocWith(t *testing.T, id string, exp sdktrace.SpanExporter, metrics
 	g.Telemetry = telemetry.Config{Exporter: exp}
 	g.Listeners.Park, g.Listeners.Federation = listenLocal(t), listenLocal(t)
 	p.url, p.fedURL = "http://"+g.Listeners.Park.Addr().String(), "http://"+g.Listeners.Federation.Addr().String()
-	args := []string{"-data-dir", dir, "-park", id, "-consul", consulAddr, "-public-url", p.fedURL}
+	args := append([]string{"-data-dir", dir, "-park", id, "-public-url", p.fedURL}, consulFlags(t, agent, consulacl.Gateway)...)
 	ready := p.url + "/readyz"
 	if metrics {
 		g.Listeners.Metrics = listenLocal(t)
@@ -125,27 +126,35 @@ func runInproc(t *testing.T, open func(context.Context) error, serve func(contex
 }
 
 // startInprocNode starts what a park's gateway needs around it: a Consul
-// agent, the park's keys in a new data directory, and its three services.
-func startInprocNode(t *testing.T, id string, exp sdktrace.SpanExporter) (consulAddr, dir string, keys *parkkey.KeySet) {
+// agent (ACLs on), the park's keys in a new data directory, and its three
+// services.
+func startInprocNode(t *testing.T, id string, exp sdktrace.SpanExporter) (agent *consultest.Agent, dir string, keys *parkkey.KeySet) {
 	t.Helper()
-	agent := consultest.Start(t)
+	agent = consultest.Start(t)
 	dir = t.TempDir()
 	ks, err := parkkey.Init(dir, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	startInprocServices(t, id, dir, agent.HTTPAddr(), exp)
-	return agent.HTTPAddr(), dir, ks
+	startInprocServices(t, id, dir, agent, exp)
+	return agent, dir, ks
+}
+
+// consulFlags are the flags pointing process at the agent, with its own
+// token (in a file, as in production).
+func consulFlags(t *testing.T, agent *consultest.Agent, process string) []string {
+	return []string{"-consul", agent.HTTPAddr(), "-consul-token-file", agent.TokenFile(t, process)}
 }
 
 // startInprocServices runs the park's three services in this process, on
-// real SQLite files in dir, registered with the agent at consulAddr.
-func startInprocServices(t *testing.T, id, dir, consulAddr string, exp sdktrace.SpanExporter) {
+// real SQLite files in dir, registered with the agent.
+func startInprocServices(t *testing.T, id, dir string, agent *consultest.Agent, exp sdktrace.SpanExporter) {
 	t.Helper()
 	for _, spec := range []listingservice.Spec{directory.Spec, projectsvc.Spec, talent.Spec} {
 		m := listingservice.NewMain(spec, io.Discard)
 		m.Telemetry = telemetry.Config{Exporter: exp}
-		if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", id, "-consul", consulAddr, "-log-level", "error"}, func(string) string { return "" }); err != nil {
+		args := append([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", id, "-log-level", "error"}, consulFlags(t, agent, spec.Name)...)
+		if err := m.ParseFlags(args, func(string) string { return "" }); err != nil {
 			t.Fatal(err)
 		}
 		runInproc(t, m.Open, m.Run)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/consulacl"
 	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
 	"github.com/parkmesh/parkmesh/gateway/credentials"
 	"github.com/parkmesh/parkmesh/gateway/state"
@@ -31,7 +32,9 @@ func startReplica(t *testing.T, agent *consultest.Agent, ks *parkkey.KeySet) *re
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	c := credentials.New(db, agent.Client(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// With the gateway's own Consul token, as in production.
+	gw := agent.ClientWithToken(t, agent.Token(t, consulacl.Gateway))
+	c := credentials.New(db, gw, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := c.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}

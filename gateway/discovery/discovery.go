@@ -6,7 +6,6 @@ package discovery
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -49,14 +48,10 @@ type Services struct {
 	wg        sync.WaitGroup
 }
 
-// New starts watching the agent at consulAddr.
-func New(consulAddr string, client *http.Client, logger *slog.Logger) (*Services, error) {
-	cfg := consulapi.DefaultConfig()
-	cfg.Address = consulAddr
-	cc, err := consulapi.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("-consul %q: %w", consulAddr, err)
-	}
+// New starts watching the agent cc talks to, with cc's ACL token (which
+// must read the park's services and the nodes they run on); client calls
+// the instances.
+func New(cc *consulapi.Client, client *http.Client, logger *slog.Logger) (*Services, error) {
 	d := &Services{
 		logger:     logger,
 		client:     client,

@@ -179,10 +179,13 @@ func (f *Federation) peerExists(ctx context.Context, park string) (bool, error) 
 		return true, nil
 	}
 	pair, _, err := f.KV.Get(kvPeers+park, (&consulapi.QueryOptions{RequireConsistent: true}).WithContext(ctx))
-	if err != nil {
+	if err != nil || pair == nil {
 		return false, err
 	}
-	return pair != nil, nil
+	// A record the park's key did not sign is no peering: the store
+	// ignores it, and establishing replaces it.
+	_, _, err = openPeer(f.Keys(), pair.Key, pair.Value)
+	return err == nil, nil
 }
 
 func (f *Federation) now() time.Time {
@@ -219,6 +222,11 @@ func (f *Federation) GenerateToken(ctx context.Context, peer string, ttl time.Du
 	}
 	rec := pendingToken{ID: t.TokenID, Peer: peer, SecretSHA256: sha256Hex(t.Secret), Expires: t.Expires, Created: now}
 	b, _ := json.Marshal(rec)
+	// Signed like a peer record: a KV write alone must not plant a token.
+	b, err := seal(f.Keys(), kvTokens+t.TokenID, b)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	if _, err := f.KV.Put(&consulapi.KVPair{Key: kvTokens + t.TokenID, Value: b}, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return "", time.Time{}, apierror.New(apierror.Unavailable, "cannot store the peering token: Consul unreachable")
 	}
@@ -365,8 +373,12 @@ func (f *Federation) AcceptEstablish(ctx context.Context, bearer string, req Est
 	if pair == nil || pair.Key != kvTokens+req.TokenID {
 		return refuse("peering_token_unknown")
 	}
+	raw, _, err := open(f.Keys(), pair.Key, pair.Value)
+	if err != nil {
+		return refuse("peering_token_" + reason(err))
+	}
 	var rec pendingToken
-	if json.Unmarshal(pair.Value, &rec) != nil {
+	if json.Unmarshal(raw, &rec) != nil {
 		return refuse("peering_token_corrupt")
 	}
 	if f.now().After(rec.Expires) {

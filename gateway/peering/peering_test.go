@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/consulacl"
 	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
 	"github.com/parkmesh/parkmesh/gateway/fedapi"
 	"github.com/parkmesh/parkmesh/gateway/peering"
@@ -43,7 +44,9 @@ func startPark(t *testing.T, id string, seed byte) *testPark {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	client := &http.Client{Timeout: 5 * time.Second}
-	store := peering.NewStore(agent.Client(), client, logger)
+	// The gateway's own least-privilege Consul token, as in production.
+	gw := agent.ClientWithToken(t, agent.Token(t, consulacl.Gateway))
+	store := peering.NewStore(gw, client, logger, peering.StoreConfig{Keys: func() *parkkey.KeySet { return ks }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); store.Run(ctx) }()
@@ -54,7 +57,7 @@ func startPark(t *testing.T, id string, seed byte) *testPark {
 		t.Fatal("peer store never synced")
 	}
 	p := &testPark{id: id, agent: agent, keys: ks}
-	p.fed = &peering.Federation{Park: id, Name: id, Keys: func() *parkkey.KeySet { return ks }, Peers: store, KV: agent.Client().KV(), Client: client}
+	p.fed = &peering.Federation{Park: id, Name: id, Keys: func() *parkkey.KeySet { return ks }, Peers: store, KV: gw.KV(), Client: client}
 	api := &fedapi.API{Peering: p.fed, Logger: logger}
 	mux := http.NewServeMux()
 	api.Routes(mux, func(_ string, h http.Handler) http.Handler { return h })

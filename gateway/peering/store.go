@@ -9,13 +9,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/retry"
 )
@@ -59,14 +63,24 @@ func pinKeys(keys map[string]ed25519.PublicKey) map[string]string {
 }
 
 // Store is the park's set of active peers, kept in Consul KV and
-// mirrored in memory by a watch. While Consul is unreachable the last known
-// set stays in force.
+// mirrored in memory by a watch. Every record is signed with the park's key
+// (see record.go) and verified on every read: one that is unsigned or
+// wrongly signed is ignored, logged once per version and counted. While
+// Consul is unreachable, or after it answered from a state it may not
+// have caught up with (see Run), the last known set stays in force.
 type Store struct {
 	kv     *consulapi.KV
 	client *http.Client
 	logger *slog.Logger
+	cfg    StoreConfig
 	// refreshEvery rate-limits JWKS refreshes per peer.
 	refreshEvery time.Duration
+	// watchWait bounds one blocking query: at least this often the records
+	// are verified again (and re-signed after a key rotation).
+	watchWait time.Duration
+
+	rejectedTotal *prometheus.CounterVec
+	ignored       prometheus.Gauge
 
 	mu          sync.RWMutex
 	peers       map[string]*Peer
@@ -75,14 +89,50 @@ type Store struct {
 	syncOnce    sync.Once
 	lastRefresh map[string]time.Time
 	listeners   []func()
+	// rejected holds, per refused KV key, the version (ModifyIndex)
+	// already logged and counted.
+	rejected map[string]uint64
+	// adopted is set once records of before signing were dealt with.
+	adopted bool
+	// floor is the Consul index of this store's latest own write: a
+	// watch answer older than that predates the write and would undo it
+	// (a peer just established dropped, one just deleted back for a
+	// moment), so it is not applied.
+	floor uint64
+}
+
+// StoreConfig is what a Store needs besides Consul.
+type StoreConfig struct {
+	// Keys returns the park's keys: the current one signs the records
+	// written, every published one verifies those read. Required.
+	Keys func() *parkkey.KeySet
+	// Metrics, when set, registers the store's metrics.
+	Metrics prometheus.Registerer
+	// DataDir is the gateway's own directory: it remembers there that this
+	// gateway has adopted the unsigned records of an earlier version (see
+	// Store.Run). Empty: only Consul remembers it.
+	DataDir string
 }
 
 // NewStore returns a store on the agent's KV; Run keeps it current.
-func NewStore(cc *consulapi.Client, client *http.Client, logger *slog.Logger) *Store {
-	return &Store{
-		kv: cc.KV(), client: client, logger: logger, refreshEvery: 30 * time.Second,
+func NewStore(cc *consulapi.Client, client *http.Client, logger *slog.Logger, cfg StoreConfig) *Store {
+	s := &Store{
+		kv: cc.KV(), client: client, logger: logger, cfg: cfg, refreshEvery: 30 * time.Second, watchWait: 30 * time.Second,
 		peers: map[string]*Peer{}, synced: make(chan struct{}), lastRefresh: map[string]time.Time{},
+		rejected: map[string]uint64{},
+		rejectedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parkmesh_peer_records_rejected_total",
+			Help: "Peer records in Consul KV ignored for their signature (unsigned, bad_signature, unknown_key, mismatch, malformed), once per record version.",
+		}, []string{"reason"}),
+		ignored: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parkmesh_peer_records_ignored",
+			Help: "Peer records in Consul KV ignored at the last read because their signature did not verify.",
+		}),
 	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s.rejectedTotal, s.ignored)
+	}
+	return s
 }
 
 // OnChange registers f to run after every change of the peer set.
@@ -96,59 +146,247 @@ func (s *Store) OnChange(f func()) {
 func (s *Store) Synced() <-chan struct{} { return s.synced }
 
 // Run watches the KV prefix with blocking queries until ctx ends.
+//
+// What it takes for the truth about the peer set: an answer from an agent
+// that knows its cluster's leader, read in consistent mode (the leader
+// confirms it still leads and has applied its log) whenever the answer
+// before was not a normal one: at start, after any failed query, after an
+// answer without a known leader, and after an index that went backwards
+// (Consul's rule for blocking queries: start over from index 0). Until
+// then the last known set stays in force, so an agent restarting (the
+// query fails), electing a leader, or answering from a store it is still
+// restoring never makes every peering look deleted. An agent that did lose
+// its state (a -dev agent, a data directory wiped) and answers a
+// consistent read with a leader is believed: keep the agent's data on disk.
 func (s *Store) Run(ctx context.Context) {
 	pause := retry.New(100*time.Millisecond, 2*time.Second)
-	failing := false
+	failing := ""   // why the watch is failing, logged once per spell
+	confirm := true // the next answer must be a consistent read
 	for ctx.Err() == nil {
 		s.mu.RLock()
 		idx := s.index
 		s.mu.RUnlock()
-		opts := (&consulapi.QueryOptions{WaitIndex: idx, WaitTime: 30 * time.Second}).WithContext(ctx)
-		pairs, meta, err := s.kv.List(kvPeers, opts)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if !failing {
-				s.logger.Warn("peer watch failing; keeping the last known peers", "err", err)
-				failing = true
-			}
+		opts := &consulapi.QueryOptions{WaitIndex: idx, WaitTime: s.watchWait}
+		if confirm {
+			opts = &consulapi.QueryOptions{RequireConsistent: true}
+		}
+		pairs, meta, err := s.kv.List(kvPeers, opts.WithContext(ctx))
+		why := ""
+		switch {
+		case err != nil:
+			why = err.Error()
+		case !meta.KnownLeader:
+			why = "the agent knows no leader"
+		case !confirm && meta.LastIndex < idx:
+			// The store was reset or restored, or the newest record was
+			// deleted: read it all again, consistently, before believing it
+			// (paced, should an agent keep doing it).
+			s.logger.Info("Consul KV index went backwards; reading the peer set again", "index", meta.LastIndex, "previous", idx)
+			s.mu.Lock()
+			s.index = 0
+			s.mu.Unlock()
+			confirm = true
 			if !retry.Sleep(ctx, pause.NextBackOff()) {
 				return
 			}
 			continue
 		}
-		if failing {
-			s.logger.Info("peer watch recovered")
-			failing = false
+		if why != "" {
+			if ctx.Err() != nil {
+				return
+			}
+			if failing == "" {
+				s.logger.Warn("peer watch failing; keeping the last known peers", "err", why, "peers", len(s.List()))
+			}
+			failing, confirm = why, true
+			if !retry.Sleep(ctx, pause.NextBackOff()) {
+				return
+			}
+			continue
 		}
-		pause.Reset()
-		next := map[string]*Peer{}
-		for _, kv := range pairs {
-			var p Peer
-			if err := json.Unmarshal(kv.Value, &p); err != nil || p.ID == "" {
-				s.logger.Error("ignoring malformed peer record", "key", kv.Key)
+		if failing != "" {
+			s.logger.Info("peer watch recovered", "peers_in_consul", len(pairs))
+			failing = ""
+		}
+		if !confirm {
+			pause.Reset() // a normal answer: the agent is well
+		}
+		if !s.adopted {
+			if s.adoptUnsigned(ctx, pairs) {
+				confirm = true // read what was written
 				continue
 			}
-			next[p.ID] = &p
 		}
+		next, stale := s.verify(pairs)
 		s.mu.Lock()
+		if !confirm && meta.LastIndex < s.floor {
+			// Sent before a write of ours and answered after it: wait for
+			// the answer that holds the write.
+			s.index = max(meta.LastIndex, 1)
+			s.mu.Unlock()
+			continue
+		}
+		s.floor = 0
 		changed := !samePeers(s.peers, next)
 		s.peers = next
-		if meta.LastIndex < idx {
-			s.index = 0 // index went backwards (agent restarted): start over
-		} else {
-			s.index = meta.LastIndex
-		}
+		s.index = max(meta.LastIndex, 1) // a zero index would not block
 		listeners := slices.Clone(s.listeners)
 		s.mu.Unlock()
+		confirm = false
 		s.syncOnce.Do(func() { close(s.synced) })
 		if changed {
 			for _, f := range listeners {
 				f()
 			}
 		}
+		s.resign(ctx, stale)
 	}
+}
+
+// verify returns the peers of the records that verify, and those of them
+// signed by a key that is not the current one. A refused record is logged
+// and counted once per version.
+func (s *Store) verify(pairs consulapi.KVPairs) (map[string]*Peer, consulapi.KVPairs) {
+	ks := s.cfg.Keys()
+	next := map[string]*Peer{}
+	var stale consulapi.KVPairs
+	present := map[string]bool{}
+	ignored := 0
+	for _, kv := range pairs {
+		present[kv.Key] = true
+		p, kid, err := openPeer(ks, kv.Key, kv.Value)
+		if err != nil {
+			ignored++
+			s.refuse(kv, reason(err))
+			continue
+		}
+		next[p.ID] = p
+		if kid != ks.Current().ID {
+			stale = append(stale, kv)
+		}
+	}
+	s.mu.Lock()
+	for key := range s.rejected {
+		if !present[key] {
+			delete(s.rejected, key)
+		}
+	}
+	s.mu.Unlock()
+	s.ignored.Set(float64(ignored))
+	return next, stale
+}
+
+// refuse logs and counts a refused record, once per version.
+func (s *Store) refuse(kv *consulapi.KVPair, why string) {
+	s.mu.Lock()
+	seen := s.rejected[kv.Key] == kv.ModifyIndex
+	s.rejected[kv.Key] = kv.ModifyIndex
+	s.mu.Unlock()
+	if seen {
+		return
+	}
+	s.rejectedTotal.WithLabelValues(why).Inc()
+	s.logger.Error("ignoring a peer record in Consul KV that is not signed by this park's key; it has no effect",
+		"key", kv.Key, "reason", why, "modify_index", kv.ModifyIndex)
+}
+
+// resign writes the records signed by a retired key again, signed by the
+// current one, before the retired key stops being published. Every replica
+// may try: the write is a check-and-set on the version read, so one wins
+// and the others read its record.
+func (s *Store) resign(ctx context.Context, stale consulapi.KVPairs) {
+	ks := s.cfg.Keys()
+	for _, kv := range stale {
+		p, _, err := openPeer(ks, kv.Key, kv.Value)
+		if err != nil {
+			continue
+		}
+		if err := s.rewrite(ctx, kv, p); err != nil {
+			s.logger.Warn("re-signing a peer record with the current key failed; will retry", "peer", p.ID, "err", err)
+			continue
+		}
+		s.logger.Info("peer record re-signed with the current key", "peer", p.ID, "kid", ks.Current().ID)
+	}
+}
+
+// rewrite replaces the record kv (if it is still that version) with p,
+// signed by the current key.
+func (s *Store) rewrite(ctx context.Context, kv *consulapi.KVPair, p *Peer) error {
+	v, err := sealPeer(s.cfg.Keys(), p)
+	if err != nil {
+		return err
+	}
+	_, _, err = s.kv.CAS(&consulapi.KVPair{Key: kv.Key, Value: v, ModifyIndex: kv.ModifyIndex}, (&consulapi.WriteOptions{}).WithContext(ctx))
+	return err
+}
+
+// adoptedMarker is the KV key, and adoptedFile the file in the gateway's
+// data directory, that record that the park's gateways sign their peer
+// records: from then on an unsigned record is never adopted again.
+const (
+	adoptedMarker = "parkmesh/peer-records-signed"
+	adoptedFile   = "peer-records-signed"
+)
+
+// adoptUnsigned deals, once, with the peer records of a gateway version
+// that did not sign them. If neither this gateway's data directory nor
+// Consul says that the park's records are signed already, the unsigned
+// records present are the peerings that version established: they are
+// signed now, and both marks are set. From then on an unsigned record is
+// refused like any other, so a record written by hand later is never
+// adopted (unless someone both deletes the mark in Consul and starts a
+// gateway with a new data directory; docs/decisions.md). It reports
+// whether it wrote anything.
+func (s *Store) adoptUnsigned(ctx context.Context, pairs consulapi.KVPairs) bool {
+	fileMark := ""
+	if s.cfg.DataDir != "" {
+		fileMark = filepath.Join(s.cfg.DataDir, adoptedFile)
+	}
+	done := func() {
+		if fileMark != "" {
+			if err := os.WriteFile(fileMark, []byte("peer records in Consul KV are signed\n"), 0o600); err != nil {
+				s.logger.Warn("cannot record that peer records are signed", "file", fileMark, "err", err)
+				return
+			}
+		}
+		s.adopted = true
+	}
+	if fileMark != "" {
+		if _, err := os.Stat(fileMark); err == nil {
+			s.adopted = true
+			return false
+		}
+	}
+	mark, _, err := s.kv.Get(adoptedMarker, (&consulapi.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return false // tried again at the next answer
+	}
+	if mark != nil {
+		done()
+		return false
+	}
+	wrote := false
+	for _, kv := range pairs {
+		if _, _, err := open(s.cfg.Keys(), kv.Key, kv.Value); reason(err) != rejectUnsigned {
+			continue
+		}
+		var p Peer
+		if json.Unmarshal(kv.Value, &p) != nil || kvPeers+p.ID != kv.Key || !listing.ValidParkID(p.ID) {
+			continue
+		}
+		if err := s.rewrite(ctx, kv, &p); err != nil {
+			s.logger.Warn("signing a peer record of an earlier version failed; will retry", "peer", p.ID, "err", err)
+			return wrote
+		}
+		wrote = true
+		s.logger.Warn("signed the unsigned peer record of an earlier version (done once, at the upgrade); check the peers", "peer", p.ID, "url", p.URL)
+	}
+	v, _ := json.Marshal(map[string]any{"since": time.Now().UTC(), "by": s.cfg.Keys().Park()})
+	if _, _, err := s.kv.CAS(&consulapi.KVPair{Key: adoptedMarker, Value: v}, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return wrote
+	}
+	done()
+	return wrote
 }
 
 func samePeers(a, b map[string]*Peer) bool {
@@ -189,20 +427,35 @@ func (s *Store) List() []*Peer {
 	return out
 }
 
-// Put stores p and applies it locally at once (the watch confirms it).
+// Put stores p, signed with the park's current key, and applies it locally
+// at once (the watch confirms it).
 func (s *Store) Put(ctx context.Context, p *Peer) error {
-	b, err := json.Marshal(p)
+	b, err := sealPeer(s.cfg.Keys(), p)
 	if err != nil {
 		return err
 	}
 	if _, err := s.kv.Put(&consulapi.KVPair{Key: kvPeers + p.ID, Value: b}, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return err
 	}
+	floor := s.writtenAt(ctx)
 	s.mu.Lock()
+	s.floor = max(s.floor, floor)
 	s.peers[p.ID] = p
 	s.mu.Unlock()
 	s.changed()
 	return nil
+}
+
+// writtenAt returns the index of the peer list as Consul answers it right
+// after a write of ours: a watch answer at this index or later holds the
+// write; one before it does not, and is not applied (see floor). 0 if
+// Consul does not answer.
+func (s *Store) writtenAt(ctx context.Context) uint64 {
+	_, meta, err := s.kv.List(kvPeers, (&consulapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return 0
+	}
+	return meta.LastIndex
 }
 
 // changed runs the change listeners (a write made here; other replicas
@@ -225,7 +478,9 @@ func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	if _, err := s.kv.Delete(kvPeers+id, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return false, err
 	}
+	floor := s.writtenAt(ctx)
 	s.mu.Lock()
+	s.floor = max(s.floor, floor)
 	delete(s.peers, id)
 	s.mu.Unlock()
 	s.changed()

@@ -210,8 +210,34 @@ func WithDeregisterTimeout(d time.Duration) Option {
 func WithCheckURL(u string) Option { return func(c *config) { c.checkURL = u } }
 
 // WithToken sets the ACL token sent to the agent (default: the
-// CONSUL_HTTP_TOKEN environment variable, read by the Consul client).
+// CONSUL_HTTP_TOKEN_FILE or CONSUL_HTTP_TOKEN environment variable, read by
+// the Consul client). See [ReadTokenFile].
 func WithToken(token string) Option { return func(c *config) { c.token = token } }
+
+// TokenFileEnv is the variable Consul's tools read a token file's path
+// from; ParkMesh's processes honour it when -consul-token-file is unset.
+const TokenFileEnv = "CONSUL_HTTP_TOKEN_FILE"
+
+// ReadTokenFile reads a process's Consul ACL token from path (the
+// -consul-token-file flag): a token goes in a file of mode 0600, never on
+// a command line, where every local user could read it. "" returns "",
+// leaving the Consul client to its environment (CONSUL_HTTP_TOKEN_FILE,
+// CONSUL_HTTP_TOKEN). An unreadable or empty file is an error. The token
+// is read once: a rotated token takes effect when the process restarts.
+func ReadTokenFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return token, nil
+}
 
 // WithHTTPClient sets the HTTP client used to talk to the agent (default:
 // the Consul client's own).

@@ -34,7 +34,7 @@ func TestRegistersWithPassingCheckAndDeregistersOnCancel(t *testing.T) {
 		Meta:      map[string]string{"park": "xian", "version": "test"},
 		CheckPath: "/readyz",
 	}
-	reg, logs := newRegistrar(t, agent.HTTPAddr(), svc)
+	reg, logs := newRegistrar(t, agent.HTTPAddr(), svc, registration.WithToken(agent.ServiceToken(t, svc.Name)))
 	run := startRun(t, reg)
 
 	entry := waitPassing(t, agent.Client(), "project", svc.ID, 15*time.Second)
@@ -90,7 +90,7 @@ func TestFailingCheckIsNotPassing(t *testing.T) {
 	agent := consultest.Start(t)
 	host, port := readyServer(t, http.StatusServiceUnavailable)
 	svc := registration.Service{Name: "talent", ID: "talent-test-1", Address: host, Port: port}
-	reg, _ := newRegistrar(t, agent.HTTPAddr(), svc, registration.WithCheckInterval(200*time.Millisecond))
+	reg, _ := newRegistrar(t, agent.HTTPAddr(), svc, registration.WithCheckInterval(200*time.Millisecond), registration.WithToken(agent.ServiceToken(t, svc.Name)))
 	startRun(t, reg)
 
 	// The check starts critical; wait until it has actually run and seen
@@ -117,7 +117,7 @@ func TestReRegistersAfterAgentRestart(t *testing.T) {
 	agent := consultest.Start(t)
 	host, port := readyServer(t, http.StatusOK)
 	svc := registration.Service{Name: "directory", ID: "directory-test-1", Address: host, Port: port}
-	reg, logs := newRegistrar(t, agent.HTTPAddr(), svc) // production defaults
+	reg, logs := newRegistrar(t, agent.HTTPAddr(), svc, registration.WithToken(agent.ServiceToken(t, svc.Name))) // production defaults
 	startRun(t, reg)
 	waitPassing(t, agent.Client(), "directory", svc.ID, 15*time.Second)
 
@@ -132,8 +132,17 @@ func TestReRegistersAfterAgentRestart(t *testing.T) {
 		return n >= 2, fmt.Sprintf("%d retries", n)
 	})
 
-	agent.Restart(t) // same ports, empty catalog
+	agent.Restart(t) // same ports, same state: the agent still holds the service
+	// As an agent that lost its state (or reaped the service while it was
+	// critical) would, it forgets the service: the registrar must notice.
+	if err := agent.Client().Agent().ServiceDeregister(svc.ID); err != nil {
+		t.Fatal(err)
+	}
 	restarted := time.Now()
+	waitFor(t, 10*time.Second, "the registrar to register again", func() (bool, string) {
+		n := logs.count(slog.LevelInfo, "registered again")
+		return n >= 1, fmt.Sprintf("%d re-registrations", n)
+	})
 	waitPassing(t, agent.Client(), "directory", svc.ID, 15*time.Second)
 	t.Logf("passing again %v after the agent restarted", time.Since(restarted).Round(10*time.Millisecond))
 
@@ -150,7 +159,8 @@ func TestRegistersOnceAgentComesUp(t *testing.T) {
 	agent := consultest.NewStopped(t)
 	host, port := readyServer(t, http.StatusOK)
 	svc := registration.Service{Name: "gateway", ID: "gateway-test-1", Address: host, Port: port}
-	reg, logs := newRegistrar(t, agent.HTTPAddr(), svc)
+	// No token can be made before the agent runs: the management token.
+	reg, logs := newRegistrar(t, agent.HTTPAddr(), svc, registration.WithToken(agent.ManagementToken(t)))
 	startRun(t, reg)
 
 	waitFor(t, 10*time.Second, "retries against the absent agent", func() (bool, string) {
@@ -177,7 +187,7 @@ func TestDeregisterStopsRun(t *testing.T) {
 	agent := consultest.Start(t)
 	host, port := readyServer(t, http.StatusOK)
 	svc := registration.Service{Name: "project", ID: "project-test-dereg", Address: host, Port: port}
-	reg, _ := newRegistrar(t, agent.HTTPAddr(), svc, registration.WithPollInterval(100*time.Millisecond))
+	reg, _ := newRegistrar(t, agent.HTTPAddr(), svc, registration.WithPollInterval(100*time.Millisecond), registration.WithToken(agent.ServiceToken(t, svc.Name)))
 	run := startRun(t, reg)
 	waitFor(t, 10*time.Second, "registration", func() (bool, string) {
 		return reg.Registered(), "not yet"

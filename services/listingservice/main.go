@@ -50,12 +50,14 @@ func SpecOf(k listing.Kind) Spec {
 
 // Config is a service's configuration, from flags and PARKMESH_… variables.
 type Config struct {
-	Listen    string
-	DataDir   string
-	Park      string
-	Consul    string
-	Advertise string
-	LogLevel  string
+	Listen  string
+	DataDir string
+	Park    string
+	Consul  string
+	// ConsulTokenFile holds the service's Consul ACL token (mode 0600).
+	ConsulTokenFile string
+	Advertise       string
+	LogLevel        string
 	// ChangesRetention is how long the change log (the audit trail) keeps
 	// its history; 0 keeps it forever. Changes reads come from the
 	// by-sequence index, which compaction never touches.
@@ -113,6 +115,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&m.Config.DataDir, "data-dir", filepath.Join(".parkmesh", "data"), "directory for the service's SQLite file")
 	fs.StringVar(&m.Config.Park, "park", "xian-hitech", "id of the park this node belongs to")
 	fs.StringVar(&m.Config.Consul, "consul", "", "Consul agent HTTP address (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500; \"off\" disables registration)")
+	fs.StringVar(&m.Config.ConsulTokenFile, "consul-token-file", "", "file holding the service's Consul ACL token (default $CONSUL_HTTP_TOKEN_FILE, else $CONSUL_HTTP_TOKEN)")
 	fs.StringVar(&m.Config.Advertise, "advertise", "", "host[:port] registered in Consul (default: the -listen address)")
 	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&m.Config.ChangesRetention, "changes-retention", DefaultChangesRetention,
@@ -212,6 +215,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("-advertise: %w", err)
 		}
+		token, err := registration.ReadTokenFile(m.Config.ConsulTokenFile)
+		if err != nil {
+			return fmt.Errorf("-consul-token-file: %w", err)
+		}
 		m.reg, err = registration.New(m.Config.Consul, registration.Service{
 			Name:    name,
 			ID:      registration.InstanceID(name, m.Config.Park, host, port),
@@ -219,7 +226,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			Port:    port,
 			Tags:    []string{"parkmesh", "park-" + m.Config.Park, "kind-" + string(m.Spec.Kind)},
 			Meta:    map[string]string{"park": m.Config.Park, "version": Version, "kind": string(m.Spec.Kind)},
-		}, m.Logger)
+		}, m.Logger, registration.WithToken(token))
 		if err != nil {
 			return fmt.Errorf("-consul: %w", err)
 		}

@@ -1,7 +1,12 @@
 // Package consulagent starts and stops a real Consul agent process: the
-// single-node, in-memory `consul agent -dev` that a ParkMesh park node uses
-// for its catalog and KV store on a laptop, in the demo launcher and in
-// tests.
+// single-node server (bootstrap_expect 1) that a ParkMesh park node uses for
+// its catalog and KV store on a laptop, in the demo launcher and in tests.
+// It keeps its state on disk, in its own directory, so a restart forgets
+// nothing (a -dev agent forgets every registration and every peering), and
+// runs with ACLs on, default deny: its management token is generated at the
+// first start and kept in a file of mode 0600 beside its data, and it is
+// given its own agent token (deploy/consulacl). [Agent.Client] carries the
+// management token; processes get their own tokens from deploy/consulacl.
 //
 // The agent binary is not vendored: [FindBinary] takes it from the
 // PARKMESH_CONSUL_BIN environment variable or builds and caches it with the
@@ -20,10 +25,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/consulacl"
 	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 
 	"github.com/hashicorp/consul/api"
@@ -71,11 +79,13 @@ type Options struct {
 	SerfLANPort int
 	// SerfWANPort is the WAN gossip port, TCP and UDP (default 8302).
 	SerfWANPort int
-	// DataDir, when set, is passed as -data-dir. A -dev agent still keeps
-	// its catalog and KV in memory, but then persists its node ID and the
-	// services registered with it, so they come back after a restart. Leave
-	// it empty for an agent that forgets everything when it stops.
-	DataDir string
+	// Dir holds the agent's state, kept across restarts: Dir/data (its
+	// -data-dir: catalog, KV, ACLs, the services registered with it),
+	// Dir/agent.hcl (its configuration, which holds the initial management
+	// token) and the token files Dir/management.token and Dir/agent.token,
+	// all mode 0600. Required. An agent started again on the same Dir finds
+	// everything as it was.
+	Dir string
 	// LogLevel is passed as -log-level; default "info".
 	LogLevel string
 	// ExtraArgs are appended to the command line after the options above.
@@ -87,6 +97,9 @@ type Options struct {
 }
 
 func (o *Options) withDefaults() error {
+	if o.Dir == "" {
+		return errors.New("consulagent: Options.Dir is required: the agent keeps its state there")
+	}
 	if err := localproc.CheckOptions(o.Bin,
 		localproc.Port{Name: "HTTPPort", Number: o.HTTPPort}, localproc.Port{Name: "ServerPort", Number: o.ServerPort},
 		localproc.Port{Name: "SerfLANPort", Number: o.SerfLANPort}, localproc.Port{Name: "SerfWANPort", Number: o.SerfWANPort},
@@ -123,12 +136,24 @@ func (o Options) checkPorts() error {
 	return localproc.CheckPorts("udp", o.BindAddr, o.SerfLANPort, o.SerfWANPort)
 }
 
+// Files of an agent's Dir.
+const (
+	dataSubdir          = "data"
+	configName          = "agent.hcl"
+	managementTokenName = "management.token"
+	agentTokenName      = "agent.token"
+)
+
 // Args returns the command-line arguments (without the binary) that Launch
-// passes to consul for these options, after defaults are applied.
+// passes to consul for these options, after defaults are applied. No
+// secret is among them: the management token is in the configuration
+// file.
 func (o Options) Args() []string {
 	o.fillDefaults()
 	args := []string{
-		"agent", "-dev",
+		"agent", "-server", "-bootstrap-expect", "1",
+		"-data-dir", filepath.Join(o.Dir, dataSubdir),
+		"-config-file", filepath.Join(o.Dir, configName),
 		"-bind", o.BindAddr,
 		"-client", o.ClientAddr,
 		"-http-port", strconv.Itoa(o.HTTPPort),
@@ -147,10 +172,52 @@ func (o Options) Args() []string {
 	if o.Datacenter != "" {
 		args = append(args, "-datacenter", o.Datacenter)
 	}
-	if o.DataDir != "" {
-		args = append(args, "-data-dir", o.DataDir)
-	}
 	return append(args, o.ExtraArgs...)
+}
+
+// agentConfig is the agent's configuration file: ACLs on, default deny,
+// the agent token it is given kept across restarts, the initial management
+// token; election timings of a single machine (as -dev has), so a restart
+// has a leader again within a second or two.
+func agentConfig(managementToken string) string {
+	return `acl {
+  enabled                  = true
+  default_policy           = "deny"
+  enable_token_persistence = true
+  tokens {
+    initial_management = "` + managementToken + `"
+  }
+}
+performance {
+  raft_multiplier = 1
+}
+disable_update_check = true
+`
+}
+
+// ManagementTokenFile is the file holding the agent's management token
+// (mode 0600): what an operator of the demo points CONSUL_HTTP_TOKEN_FILE
+// at to use the consul CLI.
+func (o Options) ManagementTokenFile() string { return filepath.Join(o.Dir, managementTokenName) }
+
+// prepare makes the agent's directory and, at the first start, its
+// management token, and writes its configuration.
+func (o Options) prepare() (string, error) {
+	if err := os.MkdirAll(filepath.Join(o.Dir, dataSubdir), 0o700); err != nil {
+		return "", fmt.Errorf("consulagent: %w", err)
+	}
+	token, err := consulacl.ReadToken(o.ManagementTokenFile())
+	if errors.Is(err, os.ErrNotExist) {
+		token = consulacl.NewSecret()
+		err = consulacl.WriteToken(o.ManagementTokenFile(), token)
+	}
+	if err != nil {
+		return "", fmt.Errorf("consulagent: management token: %w", err)
+	}
+	if err := consulacl.WriteToken(filepath.Join(o.Dir, configName), agentConfig(token)); err != nil {
+		return "", fmt.Errorf("consulagent: configuration: %w", err)
+	}
+	return token, nil
 }
 
 // Agent is one Consul agent on fixed ports, running or not: it can be
@@ -164,18 +231,24 @@ type Agent struct {
 	proc *localproc.Process // the latest start, or one never started
 }
 
-// New validates opts and returns an agent that is not started yet, so
-// clients can be pointed at [Agent.HTTPAddr] before [Agent.Start] brings
-// it up (as when a park's processes start before its agent).
+// New validates opts, prepares the agent's directory (its management token
+// is made at the first call for a new Dir) and returns an agent that is not
+// started yet, so clients can be pointed at [Agent.HTTPAddr] before
+// [Agent.Start] brings it up (as when a park's processes start before its
+// agent).
 func New(opts Options) (*Agent, error) {
 	if err := opts.withDefaults(); err != nil {
+		return nil, err
+	}
+	token, err := opts.prepare()
+	if err != nil {
 		return nil, err
 	}
 	a := &Agent{opts: opts, proc: localproc.NotStarted("consul agent")}
 	cfg := api.DefaultNonPooledConfig()
 	cfg.Address = a.HTTPAddr()
 	cfg.Scheme = "http"
-	cfg.Token = "" // a dev agent has no ACLs; ignore CONSUL_HTTP_TOKEN
+	cfg.Token, cfg.TokenFile = token, "" // the management token, whatever CONSUL_HTTP_TOKEN says
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consulagent: API client: %w", err)
@@ -184,9 +257,10 @@ func New(opts Options) (*Agent, error) {
 	return a, nil
 }
 
-// Launch starts a Consul dev agent as described by opts and waits until it
-// is ready: it has a leader and its own node's serf health check passes, so
-// registrations and health queries work at once. ctx (and
+// Launch starts a Consul agent as described by opts and waits until it is
+// ready: it has a leader, its ACL system answers to the management token,
+// its own node's serf health check passes and it holds its agent token, so
+// registrations, health queries and token creation work at once. ctx (and
 // Options.ReadyTimeout) bound only this start-up wait: the agent outlives
 // ctx and runs until [Agent.Stop] or [Agent.Kill]. If a port is taken, the
 // error wraps [ErrPortInUse]; if the agent exits before it is ready, the
@@ -217,8 +291,8 @@ func LaunchOnFreePorts(ctx context.Context, opts Options, choose localproc.PortC
 }
 
 // Start starts the agent on its ports unless it runs, and waits until it is
-// ready (see [Launch]). An agent started again has an empty catalog and KV:
-// a -dev agent keeps them in memory.
+// ready (see [Launch]). An agent started again finds its catalog, KV and
+// ACLs as they were: they are in its Dir.
 func (a *Agent) Start(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -241,7 +315,25 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("consulagent: %w", err)
 	}
 	a.proc = proc
+	if err := a.agentToken(ctx); err != nil {
+		_ = proc.Kill()
+		return fmt.Errorf("consulagent: %w", err)
+	}
 	return nil
+}
+
+// agentToken gives the agent its own token at its first start (it keeps
+// it across restarts); later starts find it valid and only set it again.
+func (a *Agent) agentToken(ctx context.Context) error {
+	node := a.opts.NodeName
+	if node == "" {
+		var err error
+		if node, err = a.client.Agent().NodeName(); err != nil {
+			return err
+		}
+	}
+	_, err := consulacl.ProvisionAgent(ctx, a.client, node, filepath.Join(a.opts.Dir, agentTokenName))
+	return err
 }
 
 // Stop shuts the agent down gracefully (SIGTERM), killing it if ctx ends
@@ -297,8 +389,9 @@ func (a *Agent) ready(ctx context.Context) error {
 	if leader == "" {
 		return errors.New("no leader yet")
 	}
-	// A dev agent is a cluster of one, so any passing serfHealth check is
-	// its own node's.
+	// The agent is a cluster of one, so any passing serfHealth check is its
+	// own node's. Until the leader has set up the ACL system the management
+	// token is unknown, and this query fails.
 	checks, _, err := a.client.Health().State(api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return err
@@ -311,6 +404,9 @@ func (a *Agent) ready(ctx context.Context) error {
 	return errors.New("node not healthy in the catalog yet")
 }
 
+// ManagementTokenFile is the file holding the agent's management token.
+func (a *Agent) ManagementTokenFile() string { return a.opts.ManagementTokenFile() }
+
 // Options returns the agent's options, defaults applied.
 func (a *Agent) Options() Options { return a.opts }
 
@@ -320,8 +416,8 @@ func (a *Agent) HTTPAddr() string {
 	return net.JoinHostPort(a.opts.ClientAddr, strconv.Itoa(a.opts.HTTPPort))
 }
 
-// Client returns an API client for the agent. It keeps working across a
-// restart.
+// Client returns an API client for the agent carrying its management
+// token. It keeps working across a restart.
 func (a *Agent) Client() *api.Client { return a.client }
 
 // LogPath returns the file the agent logs to, appended across restarts

@@ -12,18 +12,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
+	"github.com/hashicorp/consul/api"
 
 	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
+	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 )
 
 func TestArgs(t *testing.T) {
 	t.Parallel()
 	got := consulagent.Options{
-		HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4, NodeName: "xian", DataDir: "/d",
+		HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4, NodeName: "xian", Dir: "/d",
 	}.Args()
 	for _, want := range [][]string{
-		{"agent", "-dev"},
+		{"agent", "-server", "-bootstrap-expect", "1"},
+		{"-data-dir", "/d/data"},
+		{"-config-file", "/d/agent.hcl"},
 		{"-bind", "127.0.0.1"},
 		{"-client", "127.0.0.1"},
 		{"-http-port", "1"},
@@ -34,14 +37,45 @@ func TestArgs(t *testing.T) {
 		{"-grpc-tls-port", "-1"},
 		{"-dns-port", "-1"},
 		{"-node", "xian"},
-		{"-data-dir", "/d"},
 	} {
 		if !containsSeq(got, want) {
 			t.Errorf("Args() = %v, missing %v", got, want)
 		}
 	}
-	if slices.Contains(consulagent.Options{HTTPPort: 1}.Args(), "-data-dir") {
-		t.Error("Args() passes -data-dir without a DataDir")
+	if slices.Contains(got, "-dev") {
+		t.Errorf("Args() = %v: a -dev agent forgets its state when it stops", got)
+	}
+}
+
+// TestNoSecretInArgs: the management token is in the agent's
+// configuration file (mode 0600), never on its command line, where every
+// local user could read it.
+func TestNoSecretInArgs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, err := consulagent.New(consulagent.Options{Bin: "consul", HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := os.ReadFile(a.ManagementTokenFile())
+	if err != nil || len(strings.TrimSpace(string(token))) < 36 {
+		t.Fatalf("management token file: %q, %v", token, err)
+	}
+	if args := strings.Join(a.Options().Args(), " "); strings.Contains(args, strings.TrimSpace(string(token))) {
+		t.Errorf("the management token is on the command line: %s", args)
+	}
+	for _, name := range []string{a.ManagementTokenFile(), filepath.Join(dir, "agent.hcl")} {
+		if fi, err := os.Stat(name); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (err %v), want 0600", name, fi.Mode().Perm(), err)
+		}
+	}
+	// The same directory keeps the same token.
+	b, err := consulagent.New(consulagent.Options{Bin: "consul", HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(b.ManagementTokenFile()); string(again) != string(token) {
+		t.Error("a second New on the same Dir made a new management token")
 	}
 }
 
@@ -58,12 +92,13 @@ func containsSeq(s, seq []string) bool {
 // turn: the error must name it, so a launcher's caller knows what to fix.
 func TestNewNamesTheBadOption(t *testing.T) {
 	t.Parallel()
-	valid := consulagent.Options{Bin: "consul", HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4}
+	valid := consulagent.Options{Bin: "consul", HTTPPort: 1, ServerPort: 2, SerfLANPort: 3, SerfWANPort: 4, Dir: t.TempDir()}
 	if _, err := consulagent.New(valid); err != nil {
 		t.Fatalf("New(%+v) = %v", valid, err)
 	}
 	breakers := map[string]func(*consulagent.Options){
 		"Bin":         func(o *consulagent.Options) { o.Bin = "" },
+		"Dir":         func(o *consulagent.Options) { o.Dir = "" },
 		"HTTPPort":    func(o *consulagent.Options) { o.HTTPPort = 0 },
 		"ServerPort":  func(o *consulagent.Options) { o.ServerPort = -1 },
 		"SerfLANPort": func(o *consulagent.Options) { o.SerfLANPort = 70000 },
@@ -106,7 +141,7 @@ func TestLaunchReportsPortInUse(t *testing.T) {
 	free := freePorts(t, 3)
 
 	a, err := consulagent.Launch(t.Context(), consulagent.Options{
-		Bin: bin, HTTPPort: port, ServerPort: free[0], SerfLANPort: free[1], SerfWANPort: free[2],
+		Bin: bin, HTTPPort: port, ServerPort: free[0], SerfLANPort: free[1], SerfWANPort: free[2], Dir: t.TempDir(),
 	})
 	if err == nil {
 		_ = a.Kill()
@@ -128,7 +163,7 @@ func TestLaunchReportsExit(t *testing.T) {
 	draws := 0
 	choose := func(n int) ([]int, error) { draws++; return localproc.FreePorts(n) }
 	err := launchFailure(t, consulagent.Options{
-		Bin: bin, ExtraArgs: []string{"-no-such-flag"},
+		Bin: bin, ExtraArgs: []string{"-no-such-flag"}, Dir: t.TempDir(),
 		RunOptions: localproc.RunOptions{LogPath: logPath, ReadyTimeout: 20 * time.Second},
 	}, choose)
 	if !errors.Is(err, consulagent.ErrExited) || !strings.Contains(err.Error(), "no-such-flag") {
@@ -157,7 +192,7 @@ func TestLaunchRecognisesBindFailure(t *testing.T) {
 	draws := 0
 	choose := func(n int) ([]int, error) { draws++; return localproc.FreePorts(n) }
 	err := launchFailure(t, consulagent.Options{
-		Bin: bin, ExtraArgs: []string{"-dns-port", strconv.Itoa(held)},
+		Bin: bin, ExtraArgs: []string{"-dns-port", strconv.Itoa(held)}, Dir: t.TempDir(),
 		RunOptions: localproc.RunOptions{LogPath: filepath.Join(t.TempDir(), "consul.log"), KillWithParent: true},
 	}, choose)
 	if !errors.Is(err, consulagent.ErrExited) || !errors.Is(err, consulagent.ErrPortInUse) {
@@ -188,7 +223,7 @@ func TestLaunchOnFreePortsRetries(t *testing.T) {
 		return ports, err
 	}
 	var retries int
-	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{Bin: bin, RunOptions: localproc.RunOptions{KillWithParent: true}}, choose,
+	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{Bin: bin, Dir: t.TempDir(), RunOptions: localproc.RunOptions{KillWithParent: true}}, choose,
 		func(format string, args ...any) { retries++; t.Logf(format, args...) })
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +242,7 @@ func TestLaunchStop(t *testing.T) {
 	t.Parallel()
 	bin := findBinary(t)
 	a, err := consulagent.LaunchOnFreePorts(t.Context(), consulagent.Options{
-		Bin: bin, NodeName: "launch-stop", RunOptions: localproc.RunOptions{KillWithParent: true},
+		Bin: bin, NodeName: "launch-stop", Dir: t.TempDir(), RunOptions: localproc.RunOptions{KillWithParent: true},
 	}, nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -215,6 +250,17 @@ func TestLaunchStop(t *testing.T) {
 	t.Cleanup(func() { _ = a.Kill() })
 	if name, err := a.Client().Agent().NodeName(); err != nil || name != "launch-stop" {
 		t.Fatalf("NodeName() = %q, %v; want launch-stop", name, err)
+	}
+	if _, err := a.Client().KV().Put(&api.KVPair{Key: "parkmesh/probe", Value: []byte("kept")}, nil); err != nil {
+		t.Fatalf("KV put with the management token: %v", err)
+	}
+	anon, err := api.NewClient(&api.Config{Address: a.HTTPAddr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se api.StatusError
+	if _, err := anon.KV().Put(&api.KVPair{Key: "parkmesh/rogue", Value: []byte("x")}, nil); !errors.As(err, &se) || se.Code != 403 {
+		t.Fatalf("anonymous KV put: %v, want 403 (ACLs on, default deny)", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -241,6 +287,10 @@ func TestLaunchStop(t *testing.T) {
 	}
 	if name, err := a.Client().Agent().NodeName(); err != nil || name != "launch-stop" {
 		t.Fatalf("after a new Start, NodeName() = %q, %v; want launch-stop", name, err)
+	}
+	// Its state is on disk: the KV survived the restart.
+	if pair, _, err := a.Client().KV().Get("parkmesh/probe", nil); err != nil || pair == nil || string(pair.Value) != "kept" {
+		t.Fatalf("after a new Start, KV get = %v, %v; want the value put before", pair, err)
 	}
 }
 

@@ -1,8 +1,12 @@
 // Package launcher starts one ParkMesh park on this machine the way a park's
-// IT team runs a node on one VM: a Consul dev agent, the three services
-// (directory, project, talent) and the gateway, each a real process with its
-// own log file, started in that order and each waited on until it serves;
-// stopped gateway first and Consul last, or killed at once.
+// IT team runs a node on one VM: a Consul agent (a single-node server with
+// its state under the park's data directory and ACLs on, default deny), one
+// Consul token per process with only the rights it needs (deploy/consulacl,
+// handed over in a file of mode 0600 named by PARKMESH_CONSUL_TOKEN_FILE,
+// never on a command line), the three services (directory, project,
+// talent) and the gateway, each a real process with its own log file,
+// started in that order and each waited on until it serves; stopped gateway
+// first and Consul last, or killed at once.
 //
 // It is the one park launcher: `make demo` (deploy/local) and the load tool
 // (deploy/bench) run parks with it on fixed, documented ports, where a port
@@ -22,11 +26,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/consulacl"
 	"github.com/parkmesh/parkmesh/deploy/testenv/consulagent"
 	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
 	"github.com/parkmesh/parkmesh/pkg/listing"
@@ -103,8 +109,9 @@ type Config struct {
 	// (see [Build]); ConsulBin is the Consul binary
 	// ([consulagent.FindBinary]).
 	BinDir, ConsulBin string
-	// DataDir holds the park's keys and databases; keys are made when
-	// missing, kept when there.
+	// DataDir holds the park's keys, databases and Consul state (its data,
+	// management token and the processes' tokens under DataDir/consul);
+	// keys and tokens are made when missing, kept when there.
 	DataDir string
 	// LogDir receives one log file per process, named after the park and
 	// the process (xian-hitech-gateway.log; a second instance adds -2),
@@ -241,7 +248,7 @@ func (p *Park) fixed(pick func(*FixedPorts) []int) []int {
 
 func (p *Park) startAgent(ctx context.Context) error {
 	opts := consulagent.Options{
-		Bin: p.cfg.ConsulBin, NodeName: p.ID,
+		Bin: p.cfg.ConsulBin, NodeName: p.ID, Dir: p.consulDir(),
 		RunOptions: localproc.RunOptions{LogPath: p.logPath("consul", 1), ReadyTimeout: p.cfg.ReadyTimeout, KillWithParent: true},
 	}
 	var err error
@@ -255,7 +262,19 @@ func (p *Park) startAgent(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consul: %w", err)
 	}
+	if _, err := consulacl.Provision(ctx, p.Agent.Client(), consulacl.Options{Path: p.ConsulTokenFile, Park: p.ID}); err != nil {
+		return fmt.Errorf("consul: %w", err)
+	}
 	return nil
+}
+
+// consulDir holds the agent's state and the processes' tokens.
+func (p *Park) consulDir() string { return filepath.Join(p.DataDir, "consul") }
+
+// ConsulTokenFile is the file holding the Consul token of process
+// (directory, project, talent or gateway; see [consulacl.Processes]).
+func (p *Park) ConsulTokenFile(process string) string {
+	return consulacl.TokenPath(filepath.Join(p.consulDir(), "tokens"))(process)
 }
 
 // StartService starts one more instance of kind k's service, keeping its
@@ -337,8 +356,9 @@ func (p *Park) launch(ctx context.Context, name string, fixed []int, n int, args
 		if n > 1 {
 			pr.FederationAddr = addrs[1]
 		}
+		env := append(slices.Clone(p.cfg.Env), "PARKMESH_CONSUL_TOKEN_FILE="+p.ConsulTokenFile(name))
 		proc, err := localproc.Launch(ctx, localproc.Spec{
-			Name: p.ID + " " + name, Bin: filepath.Join(p.cfg.BinDir, name), Args: args(addrs), Env: p.cfg.Env,
+			Name: p.ID + " " + name, Bin: filepath.Join(p.cfg.BinDir, name), Args: args(addrs), Env: env,
 			Ready:      func(ctx context.Context, proc *localproc.Process) error { return serving(ctx, proc.PID(), addrs) },
 			RunOptions: localproc.RunOptions{LogPath: logPath, ReadyTimeout: p.cfg.ReadyTimeout, KillWithParent: true},
 		})

@@ -1,7 +1,7 @@
 // Package nodetest starts whole park nodes for tests, as a park IT team
-// would run them: a real Consul agent, the three services and the gateway as
-// real processes (built once per test binary) with real SQLite files, keys
-// and tokens. Processes can be stopped with SIGTERM or killed, and more
+// would run them: a real Consul agent (ACLs on, default deny, one token per
+// process), the three services and the gateway as real processes (built
+// once per test binary) with real SQLite files, keys and tokens. Processes can be stopped with SIGTERM or killed, and more
 // instances started, to test discovery.
 //
 // It is a thin testing.TB layer over [launcher], the park launcher `make
@@ -194,6 +194,11 @@ func (p *Park) must(start func(context.Context) (*launcher.Proc, error)) *launch
 	}
 	return pr
 }
+
+// ConsulTokenFile is the file holding the Consul token the launcher gave
+// process (directory, project, talent or gateway): the one that process
+// runs with. p.Agent.Client() carries the management token.
+func (p *Park) ConsulTokenFile(process string) string { return p.park.ConsulTokenFile(process) }
 
 // StartService starts one more instance of kind k's service keeping its
 // data in dataDir.

@@ -1,7 +1,8 @@
 // Command demo is what `make demo` runs: three parks on this machine, each
-// with its own Consul dev agent, its three services and its gateway, loaded
-// with the park's sample data. It runs in the foreground; SIGINT or SIGTERM
-// stops every process it started, gateways first, Consul last.
+// with its own Consul agent (ACLs on, state on disk), its three services
+// and its gateway, loaded with the park's sample data. It runs in the
+// foreground; SIGINT or SIGTERM stops every process it started, gateways
+// first, Consul last.
 package main
 
 import (
