@@ -45,13 +45,6 @@ var systemdProcesses = map[string]string{
 
 func unitName(process string) string { return "parkmesh-" + process + ".service" }
 
-// pendingFlags are flags the units set ahead of the processes: the Consul
-// ACL change gives every process -consul-token-file. Until a process
-// defines it, it ignores the variable (pkg/cliflag reads only the
-// variables of its own flags); once it does, the flag is checked like any
-// other and its entry here can go.
-var pendingFlags = map[string]bool{"consul-token-file": true}
-
 // unitFile is a parsed unit file: section → key → every value assigned,
 // in order (an empty assignment resets a list setting and is kept).
 type unitFile map[string]map[string][]string
@@ -348,9 +341,7 @@ func parkmeshVars(text string) map[string]bool {
 // what a park must set, and none of what the units set per process.
 func TestSystemdVariablesNameFlags(t *testing.T) {
 	gateway, services := envNames(gatewayFlags(t)), envNames(serviceFlags(t))
-	known := func(defined map[string]bool, v string) bool {
-		return defined[v] || pendingFlags[strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(v, "PARKMESH_"), "_", "-"))]
-	}
+	known := func(defined map[string]bool, v string) bool { return defined[v] }
 	for _, process := range slices.Sorted(maps.Keys(systemdProcesses)) {
 		defined := services
 		if process == "gateway" {
@@ -363,12 +354,6 @@ func TestSystemdVariablesNameFlags(t *testing.T) {
 			}
 		}
 	}
-	for f := range pendingFlags {
-		if gateway[envName(f)] && services[envName(f)] {
-			t.Logf("-%s is defined now: drop it from pendingFlags", f)
-		}
-	}
-
 	text := readFile(t, envTemplate)
 	for v := range parkmeshVars(text) {
 		if !known(gateway, v) && !known(services, v) {
