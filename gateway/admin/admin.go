@@ -1,8 +1,8 @@
 // Package admin is the parkmesh admin command: creating a park's signing
 // keys, issuing park-local tokens to its staff (recorded in the gateway's
-// state), rotating and listing keys; these work on the gateway's data
-// directory directly, so they run where the gateway's data lives and need
-// no running gateway. Listing and revoking tokens and the peering commands
+// state), rotating and listing keys, backing up and restoring the node;
+// these work on the gateway's data directory directly, so they run where
+// the gateway's data lives and need no running gateway. Listing and revoking tokens and the peering commands
 // go through the gateway's park-side API.
 package admin
 
@@ -69,6 +69,12 @@ Usage:
         make a new signing key, keep the previous one published; prints the new kid
   parkmesh keys list --data-dir DIR
         list the published keys
+  parkmesh backup --out DIR [--include-private-keys] --data-dir DIR
+        copy the park's stores, the gateway's state and the park's public
+        identity while the node serves (private keys only when asked)
+  parkmesh restore --from DIR --data-dir DIR
+        put a backup back, with the node stopped; peers that read past the
+        backup copy the park afresh (docs/operations.md)
   parkmesh peering generate-token --peer PARK [--ttl 24h]
         one-time token another park uses to peer with this one; prints it
   parkmesh peering establish --token-file FILE
@@ -103,6 +109,8 @@ func commands() []command {
 		{"token revoke", (*CLI).tokenRevoke},
 		{"keys rotate", (*CLI).keysRotate},
 		{"keys list", (*CLI).keysList},
+		{"backup", (*CLI).backup},
+		{"restore", (*CLI).restore},
 		{"peering generate-token", (*CLI).peeringGenerate},
 		{"peering establish", (*CLI).peeringEstablish},
 		{"peering list", (*CLI).peeringList},

@@ -367,6 +367,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.draining = make(chan struct{})
 	m.Config.Feed.Draining = m.draining
 	local := feed.NewLocal(m.Config.Park, m.services, m.Logger)
+	// Positions a restore made void (parkmesh restore records them).
+	restarts, err := m.state.FeedRestarts(ctx)
+	if err != nil {
+		return fmt.Errorf("-data-dir: reading restores: %w", err)
+	}
+	for k, rs := range restarts {
+		gaps := make([]feed.Gap, 0, len(rs))
+		for _, r := range rs {
+			gaps = append(gaps, feed.Gap{After: r.After, Through: r.Base})
+		}
+		local.SetGaps(k, gaps)
+	}
 	if m.index, err = clubindex.Open(ctx, m.Config.DataDir, m.Config.Park, m.Logger, m.metrics.Registry); err != nil {
 		return fmt.Errorf("-data-dir: %w", err)
 	}

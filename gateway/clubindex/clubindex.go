@@ -612,13 +612,14 @@ func (s Stream) Next(ctx context.Context, pos feed.ClubPosition, limit int) ([]f
 }
 
 // Resume is where a park-side reader with SSE id last ("" for none)
-// starts: after last, or at the position of the moment asked. It first waits (up to
-// feed.ReadyWait) until the park's own listings are caught up, so a
-// position this park issued is never mistaken for one from the future
-// (Unavailable when that takes too long). A position ahead of the park's
-// own logs (restored from a backup) is a Conflict: the reader starts again
-// without one. A peer's part ahead of what the index holds of it (that peer
-// was copied afresh) is read again from its start.
+// starts: after last, or at the position of the moment asked. It first
+// waits (up to feed.ReadyWait) until the park's own listings are caught
+// up, so a position this park issued is never mistaken for one from the
+// future (Unavailable when that takes too long). A position ahead of the
+// park's own logs, or in a range of them a restore skipped (feed.Gap), is
+// a Conflict: the reader starts again without one. A peer's part ahead of
+// what the index holds of it (that peer was copied afresh) is read again
+// from its start.
 func (x *Index) Resume(ctx context.Context, last string, asked time.Time) (feed.ClubPosition, error) {
 	notReady := apierror.New(apierror.Unavailable, "this gateway is still reading the park's change logs; retry shortly with the same position")
 	if err := x.WaitReady(ctx, feed.ReadyWait); err != nil {
@@ -645,6 +646,15 @@ func (x *Index) Resume(ctx context.Context, last string, asked time.Time) (feed.
 	pos, err := feed.ParseClubPosition(last)
 	if err != nil {
 		return pos, err
+	}
+	x.mu.Lock()
+	local := x.local
+	x.mu.Unlock()
+	// A part in a range a restore skipped is not "ahead" once the logs
+	// have gone past it, but it was read from a history the restore undid.
+	if local != nil && local.Void(pos.Of(x.park)) {
+		return pos, &apierror.Error{Code: apierror.Conflict, Field: "Last-Event-ID",
+			Message: "this position is not one of the park's change logs as they are now (they were restored from a backup); reconnect without Last-Event-ID and search with updated_since to catch up"}
 	}
 	for _, park := range pos.AheadOf(head) {
 		if park == x.park {

@@ -358,9 +358,10 @@ func (f *API) changes(w http.ResponseWriter, r *http.Request, c *parktoken.Feder
 // Last-Event-ID, at the newest change (?start=now), or at the beginning
 // (the full current copy). A just-started gateway first waits until it has
 // read its logs (503, retryable, if that takes too long): until then a
-// position it issued would look ahead of them. A position truly ahead of
-// the logs (they were restored from an older backup) is a 409: the reader
-// starts again without a position, from the full copy.
+// position it issued would look ahead of them. A position the logs as they
+// are now did not issue — ahead of them, or in the range a restore skipped
+// (feed.Gap) — is a 409: the reader starts again without a position, from
+// the full copy.
 func Start(r *http.Request, local *feed.Local) (feed.Position, error) {
 	var pos feed.Position
 	last := r.Header.Get("Last-Event-ID")
@@ -377,9 +378,9 @@ func Start(r *http.Request, local *feed.Local) (feed.Position, error) {
 		if err != nil {
 			return pos, err
 		}
-		if p.After(local.Head()) {
+		if local.Void(p) {
 			return pos, &apierror.Error{Code: apierror.Conflict, Field: "Last-Event-ID",
-				Message: "this position is ahead of the park's change logs (they were restored from a backup); reconnect without Last-Event-ID for a full copy"}
+				Message: "this position was not issued by the park's change logs as they are now (they were restored from a backup); reconnect without Last-Event-ID for a full copy"}
 		}
 		return p, nil
 	case start == "now":

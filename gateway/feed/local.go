@@ -47,6 +47,7 @@ type Local struct {
 	floor  Position // the window of kind i holds every listing whose latest change is after floor[i]
 	head   Position // last seq known per kind
 	synced [3]bool
+	gaps   [3][]Gap // per kind: sequences a restore skipped
 	signal chan struct{}
 	ready  chan struct{} // closed once every log has been read to its end
 }
@@ -95,6 +96,43 @@ func WaitReady(ctx context.Context, ready <-chan struct{}, max time.Duration) er
 
 // Ready is closed once every change log has been read to its end once.
 func (f *Local) Ready() <-chan struct{} { return f.ready }
+
+// Gap is a range of a log's sequences that the log as it is now never
+// issued: (After, Through]. A restore (parkmesh restore) leaves one: the
+// restored log stops at After, the backup point, and goes on after
+// Through, so a position inside was read from a history the restore undid.
+type Gap struct{ After, Through int64 }
+
+// SetGaps tells the feed the gaps of kind k's log (from the gateway's
+// state, recorded by restores); call it before serving.
+func (f *Local) SetGaps(k listing.Kind, gaps []Gap) {
+	i := KindIndex(k)
+	if i < 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gaps[i] = append([]Gap(nil), gaps...)
+}
+
+// Void reports whether p was not issued by the park's logs as they are
+// now: ahead of their heads, or inside a gap a restore left. Such a
+// reader must start again from the full copy.
+func (f *Local) Void(p Position) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p.After(f.head) {
+		return true
+	}
+	for i, gaps := range f.gaps {
+		for _, g := range gaps {
+			if p[i] > g.After && p[i] <= g.Through {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // Head is the newest position known.
 func (f *Local) Head() Position {

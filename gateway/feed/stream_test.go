@@ -594,3 +594,43 @@ func TestSentMakesCreatedOnce(t *testing.T) {
 		t.Errorf("no memory: after %d, want 2", got)
 	}
 }
+
+// A restored log (backup point 3, next change after 1000) voids the
+// positions it skipped, even once the log has gone past them; positions up
+// to the backup point and after the restart stay valid, and a log without
+// a gap is unaffected.
+func TestLocalVoidsTheRangeARestoreSkipped(t *testing.T) {
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	change := func(id string, seq int64) listing.Change {
+		return listing.Change{Park: home, Kind: listing.KindProject, ListingID: id, Op: listing.OpDeleted, Seq: seq, FirstSeq: seq, At: at}
+	}
+	logs := fakeLogs{logs: map[listing.Kind][]listing.Change{
+		listing.KindProject: {change("prj_a", 2), change("prj_b", 3), change("prj_c", 1001), change("prj_d", 1002)},
+	}}
+	local := NewLocal(home, logs, nil)
+	local.SetGaps(listing.KindProject, []Gap{{After: 3, Through: 1000}})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go local.Run(ctx)
+	if err := local.WaitReady(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		p    Position
+		void bool
+	}{
+		{Position{0, 0, 0}, false},
+		{Position{0, 3, 0}, false},    // the backup point
+		{Position{0, 4, 0}, true},     // read after the backup, before the restore
+		{Position{0, 120, 0}, true},   // far behind the head now, still void
+		{Position{0, 1000, 0}, true},  // the base itself was never issued
+		{Position{0, 1001, 0}, false}, // after the restart
+		{Position{0, 1002, 0}, false},
+		{Position{0, 1003, 0}, true}, // ahead of the head
+		{Position{5, 3, 0}, true},    // ahead in another log
+	} {
+		if got := local.Void(c.p); got != c.void {
+			t.Errorf("Void(%s) = %v, want %v", c.p, got, c.void)
+		}
+	}
+}

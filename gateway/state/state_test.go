@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
@@ -195,4 +196,26 @@ func TestOpenRefusesDamagedOrLostState(t *testing.T) {
 		t.Fatalf("lost state with AllowEmpty: %v", err)
 	}
 	db.Close()
+}
+
+func TestFeedRestartsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	db := open(t, dir)
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := sqlitestore.Restart{After: 100, Base: 100 + sqlitestore.SeqJump, At: at}
+	for range 2 { // recorded twice, kept once
+		if err := db.RecordFeedRestart(ctx, listing.KindProject, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	db = open(t, dir)
+	got, err := db.FeedRestarts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(got[listing.KindProject]) != 1 || got[listing.KindProject][0] != r {
+		t.Errorf("FeedRestarts = %+v, want one project restart %+v", got, r)
+	}
 }

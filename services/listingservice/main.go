@@ -154,7 +154,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 
 // DBPath is the service's SQLite file: one per service and park.
 func (m *Main) DBPath() string {
-	return filepath.Join(m.Config.DataDir, m.Config.Park+"-"+m.Spec.Name+".db")
+	return filepath.Join(m.Config.DataDir, sqlitestore.ServiceFileName(m.Config.Park, m.Spec.Kind))
 }
 
 // Open sets up tracing and opens the store and the listener; after it, Addr

@@ -1,0 +1,13 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+
+package sqlitestore
+
+import (
+	"errors"
+	"os"
+)
+
+// shmLocked cannot tell on this system.
+func shmLocked(*os.File) (bool, error) {
+	return false, errors.New("sqlitestore: cannot tell whether a database is open on this system")
+}
