@@ -230,16 +230,18 @@ func (x *Index) FollowLocal(ctx context.Context, local *feed.Local) {
 		}
 		// Caught up with what the feed has read; once the feed has read the
 		// logs to their end, so has the index.
+		ready := local.Ready()
 		select {
-		case <-local.Ready():
+		case <-ready:
 			x.once.Do(func() { close(x.ready) })
+			ready = nil // closed: waiting on it below would never block
 		default:
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-sig:
-		case <-local.Ready():
+		case <-ready:
 		}
 	}
 }

@@ -270,11 +270,11 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 			// One row too many: there is a next page, starting after the
 			// last row kept, in this tier.
 			page.Results = page.Results[:limit]
-			next := cursor{Query: cur.Query, Tier: tier, Before: rids[len(rids)-2]}
-			if len(rids) == 1 {
-				// The extra row is the first of this tier: start the next
-				// page at the top of it.
-				next.Before = 0
+			// The extra row is the first of this tier when the earlier
+			// tiers filled the page: the next page starts at the top of it.
+			next := cursor{Query: cur.Query, Tier: tier}
+			if len(rids) > 1 {
+				next.Before = rids[len(rids)-2]
 			}
 			page.NextCursor = s.encodeCursor(next)
 			return page, nil
