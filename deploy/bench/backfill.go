@@ -72,8 +72,7 @@ func (g *gateway) metric(ctx context.Context, name string) (float64, error) {
 // measureBackfill peers from with to (to establishes with from's token)
 // and polls to's club search for from's part until it is live with want
 // listings, every 50 ms.
-func measureBackfill(ctx context.Context, cfg config, c *local.Cluster, from, to *gateway, want int) backfillRound {
-	var r backfillRound
+func measureBackfill(ctx context.Context, cfg config, c *local.Cluster, from, to *gateway, want int) (r backfillRound) {
 	if r.err = from.peerWith(ctx, to); r.err != nil {
 		return r
 	}
