@@ -139,16 +139,31 @@ func (g *gateway) unpeer(ctx context.Context, park string) error {
 	return g.call(ctx, http.MethodDelete, "/api/v1/peerings/"+url.PathEscape(park), nil, http.StatusNoContent, nil)
 }
 
-// peerAll makes every pair of parks peers.
-func peerAll(ctx context.Context, gws []*gateway) error {
+// peerAll makes every pair of parks peers (mesh), or the first park a
+// peer of each other (star), and returns the number of peerings.
+func peerAll(ctx context.Context, gws []*gateway, star bool) (int, error) {
+	n := 0
 	for i, a := range gws {
 		for _, b := range gws[i+1:] {
 			if err := a.peerWith(ctx, b); err != nil {
-				return err
+				return n, err
 			}
+			n++
+		}
+		if star {
+			break
 		}
 	}
-	return nil
+	return n, nil
+}
+
+// clubSize is how many parks (itself included) park i's club index
+// covers once peered.
+func clubSize(cfg config, i int) int {
+	if cfg.star() && i > 0 {
+		return 2
+	}
+	return cfg.parks
 }
 
 // waitLive polls g's club search until its club index answers live for

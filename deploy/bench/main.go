@@ -44,7 +44,11 @@ type config struct {
 	rate        int
 	rounds      int
 	syncTimeout time.Duration
+	peering     string
 }
+
+// star reports whether only the first park peers with the others.
+func (c config) star() bool { return c.peering == "star" }
 
 func main() {
 	var cfg config
@@ -58,6 +62,8 @@ func main() {
 	flag.IntVar(&cfg.budgetMS, "timeout-ms", 2000, "budget (timeout_ms) of mode=live searches")
 	flag.IntVar(&cfg.rate, "rate", 200, "feed mode: listings created per second at the first park in the latency phase")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "backfill mode: peerings measured (the peering is deleted and established again between rounds)")
+	flag.StringVar(&cfg.peering, "peering", "mesh", "search and feed modes: mesh (every pair of parks peers) or star (the first park peers with each other park: "+
+		"its club is the same, but the other gateways copy one park instead of all, which on one machine saves K-fold backfill work)")
 	flag.DurationVar(&cfg.syncTimeout, "sync-timeout", 10*time.Minute, "longest wait for club indexes to be live")
 	flag.StringVar(&cfg.root, "root", filepath.Join(".parkmesh", "bench"), "working directory (binaries, seeds, data, logs)")
 	flag.StringVar(&cfg.record, "record", filepath.Join("docs", "benchmarks.md"), "file the results are appended to (\"\" to skip)")
@@ -68,6 +74,10 @@ func main() {
 	defer stop()
 	runners := map[string]func(context.Context, config, io.Writer) error{"search": runSearch, "backfill": runBackfill, "feed": runFeed}
 	runner, ok := runners[cfg.mode]
+	if cfg.peering != "mesh" && cfg.peering != "star" {
+		fmt.Fprintf(os.Stderr, "bench: -peering %q: must be mesh or star\n", cfg.peering)
+		os.Exit(2)
+	}
 	if !ok {
 		fmt.Fprintf(os.Stderr, "bench: -mode %q: must be search, backfill or feed\n", cfg.mode)
 		os.Exit(2)
@@ -103,6 +113,15 @@ func stopClub(c *local.Cluster, err *error) {
 	if serr := c.Stop(); serr != nil && *err == nil {
 		*err = serr
 	}
+}
+
+// peeringFlag is the -peering flag of a recorded command ("" for the
+// default).
+func peeringFlag(cfg config) string {
+	if cfg.star() {
+		return " -peering star"
+	}
+	return ""
 }
 
 // progress prints a step with the time since start.

@@ -261,9 +261,10 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	gws := newGateways(c.Parks)
 	first := gws[0]
 	startTook := time.Since(pr.start)
-	pr.say("peering every pair (%d)…", cfg.parks*(cfg.parks-1)/2)
+	pr.say("peering (%s)…", cfg.peering)
 	t0 := time.Now()
-	if err := peerAll(ctx, gws); err != nil {
+	peerings, err := peerAll(ctx, gws, cfg.star())
+	if err != nil {
 		return err
 	}
 	peerTook := time.Since(t0)
@@ -277,8 +278,8 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	// Every other gateway copies the club too; measuring while they do
 	// would measure their copying.
 	pr.say("waiting for every other park's club index to be live…")
-	for _, g := range gws[1:] {
-		if _, err := g.waitLive(ctx, cfg.parks, cfg.syncTimeout); err != nil {
+	for i, g := range gws[1:] {
+		if _, err := g.waitLive(ctx, clubSize(cfg, i+1), cfg.syncTimeout); err != nil {
 			return err
 		}
 	}
@@ -373,13 +374,13 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### Club search, %d parks × %d listings (%s)\n\n", cfg.parks, cfg.listings, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "Command: `go run ./deploy/bench -parks %d -listings %d -concurrency %d -duration %s -phase %s -timeout-ms %d`\n\n",
-		cfg.parks, cfg.listings, cfg.concurrency, cfg.duration, cfg.phase, cfg.budgetMS)
+	fmt.Fprintf(&b, "Command: `go run ./deploy/bench -parks %d -listings %d -concurrency %d -duration %s -phase %s -timeout-ms %d%s`\n\n",
+		cfg.parks, cfg.listings, cfg.concurrency, cfg.duration, cfg.phase, cfg.budgetMS, peeringFlag(cfg))
 	fmt.Fprintf(&b, "Searches at %s, queries %q; one park in %d of the seeded listings is private. "+
-		"Start-up %.0f s, peering %d pairs %.1f s; %s's club index live for all %d parks %.1f s after the last peering, every park's %.1f s after; "+
+		"Start-up %.0f s, %d peerings (%s) %.1f s; %s's club index live for all %d parks %.1f s after the last peering, every park's %.1f s after; "+
 		"It then held %d listings (%d expected: its own and every peer's visible ones; %s), %.1f s later %d (%s). "+
 		"Load average (1, 5, 15 min) before start %s, before measuring %s, at the end %s (2 cores, shared).\n\n",
-		first.ID, cfg.queries, privateEvery, startTook.Seconds(), cfg.parks*(cfg.parks-1)/2, peerTook.Seconds(),
+		first.ID, cfg.queries, privateEvery, startTook.Seconds(), peerings, cfg.peering, peerTook.Seconds(),
 		first.ID, cfg.parks, firstLive.Seconds(), allLive.Seconds(), held.hits(), total, shortfall(held, want), allLive.Seconds()-firstLive.Seconds(), heldLate.hits(), shortfall(heldLate, want),
 		loadBefore, loadAt, loadAfter)
 	fmt.Fprintln(&b, "| phase | search | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | partial | failed |")
