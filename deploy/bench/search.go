@@ -16,6 +16,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/parkmesh/parkmesh/deploy/local"
 	"github.com/parkmesh/parkmesh/gateway/search"
 )
 
@@ -173,6 +174,31 @@ func statusShare(ss []sample, healthy ...string) string {
 	return strings.Join(parts, ", ")
 }
 
+// searchCost is what searches of one kind cost, sent alone.
+type searchCost struct {
+	kind                    kind
+	n                       int
+	p50                     time.Duration
+	gateway, services, rest float64 // CPU ms per search
+}
+
+// measureCost sends searches of kind k only, for d, and divides the CPU
+// the club used meanwhile by the searches sent.
+func measureCost(ctx context.Context, cfg config, c *local.Cluster, g *gateway, k kind, d time.Duration) searchCost {
+	cpu0 := readCPU(c.PIDs())
+	ss := interleave(ctx, cfg, g, []kind{k}, cfg.concurrency, d)
+	t := readCPU(c.PIDs()).since(cpu0)
+	sc := searchCost{kind: k, n: len(ss), p50: summarize(ss, d).p50}
+	if sc.n == 0 {
+		return sc
+	}
+	per := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 / float64(sc.n) }
+	gw := t[g.ID+" gateway"]
+	svc := t[g.ID+" directory"] + t[g.ID+" project"] + t[g.ID+" talent"]
+	sc.gateway, sc.services, sc.rest = per(gw), per(svc), per(t.sum("bench-park-")-gw-svc)
+	return sc
+}
+
 // shortfall names the parks whose hits in a differ from want.
 func shortfall(a *answer, want map[string]int) string {
 	var parts []string
@@ -309,6 +335,13 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	cpu0, busy0 := readCPU(c.PIDs()), machineBusy()
 	loop := interleave(ctx, cfg, first, []kind{localSearch, indexSearch}, cfg.concurrency, cfg.duration)
 	loopCPU, loopBusy := readCPU(c.PIDs()).since(cpu0), machineBusy()-busy0
+	// What one search costs, and where: each kind alone for a while, with
+	// the CPU of the searching park's gateway and services.
+	var costs []searchCost
+	for _, k := range []kind{localSearch, indexSearch} {
+		pr.say("%s alone, %d searchers, %s, for its CPU…", k, cfg.concurrency, cfg.phase/2)
+		costs = append(costs, measureCost(ctx, cfg, c, first, k, cfg.phase/2))
+	}
 	pr.say("interleaved loop, one at a time, %s…", cfg.phase)
 	single := interleave(ctx, cfg, first, []kind{localSearch, indexSearch}, 1, cfg.phase)
 	pr.say("interleaved loop, local vs club (mode=live), %s…", cfg.phase)
@@ -409,6 +442,10 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	fmt.Fprintf(&b, "CPU during the interleaved loop (%s, %d CPUs): %s's gateway %.1f s, its services %.1f s, every other process of the %d parks %.1f s, the bench %.1f s, the whole machine %.1f s (other work on it: %.1f s).\n",
 		cfg.duration, runtime.NumCPU(), first.ID, gw.Seconds(), svc.Seconds(), cfg.parks, (loopCPU.sum("bench-park-") - gw - svc).Seconds(), loopCPU["bench"].Seconds(),
 		loopBusy.Seconds(), (loopBusy - loopCPU.sum("")).Seconds())
+	for _, sc := range costs {
+		fmt.Fprintf(&b, "%s alone (%d searchers, %s): %d searches, p50 %s ms; CPU per search: %s's gateway %.1f ms, its services %.1f ms, the rest of the club %.1f ms.\n",
+			sc.kind, cfg.concurrency, cfg.phase/2, sc.n, ms(sc.p50), first.ID, sc.gateway, sc.services, sc.rest)
+	}
 	fmt.Fprintf(&b, "Idle for 3 s before (everything live, no searches), the %d parks' processes used %.1f CPU-s, the whole machine %.1f.\n", cfg.parks, idle.Seconds(), idleBusy.Seconds())
 	fmt.Fprintf(&b, "Black-holed peer (%s): club (index) p50 %s ms, p99 %s ms, %s; mode=live p99 before its breaker opened %s ms (budget %d ms), back to the healthy mode=live p99 %s after it opened.\n",
 		victim.ID, ms(hi.p50), ms(hi.p99), statusShare(of(holed, indexSearch), "live"), ms(bb.p99), cfg.budgetMS, recovered)
