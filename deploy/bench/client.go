@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,7 +36,8 @@ func newGateways(parks []local.ParkInfo) []*gateway {
 // answer is what the bench reads of a search answer.
 type answer struct {
 	took    time.Duration
-	code    int // HTTP status; 0 when no answer came
+	code    int    // HTTP status; 0 when no answer came
+	failure string // why no answer came, or the error's code
 	Results []json.RawMessage
 	Partial bool
 	Parks   search.ParkSummary
@@ -75,17 +77,26 @@ func (g *gateway) search(ctx context.Context, params url.Values) *answer {
 	req.Header.Set("Authorization", "Bearer "+g.AdminToken)
 	res, err := g.client.Do(req)
 	if err != nil {
+		if inner := errors.Unwrap(err); inner != nil { // not the whole URL again
+			err = inner
+		}
+		a.failure = "no answer: " + err.Error()
 		return a
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, res.Body)
-		a.code = res.StatusCode
+		var body struct {
+			Error struct{ Code string }
+		}
+		json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&body)
+		a.code, a.failure = res.StatusCode, fmt.Sprintf("%d %s", res.StatusCode, body.Error.Code)
 		return a
 	}
-	if json.NewDecoder(res.Body).Decode(a) == nil {
-		a.code = res.StatusCode
+	if err := json.NewDecoder(res.Body).Decode(a); err != nil {
+		a.failure = "answer cut short: " + err.Error()
+		return a
 	}
+	a.code = res.StatusCode
 	return a
 }
 

@@ -49,6 +49,8 @@ func (k kind) params(cfg config, q string) url.Values {
 
 type sample struct {
 	kind    kind
+	query   string
+	failure string // why it failed ("" when it did not)
 	start   time.Time
 	took    time.Duration
 	ok      bool
@@ -74,7 +76,7 @@ func interleave(ctx context.Context, cfg config, g *gateway, kinds []kind, concu
 				for j := range kinds {
 					k := kinds[(i+j)%len(kinds)]
 					a := g.search(ctx, k.params(cfg, q))
-					s := sample{kind: k, start: time.Now().Add(-a.took), took: a.took, ok: a.ok(), partial: a.Partial, status: map[string]string{}}
+					s := sample{kind: k, query: q, failure: a.failure, start: time.Now().Add(-a.took), took: a.took, ok: a.ok(), partial: a.Partial, status: map[string]string{}}
 					for _, p := range a.Parks.Details {
 						s.status[p.Park] = p.Status
 					}
@@ -197,6 +199,29 @@ func measureCost(ctx context.Context, cfg config, c *local.Cluster, g *gateway, 
 	svc := t[g.ID+" directory"] + t[g.ID+" project"] + t[g.ID+" talent"]
 	sc.gateway, sc.services, sc.rest = per(gw), per(svc), per(t.sum("bench-park-")-gw-svc)
 	return sc
+}
+
+// failures says which searches failed and why, grouped by kind, query
+// and reason ("" when none did).
+func failures(phases ...[]sample) string {
+	counts := map[string]int{}
+	for _, ss := range phases {
+		for _, s := range ss {
+			if !s.ok {
+				counts[fmt.Sprintf("%s `%s`: %s", s.kind, s.query, s.failure)]++
+			}
+		}
+	}
+	var keys []string
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s (×%d)", k, counts[k]))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // shortfall names the parks whose hits in a differ from want.
@@ -434,6 +459,9 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	kl, ki := row("one peer killed", localSearch, of(dead, localSearch), cfg.phase), row("one peer killed", indexSearch, of(dead, indexSearch), cfg.phase)
 	row("one peer killed", liveSearch, of(dead, liveSearch), cfg.phase)
 
+	if f := failures(loop, single, fanout, holed, dead); f != "" {
+		fmt.Fprintf(&b, "\nFailed searches: %s.\n", f)
+	}
 	fmt.Fprintf(&b, "\nClub (index) ÷ local, interleaved with %d searchers: p50 **%s**, p90 %s, p99 **%s** (aim at 10 parks × 2,000: p50 ≤ 1.3×, p99 ≤ 2×). "+
 		"One at a time: p50 %s, p99 %s. Club (mode=live) ÷ local in its own interleaved loop: p50 %s, p99 %s.\n",
 		cfg.concurrency, ratio(mi.p50, ml.p50), ratio(mi.p90, ml.p90), ratio(mi.p99, ml.p99), ratio(si.p50, sl.p50), ratio(si.p99, sl.p99), ratio(fs.p50, fl.p50), ratio(fs.p99, fl.p99))
