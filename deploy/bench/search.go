@@ -178,10 +178,11 @@ func statusShare(ss []sample, healthy ...string) string {
 
 // searchCost is what searches of one kind cost, sent alone.
 type searchCost struct {
-	kind                    kind
-	n                       int
-	p50                     time.Duration
-	gateway, services, rest float64 // CPU ms per search
+	kind              kind
+	n                 int
+	p50               time.Duration
+	gateway, services float64       // CPU ms per search
+	rest              time.Duration // CPU of the rest of the club meanwhile, in all
 }
 
 // measureCost sends searches of kind k only, for d, and divides the CPU
@@ -197,7 +198,7 @@ func measureCost(ctx context.Context, cfg config, c *local.Cluster, g *gateway, 
 	per := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 / float64(sc.n) }
 	gw := t[g.ID+" gateway"]
 	svc := t[g.ID+" directory"] + t[g.ID+" project"] + t[g.ID+" talent"]
-	sc.gateway, sc.services, sc.rest = per(gw), per(svc), per(t.sum("bench-park-")-gw-svc)
+	sc.gateway, sc.services, sc.rest = per(gw), per(svc), t.sum("bench-park-")-gw-svc
 	return sc
 }
 
@@ -471,8 +472,8 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 		cfg.duration, runtime.NumCPU(), first.ID, gw.Seconds(), svc.Seconds(), cfg.parks, (loopCPU.sum("bench-park-") - gw - svc).Seconds(), loopCPU["bench"].Seconds(),
 		loopBusy.Seconds(), (loopBusy - loopCPU.sum("")).Seconds())
 	for _, sc := range costs {
-		fmt.Fprintf(&b, "%s alone (%d searchers, %s): %d searches, p50 %s ms; CPU per search: %s's gateway %.1f ms, its services %.1f ms, the rest of the club %.1f ms.\n",
-			sc.kind, cfg.concurrency, cfg.phase/2, sc.n, ms(sc.p50), first.ID, sc.gateway, sc.services, sc.rest)
+		fmt.Fprintf(&b, "%s alone (%d searchers, %s): %d searches, p50 %s ms; CPU per search: %s's gateway %.1f ms, its services %.1f ms (the rest of the club used %.1f CPU-s meanwhile).\n",
+			sc.kind, cfg.concurrency, cfg.phase/2, sc.n, ms(sc.p50), first.ID, sc.gateway, sc.services, sc.rest.Seconds())
 	}
 	fmt.Fprintf(&b, "Idle for 3 s before (everything live, no searches), the %d parks' processes used %.1f CPU-s, the whole machine %.1f.\n", cfg.parks, idle.Seconds(), idleBusy.Seconds())
 	fmt.Fprintf(&b, "Black-holed peer (%s): club (index) p50 %s ms, p99 %s ms, %s; mode=live p99 before its breaker opened %s ms (budget %d ms), back to the healthy mode=live p99 %s after it opened.\n",
