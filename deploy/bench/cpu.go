@@ -161,3 +161,22 @@ func idleCPU(pids []int, d time.Duration) (cluster, machine time.Duration) {
 	t := readCPU(pids).since(cpu0)
 	return t.sum("") - t["bench"], machineBusy() - busy0
 }
+
+// residentMB is the resident memory of pids together, in MiB (0 without
+// /proc).
+func residentMB(pids []int) int {
+	kb := 0
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				n, _ := strconv.Atoi(f[1])
+				kb += n
+			}
+		}
+	}
+	return kb / 1024
+}

@@ -354,6 +354,7 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	pr.say("measuring the club's idle CPU…")
 	idle, idleBusy := idleCPU(c.PIDs(), 3*time.Second)
+	rss := residentMB(c.PIDs())
 	pr.say("warming up…")
 	interleave(ctx, cfg, first, []kind{localSearch, indexSearch}, cfg.concurrency, 3*time.Second)
 	loadAt := loadAvg()
@@ -475,7 +476,8 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 		fmt.Fprintf(&b, "%s alone (%d searchers, %s): %d searches, p50 %s ms; CPU per search: %s's gateway %.1f ms, its services %.1f ms (the rest of the club used %.1f CPU-s meanwhile).\n",
 			sc.kind, cfg.concurrency, cfg.phase/2, sc.n, ms(sc.p50), first.ID, sc.gateway, sc.services, sc.rest.Seconds())
 	}
-	fmt.Fprintf(&b, "Idle for 3 s before (everything live, no searches), the %d parks' processes used %.1f CPU-s, the whole machine %.1f.\n", cfg.parks, idle.Seconds(), idleBusy.Seconds())
+	fmt.Fprintf(&b, "Idle for 3 s before (everything live, no searches), the %d parks' processes (%d, %d MiB resident) used %.1f CPU-s, the whole machine %.1f.\n",
+		cfg.parks, len(c.PIDs()), rss, idle.Seconds(), idleBusy.Seconds())
 	fmt.Fprintf(&b, "Black-holed peer (%s): club (index) p50 %s ms, p99 %s ms, %s; mode=live p99 before its breaker opened %s ms (budget %d ms), back to the healthy mode=live p99 %s after it opened.\n",
 		victim.ID, ms(hi.p50), ms(hi.p99), statusShare(of(holed, indexSearch), "live"), ms(bb.p99), cfg.budgetMS, recovered)
 	fmt.Fprintf(&b, "Killed peer (%s): club (index) p50 %s ms, p99 %s ms (local p50 %s ms, p99 %s ms), %s; mode=live: %s.\n",
