@@ -209,7 +209,7 @@ func runBackfill(ctx context.Context, cfg config, out io.Writer) (err error) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### Backfill of a new peering, %d listings (%s)\n\n", cfg.listings, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "Command: `go run ./deploy/bench -mode backfill -listings %d -rounds %d`\n\n", cfg.listings, cfg.rounds)
+	fmt.Fprintf(&b, "Command: `go run ./deploy/bench -mode backfill -listings %d -rounds %d%s`\n\n", cfg.listings, cfg.rounds, extraFlags())
 	fmt.Fprintf(&b, "%s holds %d listings (%d visible to peers: one in %d is private); %s holds none. %s generates a peering token, %s establishes with it; "+
 		"times run from %s's answer to the establish request to its club search (`parks=%s`) answering that park `live` (status polled every 100 ms with a term nothing matches) with all %d (counted once live). "+
 		"Between rounds the peering is deleted on both sides and the bench waits for %s's purge. "+

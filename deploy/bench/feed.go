@@ -296,7 +296,7 @@ func runFeed(ctx context.Context, cfg config, out io.Writer) (err error) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### Feed delivery, %d parks (%s)\n\n", cfg.parks, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "Command: `go run ./deploy/bench -mode feed -parks %d -rate %d -concurrency %d -duration %s%s`\n\n", cfg.parks, cfg.rate, cfg.concurrency, cfg.duration, peeringFlag(cfg))
+	fmt.Fprintf(&b, "Command: `go run ./deploy/bench -mode feed -parks %d -rate %d -concurrency %d -duration %s%s`\n\n", cfg.parks, cfg.rate, cfg.concurrency, cfg.duration, extraFlags())
 	fmt.Fprintf(&b, "Listings created through %s's gateway; one park-side stream subscriber (`/api/v1/stream?parks=%s`) at each of the other %d parks, "+
 		"latency from the listing's `created_at` (the service's clock, same machine) to the event's arrival; each subscriber dedupes by listing id. "+
 		"Load average (1, 5, 15 min) before start %s, before measuring %s, at the end %s (2 cores, shared).\n\n", origin.ID, origin.ID, cfg.parks-1, loadBefore, loadAt, loadAfter)

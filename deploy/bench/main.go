@@ -115,13 +115,25 @@ func stopClub(c *local.Cluster, err *error) {
 	}
 }
 
-// peeringFlag is the -peering flag of a recorded command ("" for the
-// default).
-func peeringFlag(cfg config) string {
-	if cfg.star() {
-		return " -peering star"
+// extraFlags are the flags of a recorded command that its fixed format
+// leaves out, when they were given: the command must make the same run.
+func extraFlags() string {
+	var b strings.Builder
+	flag.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "peering", "sync-timeout", "queries":
+			fmt.Fprintf(&b, " -%s %s", f.Name, shellQuote(f.Value.String()))
+		}
+	})
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/") == "" {
+		return s
 	}
-	return ""
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // progress prints a step with the time since start.

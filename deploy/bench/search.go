@@ -435,7 +435,7 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### Club search, %d parks × %d listings (%s)\n\n", cfg.parks, cfg.listings, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Command: `go run ./deploy/bench -parks %d -listings %d -concurrency %d -duration %s -phase %s -timeout-ms %d%s`\n\n",
-		cfg.parks, cfg.listings, cfg.concurrency, cfg.duration, cfg.phase, cfg.budgetMS, peeringFlag(cfg))
+		cfg.parks, cfg.listings, cfg.concurrency, cfg.duration, cfg.phase, cfg.budgetMS, extraFlags())
 	fmt.Fprintf(&b, "Searches at %s, queries %q; one park in %d of the seeded listings is private. "+
 		"Start-up %.0f s, %d peerings (%s) %.1f s; %s's club index live for all %d parks %.1f s after the last peering, every park's %.1f s after; "+
 		"It then held %d listings (%d expected: its own and every peer's visible ones; %s), %.1f s later %d (%s). "+
