@@ -437,7 +437,7 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	fmt.Fprintf(&b, "Command: `go run ./deploy/bench -parks %d -listings %d -concurrency %d -duration %s -phase %s -timeout-ms %d%s`\n\n",
 		cfg.parks, cfg.listings, cfg.concurrency, cfg.duration, cfg.phase, cfg.budgetMS, extraFlags())
 	fmt.Fprintf(&b, "Searches at %s, queries %q; one park in %d of the seeded listings is private. "+
-		"Start-up %.0f s, %d peerings (%s) %.1f s; %s's club index live for all %d parks %.1f s after the last peering, every park's %.1f s after; "+
+		"Start-up %.0f s, %d peerings (%s) %.1f s; %s's club index live for all %d parks %.1f s after the last peering, every park's %.1f s after. "+
 		"It then held %d listings (%d expected: its own and every peer's visible ones; %s), %.1f s later %d (%s). "+
 		"Load average (1, 5, 15 min) before start %s, before measuring %s, at the end %s (2 cores, shared).\n\n",
 		first.ID, cfg.queries, privateEvery, startTook.Seconds(), peerings, cfg.peering, peerTook.Seconds(),
