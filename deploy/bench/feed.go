@@ -223,10 +223,7 @@ func runFeed(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	pr := progress{out: out, start: time.Now()}
 	loadBefore := loadAvg()
-	ids := make([]string, cfg.parks)
-	for i := range ids {
-		ids[i] = parkID(i)
-	}
+	ids := parkIDs(cfg.parks)
 	pr.say("starting %d parks (load average %s)…", cfg.parks, loadBefore)
 	c, err := startParks(ctx, cfg, ids, &seeder{root: cfg.root, listings: func(string) int { return 0 }})
 	defer stopClub(c, &err)

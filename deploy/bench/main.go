@@ -90,6 +90,15 @@ func main() {
 
 func parkID(i int) string { return fmt.Sprintf("bench-park-%02d", i+1) }
 
+// parkIDs are the ids of the first n parks.
+func parkIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = parkID(i)
+	}
+	return ids
+}
+
 // startParks starts the parks ids on the bench's fixed ports (a taken one
 // is reported, naming it), each from a fresh data directory holding
 // s's seed for it and with fresh logs; it does not peer them. Pass the cluster to stopClub

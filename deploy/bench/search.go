@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/url"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -154,19 +156,9 @@ func statusShare(ss []sample, healthy ...string) string {
 			counts[park][st]++
 		}
 	}
-	var parks []string
-	for p := range counts {
-		parks = append(parks, p)
-	}
-	sort.Strings(parks)
 	var parts []string
-	for _, p := range parks {
-		var sts []string
-		for st := range counts[p] {
-			sts = append(sts, st)
-		}
-		sort.Strings(sts)
-		for _, st := range sts {
+	for _, p := range slices.Sorted(maps.Keys(counts)) {
+		for _, st := range slices.Sorted(maps.Keys(counts[p])) {
 			parts = append(parts, fmt.Sprintf("%s %s in %d%%", p, st, counts[p][st]*100/max(len(ss), 1)))
 		}
 	}
@@ -213,13 +205,8 @@ func failures(phases ...[]sample) string {
 			}
 		}
 	}
-	var keys []string
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var parts []string
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		parts = append(parts, fmt.Sprintf("%s (×%d)", k, counts[k]))
 	}
 	return strings.Join(parts, "; ")
@@ -299,10 +286,7 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	pr := progress{out: out, start: time.Now()}
 	loadBefore := loadAvg()
-	ids := make([]string, cfg.parks)
-	for i := range ids {
-		ids[i] = parkID(i)
-	}
+	ids := parkIDs(cfg.parks)
 	sd := &seeder{root: cfg.root, listings: func(string) int { return cfg.listings }}
 	pr.say("starting %d parks with %d listings each (load average %s)…", cfg.parks, cfg.listings, loadBefore)
 	c, err := startParks(ctx, cfg, ids, sd)
