@@ -468,6 +468,12 @@ func (c *Club) searchIndex(ctx context.Context, sr search.Request, targets []str
 	if len(targets) == 0 {
 		return &search.Response{Results: []*listing.Listing{}, Parks: search.ParkSummary{Details: []search.ParkStatus{}}}, nil
 	}
+	// Freshness is read before the query: a part that turns live while it
+	// runs is reported as it was when the answer's listings were read.
+	fresh := make(map[string]clubindex.Freshness, len(targets))
+	for _, park := range targets {
+		fresh[park] = c.Index.Freshness(park)
+	}
 	page, err := c.Index.Search(ctx, q)
 	if err != nil {
 		return nil, err
@@ -475,7 +481,7 @@ func (c *Club) searchIndex(ctx context.Context, sr search.Request, targets []str
 	took := time.Since(start).Milliseconds()
 	resp := &search.Response{Results: page.Results, NextCursor: page.NextCursor}
 	for _, park := range targets {
-		f := c.Index.Freshness(park)
+		f := fresh[park]
 		st := search.ParkStatus{Park: park, Status: f.Status, TookMS: took, Hits: page.ParkHits[park], LagMS: f.LagMS}
 		if !f.AsOf.IsZero() {
 			asOf := f.AsOf
