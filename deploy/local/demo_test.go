@@ -59,7 +59,12 @@ func runDemo(t *testing.T, bin, root string, ports []string) (local.DemoFile, st
 	if err != nil || json.Unmarshal(b, &demo) != nil {
 		t.Fatalf("demo.json: %v %s", err, b)
 	}
+	stopped := false
 	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cmd.Process.Signal(syscall.SIGINT)
 		done := make(chan error, 1)
 		go func() {
@@ -78,6 +83,9 @@ func runDemo(t *testing.T, bin, root string, ports []string) (local.DemoFile, st
 			t.Fatalf("demo did not stop within 90s of SIGINT")
 		}
 	}
+	// A test that fails before it stops the demo must not leave three
+	// parks running on fixed ports.
+	t.Cleanup(stop)
 	return demo, log.String(), stop
 }
 
