@@ -26,9 +26,11 @@ type fedEvent struct {
 	Data     string
 }
 
-// replay reads to's federation feed as from, from no position, until the
-// feed says it has caught up (synced): the full current copy from sees.
-func replay(t *testing.T, from, to *nodetest.Park) []fedEvent {
+// readFeed opens to's federation feed as from, after lastID ("" for
+// none), and reads it until the feed says it has caught up (synced). It
+// returns the answer's status, the position it caught up at and the
+// CloudEvents read before that (none when the status is not 200).
+func readFeed(t *testing.T, from, to *nodetest.Park, lastID string) (int, string, []fedEvent) {
 	t.Helper()
 	tok, err := parktoken.IssueFederation(from.Keys, to.ID, parktoken.ScopeChanges, time.Minute, time.Now())
 	if err != nil {
@@ -38,31 +40,42 @@ func replay(t *testing.T, from, to *nodetest.Park) []fedEvent {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", to.FederationURL+"/federation/v1/changes", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("%s replaying %s's feed: %d", from.ID, to.ID, res.StatusCode)
+	if res.StatusCode != http.StatusOK {
+		return res.StatusCode, "", nil
 	}
 	var evs []fedEvent
-	synced := false
+	synced := ""
 	readSSE(res.Body, func(id, typ, data string) {
-		if synced {
-			return
-		}
-		if typ == feed.SyncedType {
-			synced = true
+		switch {
+		case synced != "":
+		case typ == feed.SyncedType:
+			synced = id
 			cancel()
-			return
-		}
-		if typ == "" { // the position event and the like carry no CloudEvent
+		case typ == "": // the position event and the like carry no CloudEvent
 			evs = append(evs, fedEvent{id, typ, data})
 		}
 	})
-	if !synced {
+	if synced == "" {
 		t.Fatalf("%s's feed never said it had caught up; read %d events", to.ID, len(evs))
+	}
+	return res.StatusCode, synced, evs
+}
+
+// replay reads to's federation feed as from, from no position, until it
+// has caught up: the full current copy from sees.
+func replay(t *testing.T, from, to *nodetest.Park) []fedEvent {
+	t.Helper()
+	status, _, evs := readFeed(t, from, to, "")
+	if status != http.StatusOK {
+		t.Fatalf("%s replaying %s's feed: %d", from.ID, to.ID, status)
 	}
 	return evs
 }

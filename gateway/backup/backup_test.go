@@ -313,7 +313,7 @@ func hold(t *testing.T, path string) func() {
 func TestHelperHoldOpen(t *testing.T) {
 	path := os.Getenv("BACKUP_TEST_HOLD")
 	if path == "" {
-		t.Skip("a helper process")
+		return // run only as the helper process hold starts
 	}
 	s, err := sqlitestore.Open(context.Background(), path)
 	if err != nil {
