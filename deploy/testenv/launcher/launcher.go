@@ -151,6 +151,10 @@ type Proc struct {
 	Addr string
 	// FederationAddr is a gateway's federation side ("" for services).
 	FederationAddr string
+
+	// relaunch starts the same process again on the same addresses (see
+	// [Park.Restart]).
+	relaunch func(ctx context.Context) (*Proc, error)
 }
 
 // Exited reports whether the process has ended.
@@ -347,7 +351,7 @@ func (p *Park) launch(ctx context.Context, name string, fixed []int, n int, args
 	instance := p.started[name]
 	p.mu.Unlock()
 	logPath := p.logPath(name, instance)
-	once := func(ports []int) (*Proc, error) {
+	once := func(ctx context.Context, ports []int) (*Proc, error) {
 		addrs := make([]string, n)
 		for i := range addrs {
 			addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))
@@ -371,23 +375,77 @@ func (p *Park) launch(ctx context.Context, name string, fixed []int, n int, args
 	var pr *Proc
 	var err error
 	if fixed != nil {
-		pr, err = once(fixed)
+		pr, err = once(ctx, fixed)
 		err = fixedPortError(err, fixed)
 	} else {
 		logf := p.cfg.Logf
 		if logf != nil {
 			logf = func(format string, args ...any) { p.cfg.Logf(p.ID+" "+name+": "+format, args...) }
 		}
-		pr, err = localproc.OnFreePorts(p.cfg.Choose, n, logf, once)
+		pr, err = localproc.OnFreePorts(p.cfg.Choose, n, logf, func(ports []int) (*Proc, error) { return once(ctx, ports) })
 	}
 	if err != nil {
 		return nil, err
 	}
+	// A restart reuses the ports this start ended up with: peers, clients
+	// and Consul know the process there.
+	ports := []int{port(pr.Addr)}
+	if n > 1 {
+		ports = append(ports, port(pr.FederationAddr))
+	}
+	var relaunch func(ctx context.Context) (*Proc, error)
+	relaunch = func(ctx context.Context) (*Proc, error) {
+		np, err := once(ctx, ports)
+		if err != nil {
+			return nil, fixedPortError(err, ports)
+		}
+		np.relaunch = relaunch
+		return np, nil
+	}
+	pr.relaunch = relaunch
 	p.mu.Lock()
 	p.procs = append(p.procs, pr)
 	p.mu.Unlock()
 	go p.watch(pr)
 	return pr, nil
+}
+
+// Restart starts pr, a service or gateway of the park that has ended (a
+// crash), again as it was: the same binary and flags, the same addresses,
+// data directory, environment and Consul token, its output appended to the
+// same log file (a header line marks the new start). The new process
+// replaces pr in the park ([Park.Gateway], [Park.Services], [Park.Procs])
+// and registers in Consul under the same service ID, which replaces the
+// dead instance's entry. A port taken meanwhile is an error naming it;
+// pr then stays in the park, ended, and Restart may be called again.
+func (p *Park) Restart(ctx context.Context, pr *Proc) (*Proc, error) {
+	if pr.relaunch == nil {
+		return nil, fmt.Errorf("launcher: %s %s was not started by this park", pr.Park, pr.Name)
+	}
+	if !pr.Exited() {
+		return nil, fmt.Errorf("launcher: %s %s (pid %d) is still running", pr.Park, pr.Name, pr.PID())
+	}
+	np, err := pr.relaunch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("park %s: restart %s: %w", p.ID, pr.Name, err)
+	}
+	p.mu.Lock()
+	if i := slices.Index(p.procs, pr); i >= 0 {
+		p.procs[i] = np
+	} else {
+		p.procs = append(p.procs, np)
+	}
+	for k, list := range p.services {
+		if i := slices.Index(list, pr); i >= 0 {
+			p.services[k][i] = np
+		}
+	}
+	if p.gateway == pr {
+		p.gateway = np
+	}
+	p.mu.Unlock()
+	go p.watch(np)
+	return np, nil
 }
 
 // serving is the readiness probe of a service or gateway: the process

@@ -165,7 +165,8 @@ func alive(pid int) bool {
 }
 
 // TestRestartCrashAndStop restarts the gateway where peers know it, sees a
-// crashed service reported, and stops the park with nothing left running.
+// crashed service reported and starts it again as it was, and stops the
+// park with nothing left running.
 func TestRestartCrashAndStop(t *testing.T) {
 	t.Parallel()
 	p := start(t, config(t, "stop-park"))
@@ -196,6 +197,30 @@ func TestRestartCrashAndStop(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a crashed service was not reported")
+	}
+
+	// Restarted, it is the same instance again: same address, same log
+	// file, and the gateway sees one talent instance, not a dead one beside
+	// a live one.
+	again, err := p.Restart(t.Context(), crashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.PID() == crashed.PID() || again.Addr != crashed.Addr || again.LogPath() != crashed.LogPath() {
+		t.Errorf("restarted talent: pid %d on %s logging to %s; was pid %d on %s logging to %s",
+			again.PID(), again.Addr, again.LogPath(), crashed.PID(), crashed.Addr, crashed.LogPath())
+	}
+	if got := p.Services(listing.KindTalent); len(got) != 1 || got[0] != again {
+		t.Errorf("Services(talent) = %v after the restart, want only the new process", got)
+	}
+	if n := strings.Count(again.Log(), "==> parkmesh launcher"); n != 2 {
+		t.Errorf("%s holds %d start headers, want 2 (the first start and the restart)", again.LogPath(), n)
+	}
+	if err := p.WaitInstances(t.Context(), map[listing.Kind]int{listing.KindTalent: 1}); err != nil {
+		t.Errorf("after the restart: %v", err)
+	}
+	if _, err := p.Restart(t.Context(), again); err == nil {
+		t.Error("Restart of a running process succeeded")
 	}
 
 	pids := p.PIDs()
