@@ -47,10 +47,20 @@ type Config struct {
 	Seed func(park, dataDir string) error
 	// GatewayArgs are extra flags for every gateway.
 	GatewayArgs []string
-	// JaegerPorts, when set, start a Jaeger (query HTTP, query gRPC, OTLP
-	// gRPC, OTLP HTTP, health) every process exports its traces to. When
-	// Jaeger cannot be built here the parks run without it.
+	// JaegerPorts, when set, are a Jaeger's ports (query HTTP, query gRPC,
+	// OTLP gRPC, OTLP HTTP, health). Every process gets the OTLP endpoint
+	// from its start; Jaeger is found (built the first time), started in
+	// the background, and traces arrive once it is up. When Jaeger cannot
+	// be had the parks run without it.
 	JaegerPorts []int
+	// JaegerInstall is a command (no arguments) whose last line of output
+	// is the path of the Jaeger binary, run in the background; empty:
+	// PARKMESH_JAEGER_BIN when set, else deploy/tools/install-jaeger.sh
+	// (see [jaegerserver.FindBinary]).
+	JaegerInstall string
+	// Restart says how crashed services and gateways are started again;
+	// zero fields take [DefaultRestartPolicy]'s.
+	Restart RestartPolicy
 }
 
 // ParkInfo is one park of demo.json.
@@ -66,27 +76,37 @@ type ParkInfo struct {
 	AdminToken      string `json:"admin_token"`
 }
 
-// DemoFile is what the demo writes to <root>/demo.json once every park is up.
+// DemoFile is what the demo writes to <root>/demo.json once every park is
+// up, and again when a process was restarted or Jaeger came up.
 type DemoFile struct {
 	Parks []ParkInfo `json:"parks"`
-	// PIDs of every process the demo started, the launcher's first.
+	// PIDs of every process the demo runs, the launcher's first.
 	PIDs []int `json:"pids"`
-	// JaegerURL is the trace backend's query URL, when it runs.
+	// JaegerURL is the trace backend's query URL, once it runs.
 	JaegerURL string `json:"jaeger_url,omitempty"`
 }
 
-// Cluster is a set of parks running as local processes.
+// Cluster is a set of parks running as local processes. It starts a
+// crashed service or gateway again (see [RestartPolicy]) and says so on
+// its console.
 type Cluster struct {
 	Root  string
 	Parks []ParkInfo
-	// JaegerURL is the trace backend's query URL ("" without one).
-	JaegerURL string
 
-	parks  []*launcher.Park
-	jaeger *jaegerserver.Server
-	env    []string // added to every process's environment
-	exited chan *launcher.Proc
-	done   chan struct{} // closed by Stop: the watchers of Exited end
+	cfg     Config
+	out     *console
+	parks   []*launcher.Park
+	env     []string // added to every process's environment
+	gaveUp  chan *launcher.Proc
+	bgCtx   context.Context // ends at Stop: restarts and Jaeger's start
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup // supervisors and Jaeger's start
+	stopped sync.Once
+
+	mu        sync.Mutex
+	jaeger    *jaegerserver.Server
+	jaegerURL string
+	onChange  func() // told of a restart and of Jaeger coming up
 }
 
 // ports returns park i's fixed ports: the demo documents its ports, so they
@@ -107,32 +127,49 @@ func (cfg Config) ports(i int) *launcher.FixedPorts {
 	}
 }
 
+// jaegerOptions places Jaeger on cfg.JaegerPorts.
+func (cfg Config) jaegerOptions(root string) jaegerserver.Options {
+	p := cfg.JaegerPorts
+	return jaegerserver.Options{
+		QueryHTTPPort: p[0], QueryGRPCPort: p[1], OTLPGRPCPort: p[2], OTLPHTTPPort: p[3], HealthPort: p[4],
+		RunOptions: localproc.RunOptions{LogPath: filepath.Join(root, "logs", "jaeger.log"), KillWithParent: true},
+	}
+}
+
 // Start builds the binaries and starts cfg.Parks, each with its own Consul
 // agent, services and gateway (see [launcher.Start]), and returns once
-// every gateway sees every kind. Seed, when set, runs for each park before
-// its services start. The caller must Stop the cluster, also after an
-// error.
+// every gateway sees every kind; Jaeger (with JaegerPorts) comes up in the
+// background meanwhile or later. Seed, when set, runs for each park before
+// its services start. out is the console: progress, restarts, Jaeger. The
+// caller must Stop the cluster, also after an error.
 func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Root: root, exited: make(chan *launcher.Proc, 64), done: make(chan struct{})}
+	cfg.Restart = cfg.Restart.withDefaults()
+	c := &Cluster{Root: root, cfg: cfg, out: newConsole(out), gaveUp: make(chan *launcher.Proc, 64)}
+	c.bgCtx, c.cancel = context.WithCancel(context.Background())
 	for _, d := range []string{"bin", "data", "logs"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o750); err != nil {
 			return c, err
 		}
 	}
-	fmt.Fprintln(out, "building binaries…")
-	if err := launcher.Build(ctx, filepath.Join(root, "bin"), out, append(launcher.ParkBinaries, "parkmesh")...); err != nil {
+	c.out.say("building binaries…")
+	if err := launcher.Build(ctx, filepath.Join(root, "bin"), c.out, append(launcher.ParkBinaries, "parkmesh")...); err != nil {
 		return c, err
 	}
-	consulBin, err := consulagent.FindBinary(ctx, out)
+	consulBin, err := consulagent.FindBinary(ctx, c.out)
 	if err != nil {
 		return c, err
 	}
 	if len(cfg.JaegerPorts) == 5 {
-		c.startJaeger(ctx, cfg.JaegerPorts, out)
+		// The exporters send over HTTP, one connection per export: they
+		// reach Jaeger with their next batch once it is up, however long
+		// its build took (see docs/decisions.md).
+		c.env = append(cfg.jaegerOptions(root).ExporterEnv("http/protobuf"), "OTEL_BSP_SCHEDULE_DELAY=500")
+		c.bg.Add(1)
+		go c.runJaeger()
 	}
 	for i, id := range cfg.Parks {
 		dataDir := filepath.Join(root, "data", id)
@@ -149,7 +186,8 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 			return c, fmt.Errorf("%w (logs in %s)", err, filepath.Join(root, "logs"))
 		}
 		c.parks = append(c.parks, p)
-		go c.watch(p)
+		c.bg.Add(1)
+		go c.supervise(p)
 		token, err := p.Token(parktoken.Admin, "demo-admin", 24*time.Hour)
 		if err != nil {
 			return c, err
@@ -162,50 +200,75 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 	return c, nil
 }
 
-// watch forwards the park's crashed processes to [Cluster.Exited] until
-// the cluster stops.
-func (c *Cluster) watch(p *launcher.Park) {
-	for {
-		select {
-		case pr := <-p.Exited():
-			select {
-			case c.exited <- pr:
-			default:
-			}
-		case <-c.done:
-			return
+// runJaeger finds Jaeger (building it the first time takes many minutes),
+// starts it and says where its traces are; without it the parks still run.
+func (c *Cluster) runJaeger() {
+	defer c.bg.Done()
+	ctx := c.bgCtx
+	progress := c.out.lines()
+	defer progress.Close()
+	var bin string
+	var err error
+	if c.cfg.JaegerInstall != "" {
+		c.out.say("jaeger: running %s in the background; the parks do not wait for it", c.cfg.JaegerInstall)
+		bin, err = localproc.RunInstaller(ctx, c.cfg.JaegerInstall, "", progress)
+	} else {
+		bin, err = jaegerserver.FindBinary(ctx, progress)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		c.out.say("jaeger: not available on this machine (%v); the parks run without a trace backend", err)
+		return
+	}
+	opts := c.cfg.jaegerOptions(c.Root)
+	opts.Bin = bin
+	j, err := jaegerserver.Launch(ctx, opts)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.out.say("jaeger: did not start (%v); the parks run without a trace backend", err)
 		}
+		return
+	}
+	c.mu.Lock()
+	c.jaeger, c.jaegerURL = j, j.QueryURL()
+	c.mu.Unlock()
+	c.out.say("traces: %s/api/traces?service=parkmesh-gateway (Jaeger is up, pid %d; its log: %s)", j.QueryURL(), j.PID(), j.LogPath())
+	c.changed()
+}
+
+// JaegerURL is the trace backend's query URL, "" until it runs.
+func (c *Cluster) JaegerURL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.jaegerURL
+}
+
+// changed tells the demo that the processes or Jaeger changed.
+func (c *Cluster) changed() {
+	c.mu.Lock()
+	f := c.onChange
+	c.mu.Unlock()
+	if f != nil {
+		f()
 	}
 }
 
-// startJaeger launches the trace backend; without it the parks still run.
-func (c *Cluster) startJaeger(ctx context.Context, ports []int, out io.Writer) {
-	bin, err := jaegerserver.FindBinary(ctx, out)
-	if err != nil {
-		fmt.Fprintf(out, "Jaeger is not available on this machine (%v); running without a trace backend\n", err)
-		return
-	}
-	j, err := jaegerserver.Launch(ctx, jaegerserver.Options{
-		Bin: bin, QueryHTTPPort: ports[0], QueryGRPCPort: ports[1], OTLPGRPCPort: ports[2], OTLPHTTPPort: ports[3], HealthPort: ports[4],
-		RunOptions: localproc.RunOptions{LogPath: filepath.Join(c.Root, "logs", "jaeger.log"), KillWithParent: true},
-	})
-	if err != nil {
-		fmt.Fprintf(out, "Jaeger did not start (%v); running without a trace backend\n", err)
-		return
-	}
-	c.jaeger = j
-	c.env = append(j.ExporterEnv("grpc"), "OTEL_BSP_SCHEDULE_DELAY=500")
-	c.JaegerURL = j.QueryURL()
-}
-
-// Stop stops every park (all at once, each gateways first, Consul last),
-// then Jaeger. It is idempotent.
+// Stop ends restarts and Jaeger's start, stops every park (all at once,
+// each gateways first, Consul last), then Jaeger. It is idempotent.
 func (c *Cluster) Stop() error {
-	select {
-	case <-c.done:
-	default:
-		close(c.done)
+	var err error
+	c.stopped.Do(func() { err = c.stop() })
+	return err
+}
+
+func (c *Cluster) stop() error {
+	if c.cancel != nil {
+		c.cancel()
 	}
+	// No restart may start a process after the parks' Stop listed theirs.
+	c.bg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	errs := make([]error, len(c.parks)+1)
@@ -218,8 +281,11 @@ func (c *Cluster) Stop() error {
 		}()
 	}
 	wg.Wait()
-	if c.jaeger != nil {
-		errs[len(c.parks)] = c.jaeger.Stop(ctx)
+	c.mu.Lock()
+	j := c.jaeger
+	c.mu.Unlock()
+	if j != nil {
+		errs[len(c.parks)] = j.Stop(ctx)
 	}
 	return errors.Join(errs...)
 }
@@ -230,17 +296,20 @@ func (c *Cluster) PIDs() []int {
 	for _, p := range c.parks {
 		pids = append(pids, p.PIDs()...)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.jaeger != nil {
 		pids = append(pids, c.jaeger.PID())
 	}
 	return pids
 }
 
-// Exited delivers a service or gateway that ended while the cluster was
-// meant to run.
-func (c *Cluster) Exited() <-chan *launcher.Proc { return c.exited }
+// GaveUp delivers a service or gateway the cluster stopped restarting
+// (it crashed too often; see [RestartPolicy]).
+func (c *Cluster) GaveUp() <-chan *launcher.Proc { return c.gaveUp }
 
-// KillGateway kills park's gateway at once, as a crash would.
+// KillGateway kills park's gateway at once, as a crash would (the cluster
+// then starts it again).
 func (c *Cluster) KillGateway(park string) error {
 	for _, p := range c.parks {
 		if p.ID == park {
@@ -256,63 +325,80 @@ func (c *Cluster) PeerAll(ctx context.Context, out io.Writer) error {
 }
 
 // Demo runs the parks until ctx is done, then stops everything it started.
+// A crashed process is started again meanwhile (see [RestartPolicy]); one
+// that keeps crashing is left down, and the others run on.
 func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if len(cfg.Parks) == 0 {
 		cfg.Parks = DemoParks
 	}
 	os.Remove(filepath.Join(cfg.Root, "demo.json"))
-	c, err := Start(ctx, cfg, out)
+	con := newConsole(out)
+	c, err := Start(ctx, cfg, con)
 	defer func() {
 		if c == nil {
 			return
 		}
-		fmt.Fprintln(out, "stopping…")
+		con.say("stopping…")
 		if serr := c.Stop(); serr != nil && err == nil {
 			err = serr
 		}
-		fmt.Fprintln(out, "stopped: no process left running")
+		con.say("stopped: no process left running")
 	}()
 	if err != nil {
 		return err
 	}
 	root := c.Root
-	demo := DemoFile{PIDs: []int{os.Getpid()}, Parks: c.Parks, JaegerURL: c.JaegerURL}
-	for _, p := range demo.Parks {
+	for _, p := range c.Parks {
 		n, err := loadSample(ctx, p)
 		if err != nil {
 			return fmt.Errorf("park %s: loading sample data: %w", p.ID, err)
 		}
 		if n > 0 {
-			fmt.Fprintf(out, "%s: loaded %d sample listings\n", p.ID, n)
+			con.say("%s: loaded %d sample listings", p.ID, n)
 		} else {
-			fmt.Fprintf(out, "%s: keeping the data of an earlier run\n", p.ID)
+			con.say("%s: keeping the data of an earlier run", p.ID)
 		}
 	}
-	if err := c.PeerAll(ctx, out); err != nil {
+	if err := c.PeerAll(ctx, con); err != nil {
 		return err
 	}
-	demo.PIDs = append(demo.PIDs, c.PIDs()...)
-	b, _ := json.MarshalIndent(demo, "", "  ")
-	if err := os.WriteFile(filepath.Join(root, "demo.json"), b, 0o600); err != nil {
+	var writeMu sync.Mutex
+	write := func() error {
+		writeMu.Lock()
+		defer writeMu.Unlock()
+		demo := DemoFile{PIDs: append([]int{os.Getpid()}, c.PIDs()...), Parks: c.Parks, JaegerURL: c.JaegerURL()}
+		b, _ := json.MarshalIndent(demo, "", "  ")
+		return os.WriteFile(filepath.Join(root, "demo.json"), b, 0o600)
+	}
+	if err := write(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nParkMesh demo is up:")
-	for _, p := range demo.Parks {
-		fmt.Fprintf(out, "  %-24s gateway %s   consul http://%s\n", p.ID, p.GatewayURL, p.ConsulHTTPAddr)
+	c.mu.Lock()
+	c.onChange = func() {
+		if err := write(); err != nil {
+			con.say("demo.json: %v", err)
+		}
 	}
-	fmt.Fprintf(out, "Consul runs with ACLs: CONSUL_HTTP_TOKEN_FILE=%s consul members -http-addr=%s\n", demo.Parks[0].ConsulTokenFile, demo.Parks[0].ConsulHTTPAddr)
-	if c.JaegerURL != "" {
-		fmt.Fprintf(out, "  traces (Jaeger query API)  %s/api/traces?service=parkmesh-gateway\n", c.JaegerURL)
+	c.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintln(&b, "\nParkMesh demo is up:")
+	for _, p := range c.Parks {
+		fmt.Fprintf(&b, "  %-24s gateway %s   consul http://%s\n", p.ID, p.GatewayURL, p.ConsulHTTPAddr)
 	}
-	fmt.Fprintf(out, "\nAdmin tokens are in %s. Try:\n", filepath.Join(root, "demo.json"))
-	fmt.Fprintf(out, "  curl -H \"Authorization: Bearer $(jq -r '.parks[0].admin_token' %s)\" '%s/api/v1/search?scope=club&q=硅谷'\n",
-		filepath.Join(root, "demo.json"), demo.Parks[0].GatewayURL)
-	fmt.Fprintln(out, "Press Ctrl-C to stop.")
-	select {
-	case <-ctx.Done():
-	case pr := <-c.Exited():
-		return fmt.Errorf("%s %s exited unexpectedly: %v (see %s)", pr.Park, pr.Name, pr.ExitErr(), pr.LogPath())
+	fmt.Fprintf(&b, "Consul runs with ACLs: CONSUL_HTTP_TOKEN_FILE=%s consul members -http-addr=%s\n", c.Parks[0].ConsulTokenFile, c.Parks[0].ConsulHTTPAddr)
+	switch u := c.JaegerURL(); {
+	case u != "":
+		fmt.Fprintf(&b, "  traces (Jaeger query API)  %s/api/traces?service=parkmesh-gateway\n", u)
+	case len(cfg.JaegerPorts) == 5:
+		fmt.Fprintln(&b, "  traces: Jaeger is still being built or started in the background; a \"traces:\" line follows when it is up")
 	}
+	fmt.Fprintf(&b, "\nAdmin tokens are in %s. Try:\n", filepath.Join(root, "demo.json"))
+	fmt.Fprintf(&b, "  curl -H \"Authorization: Bearer $(jq -r '.parks[0].admin_token' %s)\" '%s/api/v1/search?scope=club&q=硅谷'\n",
+		filepath.Join(root, "demo.json"), c.Parks[0].GatewayURL)
+	fmt.Fprintln(&b, "A crashed service or gateway is started again; this console says so.")
+	fmt.Fprint(&b, "Press Ctrl-C to stop.")
+	con.say("%s", b.String())
+	<-ctx.Done()
 	return nil
 }
 

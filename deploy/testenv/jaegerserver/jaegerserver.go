@@ -272,12 +272,21 @@ func (s *Server) OTLPHTTPAddr() string { return s.opts.addr(s.opts.OTLPHTTPPort)
 // ExporterEnv returns the OTEL_* variables (NAME=value) that point a
 // ParkMesh process's exporter at this Jaeger with protocol "grpc" or
 // "http/protobuf" (empty: grpc).
-func (s *Server) ExporterEnv(protocol string) []string {
+func (s *Server) ExporterEnv(protocol string) []string { return s.opts.ExporterEnv(protocol) }
+
+// ExporterEnv returns the OTEL_* variables (NAME=value) that point a
+// ParkMesh process's exporter at a Jaeger launched with these options,
+// before it runs: a launcher can start the processes first and Jaeger
+// later, their exporters retrying until it answers.
+func (o Options) ExporterEnv(protocol string) []string {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
 	switch protocol {
 	case "", "grpc":
-		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + s.OTLPGRPCAddr(), "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}
+		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + o.addr(o.OTLPGRPCPort), "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}
 	default:
-		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + s.OTLPHTTPAddr(), "OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol}
+		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + o.addr(o.OTLPHTTPPort), "OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol}
 	}
 }
 

@@ -59,7 +59,15 @@ func FindBinary(ctx context.Context, envVar, script string, progress io.Writer) 
 	if err != nil {
 		return "", fmt.Errorf("set %s or run inside the repository: %w", envVar, err)
 	}
-	path := filepath.Join(root, script)
+	return RunInstaller(ctx, filepath.Join(root, script), root, progress)
+}
+
+// RunInstaller runs the install command at path (no arguments) in dir and
+// returns the executable file its last line of output names; its progress
+// (stderr) goes to progress (nil discards it). When ctx ends the command
+// and every process it started (a `go build` under a script) are killed,
+// so a build abandoned by its launcher does not run on.
+func RunInstaller(ctx context.Context, path, dir string, progress io.Writer) (string, error) {
 	if err := checkExecutable(path); err != nil {
 		return "", fmt.Errorf("install script: %w", err)
 	}
@@ -68,15 +76,17 @@ func FindBinary(ctx context.Context, envVar, script string, progress io.Writer) 
 	}
 	var stdout bytes.Buffer
 	cmd := exec.CommandContext(ctx, path)
-	cmd.Dir = root
+	cmd.Dir = dir
 	cmd.Stdout = &stdout
 	cmd.Stderr = progress
+	setProcAttr(cmd, true)
+	cmd.Cancel = func() error { return killGroup(cmd) }
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s failed: %w", script, err)
+		return "", fmt.Errorf("%s failed: %w", path, err)
 	}
 	bin := lastLine(stdout.String())
 	if err := checkExecutable(bin); err != nil {
-		return "", fmt.Errorf("%s printed %q: %w", script, bin, err)
+		return "", fmt.Errorf("%s printed %q: %w", path, bin, err)
 	}
 	return bin, nil
 }

@@ -21,3 +21,9 @@ func setProcAttr(cmd *exec.Cmd, killWithParent bool) {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
 }
+
+// killGroup kills the process group setProcAttr gave cmd: the command and
+// whatever it started.
+func killGroup(cmd *exec.Cmd) error {
+	return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}

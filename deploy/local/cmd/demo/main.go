@@ -1,8 +1,10 @@
 // Command demo is what `make demo` runs: three parks on this machine, each
 // with its own Consul agent (ACLs on, state on disk), its three services
-// and its gateway, loaded with the park's sample data. It runs in the
-// foreground; SIGINT or SIGTERM stops every process it started, gateways
-// first, Consul last.
+// and its gateway, loaded with the park's sample data. The parks start as
+// soon as Consul is there; Jaeger is built (the first time) and started in
+// the background, and traces flow once it is up. A crashed service or
+// gateway is started again with backoff. It runs in the foreground; SIGINT
+// or SIGTERM stops every process it started, gateways first, Consul last.
 package main
 
 import (
@@ -23,6 +25,8 @@ func main() {
 	flag.IntVar(&cfg.ServiceBasePort, "service-port", 7100, "base of the services' ports (park i uses base+10i+1..3)")
 	flag.IntVar(&cfg.ConsulBasePort, "consul-port", 18500, "base of the Consul agents' ports (park i uses base+10i..+3)")
 	jaeger := flag.Int("jaeger-port", 16686, "Jaeger's query port; OTLP on 4317/4318 (0: no Jaeger)")
+	flag.StringVar(&cfg.JaegerInstall, "jaeger-install", os.Getenv("PARKMESH_JAEGER_INSTALL"),
+		"command printing the Jaeger binary's path, run in the background (env PARKMESH_JAEGER_INSTALL; default: PARKMESH_JAEGER_BIN, else deploy/tools/install-jaeger.sh)")
 	flag.Parse()
 	if *jaeger > 0 {
 		cfg.JaegerPorts = []int{*jaeger, *jaeger - 1, 4317, 4318, 13133}
