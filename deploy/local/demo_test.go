@@ -19,48 +19,47 @@ import (
 	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 )
 
-// runDemo starts the demo launcher (what `make demo` runs) and returns once
-// demo.json is written, with its content and a stop function that sends
-// SIGINT and waits for the launcher to exit.
-func runDemo(t *testing.T, bin, root string, ports []string) (local.DemoFile, string, func()) {
+// demoRun is a running demo launcher (what `make demo` runs).
+type demoRun struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	lines chan string
+	// log is everything the console printed so far that the test read.
+	log  strings.Builder
+	demo local.DemoFile
+	// stop sends SIGINT and waits for the launcher to exit.
+	stop func()
+}
+
+// runDemo starts the demo launcher and returns once demo.json is written,
+// with its content; stop is also called when the test ends.
+func runDemo(t *testing.T, bin, root string, args []string) *demoRun {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"-root", root}, ports...)...)
+	cmd := exec.Command(bin, append([]string{"-root", root}, args...)...)
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 256)
-	var log strings.Builder
+	d := &demoRun{t: t, cmd: cmd, lines: make(chan string, 1024)}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			lines <- sc.Text()
+			d.lines <- sc.Text()
 		}
-		close(lines)
+		close(d.lines)
 	}()
-	deadline := time.After(3 * time.Minute)
-	for up := false; !up; {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				cmd.Wait()
-				t.Fatalf("demo exited before it was up:\n%s", log.String())
-			}
-			log.WriteString(l + "\n")
-			up = strings.Contains(l, "Press Ctrl-C to stop")
-		case <-deadline:
-			cmd.Process.Kill()
-			t.Fatalf("demo not up after 3 minutes:\n%s", log.String())
-		}
+	if _, err := d.waitLine("Press Ctrl-C to stop", 3*time.Minute); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("demo not up: %v:\n%s", err, d.log.String())
 	}
-	var demo local.DemoFile
 	b, err := os.ReadFile(filepath.Join(root, "demo.json"))
-	if err != nil || json.Unmarshal(b, &demo) != nil {
+	if err != nil || json.Unmarshal(b, &d.demo) != nil {
 		t.Fatalf("demo.json: %v %s", err, b)
 	}
 	stopped := false
-	stop := func() {
+	d.stop = func() {
 		if stopped {
 			return
 		}
@@ -68,15 +67,15 @@ func runDemo(t *testing.T, bin, root string, ports []string) (local.DemoFile, st
 		cmd.Process.Signal(syscall.SIGINT)
 		done := make(chan error, 1)
 		go func() {
-			for l := range lines {
-				log.WriteString(l + "\n")
+			for l := range d.lines {
+				d.log.WriteString(l + "\n")
 			}
 			done <- cmd.Wait()
 		}()
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("demo exit: %v\n%s", err, log.String())
+				t.Errorf("demo exit: %v\n%s", err, d.log.String())
 			}
 		case <-time.After(90 * time.Second):
 			cmd.Process.Kill()
@@ -85,8 +84,48 @@ func runDemo(t *testing.T, bin, root string, ports []string) (local.DemoFile, st
 	}
 	// A test that fails before it stops the demo must not leave three
 	// parks running on fixed ports.
-	t.Cleanup(stop)
-	return demo, log.String(), stop
+	t.Cleanup(d.stop)
+	return d
+}
+
+// waitLine reads the console until a line contains want and returns it; an
+// error when the demo exits or timeout passes first.
+func (d *demoRun) waitLine(want string, timeout time.Duration) (string, error) {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-d.lines:
+			if !ok {
+				return "", fmt.Errorf("demo exited before printing %q", want)
+			}
+			d.log.WriteString(l + "\n")
+			if strings.Contains(l, want) {
+				return l, nil
+			}
+		case <-deadline:
+			return "", fmt.Errorf("no %q on the console after %s", want, timeout)
+		}
+	}
+}
+
+// buildDemo builds the demo launcher and moves the test to the repository,
+// where the launcher builds the parks' binaries.
+func buildDemo(t *testing.T) string {
+	t.Helper()
+	_ = nodetest.Binaries(t) // fail early, with the build error, if something does not build
+	wd, _ := os.Getwd()
+	repo, err := localproc.RepoRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "demo")
+	build := exec.Command("go", "build", "-o", bin, "./deploy/local/cmd/demo")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build demo: %v\n%s", err, out)
+	}
+	t.Chdir(repo)
+	return bin
 }
 
 func alive(pid int) bool {
@@ -137,25 +176,13 @@ func TestDemoSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short: the demo smoke test starts three whole parks")
 	}
-	_ = nodetest.Binaries(t) // fail early, with the build error, if something does not build
-	wd, _ := os.Getwd()
-	repo, err := localproc.RepoRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "demo")
-	build := exec.Command("go", "build", "-o", bin, "./deploy/local/cmd/demo")
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build demo: %v\n%s", err, out)
-	}
+	bin := buildDemo(t)
 	root := t.TempDir()
 	base := nodetest.FreePort(t)
 	ports := []string{"-gateway-port", fmt.Sprint(base), "-service-port", "27100", "-consul-port", "28500", "-jaeger-port", "0"}
-	// The launcher runs from the repository (it builds the binaries there).
-	t.Chdir(repo)
 
-	demo, _, stop := runDemo(t, bin, root, ports)
+	run := runDemo(t, bin, root, ports)
+	demo, stop := run.demo, run.stop
 	if len(demo.Parks) != 3 {
 		t.Fatalf("demo.json has %d parks", len(demo.Parks))
 	}
@@ -190,8 +217,8 @@ func TestDemoSmoke(t *testing.T) {
 		}
 	}
 
-	demo2, log2, stop2 := runDemo(t, bin, root, ports)
-	defer stop2()
+	run2 := runDemo(t, bin, root, ports)
+	demo2, log2 := run2.demo, run2.log.String()
 	if !strings.Contains(log2, "keeping the data of an earlier run") {
 		t.Errorf("second run reloaded the sample:\n%s", log2)
 	}
