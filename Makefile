@@ -30,9 +30,10 @@ build:
 	$(GO) build ./...
 
 ## demo: three parks on this machine, each with its Consul, services and gateway
+## (Jaeger is built, the first time, and started in the background by the demo
+## itself: the parks do not wait for it)
 demo:
 	@deploy/tools/install-consul.sh >/dev/null
-	@deploy/tools/install-jaeger.sh >/dev/null || echo "make demo: Jaeger could not be built here; the demo runs without a trace backend"
 	$(GO) build -o .parkmesh/bin/demo ./deploy/local/cmd/demo
 	.parkmesh/bin/demo
 

@@ -5,9 +5,13 @@
 #
 # Why build: Debian ships no jaeger package and `go install` refuses the module
 # (its go.mod has replace directives), see shared NOTES-ENV and
-# docs/decisions.md. The build takes about 7.5 minutes and 2 GB of memory on 2
-# cores, once per machine.
+# docs/decisions.md. The build takes about 15 minutes and 2 GB of memory on 2
+# cores, once per machine; it says how far it got every 15 s on stderr
+# (go-build-progress.sh). stdout is only the binary's path.
 set -euo pipefail
+LOG_PREFIX=install-jaeger
+# shellcheck source=deploy/tools/go-build-progress.sh
+. "$(dirname "${BASH_SOURCE[0]}")/go-build-progress.sh"
 
 # Jaeger tags each release twice: the Go module version (v1.x, which names the
 # cached binary) and the version of the v2 binary it builds (v2.x, which
@@ -42,7 +46,7 @@ if cached_ok; then
   echo "$BIN"
   exit 0
 fi
-log "building Jaeger v$JAEGER_V2_VERSION (module v$JAEGER_VERSION) into $BIN (about 7.5 minutes and 2 GB of memory on 2 cores, once)"
+log "building Jaeger v$JAEGER_V2_VERSION (module v$JAEGER_VERSION) into $BIN (about 15 minutes and 2 GB of memory on 2 cores, once)"
 log "step 1/3: downloading the module"
 dir=$(go mod download -json "github.com/jaegertracing/jaeger@v$JAEGER_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -n "$dir" ] && [ -d "$dir" ] || { log "module download failed"; exit 1; }
@@ -56,8 +60,8 @@ chmod -R u+w "$work"
 # The version flag fills in `jaeger version`, which is how this script knows a
 # cached binary is the pinned one (upstream's Makefile sets it the same way).
 ldflags="-X github.com/jaegertracing/jaeger/internal/version.latestVersion=v$JAEGER_V2_VERSION"
-log "step 3/3: go build ./cmd/jaeger (quiet until it is done)"
-( cd "$work" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ldflags" -o "$BIN.tmp" ./cmd/jaeger )
+log "step 3/3: go build ./cmd/jaeger"
+( cd "$work" && CGO_ENABLED=0 go_build_progress "step 3/3" 900 "$BIN.tmp" ./cmd/jaeger -mod=mod -trimpath -ldflags "$ldflags" )
 "$BIN.tmp" version >/dev/null 2>&1 || { log "built binary does not run"; exit 1; }
 mv "$BIN.tmp" "$BIN"
 cached_ok || { log "built binary does not report v$JAEGER_V2_VERSION: $("$BIN" version 2>&1 | head -n3)"; exit 1; }
