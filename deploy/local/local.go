@@ -308,8 +308,9 @@ func (c *Cluster) PIDs() []int {
 // (it crashed too often; see [RestartPolicy]).
 func (c *Cluster) GaveUp() <-chan *launcher.Proc { return c.gaveUp }
 
-// KillGateway kills park's gateway at once, as a crash would (the cluster
-// then starts it again).
+// KillGateway kills park's gateway at once, as a crash would to its
+// peers; killed through the launcher, it is not started again (the bench
+// measures a club with a peer down).
 func (c *Cluster) KillGateway(park string) error {
 	for _, p := range c.parks {
 		if p.ID == park {
