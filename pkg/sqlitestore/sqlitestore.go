@@ -286,6 +286,7 @@ func (s *Store) Create(ctx context.Context, l *listing.Listing) error {
 // create is Create inside tx: the listing, its index entry, its change log
 // entry and its by_seq row.
 func create(ctx context.Context, tx *sql.Tx, l *listing.Listing) error {
+	l.Match = nil // a search result's, never stored
 	doc, err := json.Marshal(l)
 	if err != nil {
 		return err
@@ -371,6 +372,7 @@ func (s *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64)
 		l.Version = cur.Version + 1
 		l.CreatedAt = cur.CreatedAt
 		l.Park = cur.Park
+		l.Match = nil // a search result's, never stored
 		doc, err := json.Marshal(l)
 		if err != nil {
 			return err
