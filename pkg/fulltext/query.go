@@ -26,6 +26,8 @@ type Alt struct {
 	// Field and Value name a controlled-vocabulary code (Field one of
 	// sector, seeking, offering, org_type, stage, availability).
 	Field, Value string
+
+	text string // normalised text (units joined by spaces)
 }
 
 // Weights of alternatives.
@@ -48,6 +50,8 @@ type Concept struct {
 type Query struct {
 	Concepts    []Concept
 	MinConcepts int
+
+	compiled [][]compiled // per concept, per alternative (Score)
 }
 
 //go:embed vocab.txt
@@ -147,7 +151,7 @@ func isCode(f string) bool {
 // altOf is the alternative matching the normalised text t (units joined by
 // spaces) as a phrase, or as typed when typed is true.
 func altOf(t string, typed bool, weight float64) Alt {
-	a := Alt{Weight: weight, Phrase: true}
+	a := Alt{Weight: weight, Phrase: true, text: t}
 	for _, u := range strings.Split(t, " ") {
 		if isCJKUnit(u) {
 			r := []rune(u)
@@ -281,7 +285,7 @@ func Analyze(q string) Query {
 		t := strings.Join(units[i:i+n], " ")
 		c := concept(t, t)
 		if i+n == len(units) && n == 1 && !trailingSpace && len(u) >= 2 {
-			c.Alts = append(c.Alts, Alt{Tokens: []string{u}, Phrase: true, MinMatch: 1, Prefix: true, Weight: WeightPrefix})
+			c.Alts = append(c.Alts, Alt{Tokens: []string{u}, Phrase: true, MinMatch: 1, Prefix: true, Weight: WeightPrefix, text: u})
 		}
 		cs = append(cs, c)
 		i += n
@@ -289,7 +293,57 @@ func Analyze(q string) Query {
 	if len(cs) > MaxTerms {
 		cs = cs[:MaxTerms]
 	}
-	return Query{Concepts: cs, MinConcepts: minConcepts(len(cs))}
+	aq := Query{Concepts: cs, MinConcepts: minConcepts(len(cs))}
+	aq.compile()
+	return aq
+}
+
+// compile prepares every text alternative for Score.
+func (q *Query) compile() {
+	q.compiled = make([][]compiled, len(q.Concepts))
+	for i, c := range q.Concepts {
+		q.compiled[i] = make([]compiled, len(c.Alts))
+		for j, a := range c.Alts {
+			if a.Field == "" {
+				q.compiled[i][j] = compile(a, a.text)
+			}
+		}
+	}
+}
+
+// WithoutPrefix returns q without the prefix alternative of its last
+// concept (a store drops it when the word typed is itself indexed: a
+// prefix query costs as much as every word it begins).
+func (q Query) WithoutPrefix() Query {
+	if len(q.Concepts) == 0 {
+		return q
+	}
+	cs := append([]Concept(nil), q.Concepts...)
+	last := &cs[len(cs)-1]
+	var alts []Alt
+	for _, a := range last.Alts {
+		if !a.Prefix || a.Weight != WeightPrefix {
+			alts = append(alts, a)
+		}
+	}
+	last.Alts = alts
+	out := Query{Concepts: cs, MinConcepts: q.MinConcepts}
+	out.compile()
+	return out
+}
+
+// PrefixWord is the word the last concept matches as a prefix ("" when
+// none).
+func (q Query) PrefixWord() string {
+	if len(q.Concepts) == 0 {
+		return ""
+	}
+	for _, a := range q.Concepts[len(q.Concepts)-1].Alts {
+		if a.Prefix && a.Weight == WeightPrefix && len(a.Tokens) == 1 {
+			return a.Tokens[0]
+		}
+	}
+	return ""
 }
 
 // minConcepts is how many of n concepts a hit must match: any one of one

@@ -1,7 +1,6 @@
 package fulltext
 
 import (
-	"math"
 	"strings"
 )
 
@@ -98,51 +97,37 @@ func altQuality(a Alt, toks []token, mark func(int)) float64 {
 	return 0.7 * float64(present) / float64(len(a.Tokens))
 }
 
-// Rank scores d against q and cuts its snippet.
+// FieldsOf is d as Score reads it.
+func FieldsOf(d Doc) Fields {
+	return Fields{Title: Normalize(d.Title), Body: Normalize(strings.Join(d.Body, "\n")), Has: d.Has}
+}
+
+// Rank scores d against q (Score) and cuts its snippet.
 func (q Query) Rank(d Doc) Ranked {
 	if len(q.Concepts) == 0 {
 		return Ranked{}
 	}
-	title := tokens(d.Title)
+	r := Ranked{Score: q.Score(FieldsOf(d))}
 	body := make([][]token, len(d.Body))
 	for i, p := range d.Body {
 		body[i] = tokens(p)
 	}
 	marks := make([]map[int]bool, len(d.Body))
-	sum, matched := 0.0, 0
 	for _, c := range q.Concepts {
-		best := 0.0
 		for _, a := range c.Alts {
-			if a.Field != "" {
-				if d.Has != nil && d.Has(a.Field, a.Value) {
-					best = max(best, a.Weight*codeWeight)
-				}
+			if a.Field != "" || len(a.Tokens) == 0 {
 				continue
 			}
-			if len(a.Tokens) == 0 {
-				continue
-			}
-			best = max(best, a.Weight*titleWeight*altQuality(a, title, nil))
 			for i, toks := range body {
-				qual := altQuality(a, toks, func(k int) {
+				altQuality(a, toks, func(k int) {
 					if marks[i] == nil {
 						marks[i] = map[int]bool{}
 					}
 					marks[i][k] = true
 				})
-				best = max(best, a.Weight*bodyWeight*qual)
 			}
 		}
-		if best > 0 {
-			matched++
-		}
-		sum += best
 	}
-	score := sum / float64(len(q.Concepts))
-	if matched == len(q.Concepts) {
-		score += coverageBonus
-	}
-	r := Ranked{Score: math.Round(score*1e4) / 1e4}
 	// The snippet: the body part with the most matched words.
 	part, most := -1, 0
 	for i, m := range marks {
@@ -151,10 +136,9 @@ func (q Query) Rank(d Doc) Ranked {
 		}
 	}
 	if part < 0 {
-		for i, p := range d.Body {
+		for _, p := range d.Body {
 			if strings.TrimSpace(p) != "" {
 				r.Snippet, _ = cut([]rune(p), 0, nil)
-				_ = i
 				break
 			}
 		}

@@ -26,7 +26,13 @@ func benchStore(b *testing.B, n int) *Store {
 	if s, ok := benchStores.Load(n); ok {
 		return s.(*Store)
 	}
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("parkmesh-bench-%d-v4.db", n))
+	// A directory of its own: a data directory remembers its stores
+	// (stores.txt), so a stale store goes with its directory.
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("parkmesh-bench-%d-v5", n))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "bench.db")
 	ctx := context.Background()
 	s, err := Open(ctx, path)
 	if err != nil {
@@ -36,9 +42,12 @@ func benchStore(b *testing.B, n int) *Store {
 	s.read.QueryRow(`SELECT count(*) FROM listings`).Scan(&have)
 	if have != n {
 		s.Close()
-		os.Remove(path)
-		os.Remove(path + "-wal")
-		os.Remove(path + "-shm")
+		if err := os.RemoveAll(dir); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
 		if s, err = Open(ctx, path); err != nil {
 			b.Fatal(err)
 		}

@@ -3,8 +3,10 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/fulltext"
@@ -23,46 +25,90 @@ func window(limit int) int { return max(minWindow, 2*limit) }
 
 // candidate is a listing read for ranking.
 type candidate struct {
-	rid  int64
-	l    *listing.Listing
-	rank fulltext.Ranked
+	rid   int64
+	doc   string
+	view  *rankView
+	score float64
 }
 
-// rankDoc is l's text as pkg/fulltext ranks it: the title, then the body
-// in parts (summary first, as the snippet prefers it), and its codes.
-func rankDoc(l *listing.Listing) fulltext.Doc {
-	body := make([]string, 0, 4+len(l.Tags)+len(l.Attrs.Expertise))
-	body = append(body, l.Summary)
-	body = append(body, l.Tags...)
-	body = append(body, l.Attrs.Expertise...)
-	body = append(body, l.City, l.Attrs.Affiliation)
-	return fulltext.Doc{Title: l.Title, Body: body, Has: func(field, value string) bool {
-		switch field {
-		case "sector":
-			return slices.Contains(l.Sectors, value)
-		case "seeking":
-			return slices.Contains(l.Seeking, value)
-		case "offering":
-			return slices.Contains(l.Offering, value)
-		case "org_type":
-			return l.Attrs.OrgType == value
-		case "stage":
-			return l.Attrs.Stage == value
-		case "availability":
-			return slices.Contains(l.Attrs.Availability, value)
-		}
-		return false
-	}}
+// rankView is the part of a listing ranking reads, decoded without the
+// rest (timestamps, attributes of no text).
+type rankView struct {
+	Title    string   `json:"title"`
+	Summary  string   `json:"summary"`
+	Sectors  []string `json:"sectors"`
+	Tags     []string `json:"tags"`
+	City     string   `json:"city"`
+	Seeking  []string `json:"seeking"`
+	Offering []string `json:"offering"`
+	Attrs    struct {
+		OrgType      string   `json:"org_type"`
+		Stage        string   `json:"stage"`
+		Expertise    []string `json:"expertise"`
+		Availability []string `json:"availability"`
+		Affiliation  string   `json:"affiliation"`
+	} `json:"attrs"`
 }
 
-func (c *candidate) result() *listing.Listing {
-	c.l.Match = &listing.Match{Score: c.rank.Score, Snippet: c.rank.Snippet, Highlights: c.rank.Highlights}
-	return c.l
+// rankDoc is v's text as pkg/fulltext ranks it: the title, then the body
+// in parts (summary first, as the snippet prefers it), and its codes. It
+// holds what the index's body column holds (bodyText).
+func (v *rankView) rankDoc() fulltext.Doc {
+	body := make([]string, 0, 3+len(v.Tags)+len(v.Attrs.Expertise))
+	body = append(body, v.Summary, v.City)
+	body = append(body, v.Tags...)
+	body = append(body, v.Attrs.Expertise...)
+	body = append(body, v.Attrs.Affiliation)
+	return fulltext.Doc{Title: v.Title, Body: body, Has: v.has}
+}
+
+func (v *rankView) has(field, value string) bool {
+	switch field {
+	case "sector":
+		return slices.Contains(v.Sectors, value)
+	case "seeking":
+		return slices.Contains(v.Seeking, value)
+	case "offering":
+		return slices.Contains(v.Offering, value)
+	case "org_type":
+		return v.Attrs.OrgType == value
+	case "stage":
+		return v.Attrs.Stage == value
+	case "availability":
+		return slices.Contains(v.Attrs.Availability, value)
+	}
+	return false
+}
+
+// newCandidate decodes what ranking needs of doc and scores it.
+func newCandidate(q *fulltext.Query, rid int64, doc string) (*candidate, error) {
+	c := &candidate{rid: rid, doc: doc, view: &rankView{}}
+	if err := json.Unmarshal([]byte(doc), c.view); err != nil {
+		return nil, fmt.Errorf("sqlitestore: listing %d: %w", rid, err)
+	}
+	d := c.view.rankDoc()
+	c.score = q.Score(fulltext.Fields{
+		Title: fulltext.Normalize(d.Title), Body: fulltext.Normalize(strings.Join(d.Body, "\n")), Has: d.Has,
+	})
+	return c, nil
+}
+
+// result is c as a search result: the whole listing, its score and
+// snippet.
+func (c *candidate) result(q *fulltext.Query) (*listing.Listing, error) {
+	l, err := decode(c.doc)
+	if err != nil {
+		return nil, err
+	}
+	r := q.Rank(c.view.rankDoc())
+	l.Match = &listing.Match{Score: c.score, Snippet: r.Snippet, Highlights: r.Highlights}
+	return l, nil
 }
 
 // readTier reads up to n hits of MATCH expression m with rowid below
-// before, newest first, skipping rowids in skip (they are not decoded).
-func (s *Store) readTier(ctx context.Context, m string, before, since int64, n int, skip map[int64]bool, fn func(rid int64, l *listing.Listing)) (read int, last int64, err error) {
+// before, newest first, and calls fn with those whose rowid is not in
+// skip. It returns how many rows it read and the last rowid.
+func (s *Store) readTier(ctx context.Context, m string, before, since int64, n int, skip map[int64]bool, fn func(rid int64, doc string) error) (read int, last int64, err error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT l.rid, l.doc FROM listings_fts f JOIN listings l ON l.rid = f.rowid
 		WHERE listings_fts MATCH ? AND f.rowid < ? AND l.updated_at >= ?
 		ORDER BY f.rowid DESC LIMIT ?`, m, before, since, n)
@@ -81,50 +127,64 @@ func (s *Store) readTier(ctx context.Context, m string, before, since int64, n i
 		if skip[rid] {
 			continue
 		}
-		l, err := decode(string(doc))
-		if err != nil {
+		if err := fn(rid, string(doc)); err != nil {
 			return read, last, err
 		}
-		fn(rid, l)
 	}
 	return read, last, rows.Err()
 }
 
 // searchText answers a text query: the ranked window, then the tail.
 //
-// The window holds, for each candidate tier of the plan (every concept in
-// the title; every concept anywhere; enough of them anywhere), its newest
-// window(limit) hits, each scored once; sorted by score, then newest
-// first. When the loosest tier had more hits than it read, they follow
-// the window as the tail, newest first, their scores capped at the
-// window's lowest so that scores never rise down the pages (a gateway
-// merges sources by score). Every page reads the window again: its cost
-// is bounded, and the cursor need not hold it.
+// The window holds the newest window(limit) hits of each candidate tier
+// of the plan (every concept in the title; every concept anywhere; enough
+// of them anywhere), strictest first, stopping after the tier that brings
+// it to window(limit) candidates (a later tier's hits score lower); each
+// candidate is scored once and the window sorted by score, then newest
+// first. The loosest tier's other hits follow the window as the tail,
+// newest first, their scores capped at the window's lowest so that scores
+// never rise down the pages (a gateway merges sources by score). Every
+// page reads the window again: its cost is bounded and the cursor need
+// not hold it.
 func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit int, since int64, page *listing.Page) (*listing.Page, error) {
 	if len(p.tiers) == 0 {
 		return page, nil
 	}
+	aq := p.text
 	w := window(limit)
 	seen := map[int64]bool{}
 	var cands []*candidate
-	tailFrom := int64(0) // the loosest tier's lowest rowid read, when it had more
+	// tailFrom: the loosest tier's hits below it follow the window (0:
+	// none do).
+	tailFrom := int64(0)
 	for i, m := range p.tiers {
-		n, last, err := s.readTier(ctx, m, 1<<62-1, since, w, seen, func(rid int64, l *listing.Listing) {
+		n, last, err := s.readTier(ctx, m, 1<<62-1, since, w, seen, func(rid int64, doc string) error {
 			seen[rid] = true
-			cands = append(cands, &candidate{rid: rid, l: l, rank: p.text.Rank(rankDoc(l))})
+			c, err := newCandidate(aq, rid, doc)
+			if err == nil {
+				cands = append(cands, c)
+			}
+			return err
 		})
 		if err != nil {
 			return nil, err
 		}
-		if i == len(p.tiers)-1 && n == w {
-			tailFrom = last
+		if i == len(p.tiers)-1 {
+			if n == w {
+				tailFrom = last
+			}
+			break
+		}
+		if len(cands) >= w {
+			tailFrom = 1<<62 - 1 // the loosest tier, unread, from its top
+			break
 		}
 	}
 	slices.SortFunc(cands, func(a, b *candidate) int {
 		switch {
-		case a.rank.Score > b.rank.Score:
+		case a.score > b.score:
 			return -1
-		case a.rank.Score < b.rank.Score:
+		case a.score < b.score:
 			return 1
 		case a.rid > b.rid:
 			return -1
@@ -135,7 +195,7 @@ func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit 
 	})
 	floor := 0.0
 	if len(cands) > 0 {
-		floor = cands[len(cands)-1].rank.Score
+		floor = cands[len(cands)-1].score
 	}
 	before := tailFrom
 	if !cur.Tail {
@@ -147,7 +207,11 @@ func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit 
 				page.NextCursor = s.encodeCursor(cursor{Query: cur.Query, Offset: cur.Offset + limit})
 				return page, nil
 			}
-			page.Results = append(page.Results, c.result())
+			l, err := c.result(aq)
+			if err != nil {
+				return nil, err
+			}
+			page.Results = append(page.Results, l)
 		}
 	} else {
 		if cur.Before <= 0 || tailFrom == 0 || cur.Before > tailFrom {
@@ -158,14 +222,18 @@ func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit 
 	if tailFrom == 0 {
 		return page, nil
 	}
-	// The tail: the loosest tier's hits below the window, newest first.
+	// The tail: the loosest tier's hits outside the window, newest first.
 	loosest := p.tiers[len(p.tiers)-1]
 	lastRid := before
 	var tail []*candidate
 	for len(page.Results)+len(tail) <= limit {
 		want := limit + 1 - len(page.Results) - len(tail)
-		n, last, err := s.readTier(ctx, loosest, before, since, want, seen, func(rid int64, l *listing.Listing) {
-			tail = append(tail, &candidate{rid: rid, l: l, rank: p.text.Rank(rankDoc(l))})
+		n, last, err := s.readTier(ctx, loosest, before, since, want, seen, func(rid int64, doc string) error {
+			c, err := newCandidate(aq, rid, doc)
+			if err == nil {
+				tail = append(tail, c)
+			}
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -180,8 +248,12 @@ func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit 
 			page.NextCursor = s.encodeCursor(cursor{Query: cur.Query, Tail: true, Before: lastRid})
 			break
 		}
-		c.rank.Score = min(c.rank.Score, floor)
-		page.Results = append(page.Results, c.result())
+		c.score = min(c.score, floor)
+		l, err := c.result(aq)
+		if err != nil {
+			return nil, err
+		}
+		page.Results = append(page.Results, l)
 		lastRid = c.rid
 	}
 	return page, nil
