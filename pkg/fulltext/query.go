@@ -52,6 +52,7 @@ type Query struct {
 	MinConcepts int
 
 	compiled [][]compiled // per concept, per alternative (Score)
+	hl       map[rune][]pattern
 }
 
 //go:embed vocab.txt
@@ -309,6 +310,7 @@ func (q *Query) compile() {
 			}
 		}
 	}
+	q.hl = q.buildPatterns()
 }
 
 // WithoutPrefix returns q without the prefix alternative of its last

@@ -2,6 +2,7 @@ package fulltext
 
 import (
 	"strings"
+	"unicode"
 )
 
 // Doc is a listing's text as ranking reads it.
@@ -39,123 +40,135 @@ const (
 // SnippetRunes bounds a snippet's length.
 const SnippetRunes = 100
 
-// tokMatches reports whether doc token t matches query token q.
-func tokMatches(t token, q string, prefix bool) bool {
-	if t.word == "" {
-		return t.text == q || prefix && strings.HasPrefix(t.text, q)
-	}
-	return t.word == q || t.text == stem(q) || prefix && strings.HasPrefix(t.word, q)
-}
-
-// altQuality is how well alternative a matches the tokens of one field:
-// 1 when its tokens are adjacent, less when scattered, 0 when fewer than
-// MinMatch are present. mark is called with every token index that
-// matched.
-func altQuality(a Alt, toks []token, mark func(int)) float64 {
-	last := len(a.Tokens) - 1
-	present := 0
-	for j, q := range a.Tokens {
-		for _, t := range toks {
-			if tokMatches(t, q, a.Prefix && j == last) {
-				present++
-				break
-			}
-		}
-	}
-	if present < a.MinMatch || present == 0 {
-		return 0
-	}
-	adjacent := -1
-	for i := 0; i+len(a.Tokens) <= len(toks) && adjacent < 0; i++ {
-		ok := true
-		for j, q := range a.Tokens {
-			if !tokMatches(toks[i+j], q, a.Prefix && j == last) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			adjacent = i
-		}
-	}
-	if mark != nil {
-		for i, t := range toks {
-			for j, q := range a.Tokens {
-				if tokMatches(t, q, a.Prefix && j == last) {
-					mark(i)
-					break
-				}
-			}
-		}
-	}
-	switch {
-	case adjacent >= 0:
-		return 1
-	case a.Phrase:
-		return 0.4
-	}
-	return 0.7 * float64(present) / float64(len(a.Tokens))
-}
-
 // FieldsOf is d as Score reads it.
 func FieldsOf(d Doc) Fields {
 	return Fields{Title: Normalize(d.Title), Body: Normalize(strings.Join(d.Body, "\n")), Has: d.Has}
 }
 
-// Rank scores d against q (Score) and cuts its snippet.
+// Rank scores d against q (Score) and cuts its snippet (Snippet).
 func (q Query) Rank(d Doc) Ranked {
 	if len(q.Concepts) == 0 {
 		return Ranked{}
 	}
 	r := Ranked{Score: q.Score(FieldsOf(d))}
-	body := make([][]token, len(d.Body))
+	r.Snippet, r.Highlights = q.Snippet(d)
+	return r
+}
+
+// Snippet cuts a short excerpt of d's body showing why it matched q: the
+// body part with the most matched words, around the first, and the
+// matched words' rune ranges in it. Without a match in the body, the
+// start of its first non-empty part, without highlights.
+func (q Query) Snippet(d Doc) (string, [][2]int) {
+	best, most := -1, 0
+	var bestText []rune
+	var bestRanges [][2]int
 	for i, p := range d.Body {
-		body[i] = tokens(p)
-	}
-	marks := make([]map[int]bool, len(d.Body))
-	for _, c := range q.Concepts {
-		for _, a := range c.Alts {
-			if a.Field != "" || len(a.Tokens) == 0 {
-				continue
-			}
-			for i, toks := range body {
-				altQuality(a, toks, func(k int) {
-					if marks[i] == nil {
-						marks[i] = map[int]bool{}
-					}
-					marks[i][k] = true
-				})
-			}
+		if p == "" {
+			continue
+		}
+		text := []rune(p)
+		ranges := q.highlights(text)
+		if len(ranges) > most {
+			best, most, bestText, bestRanges = i, len(ranges), text, ranges
 		}
 	}
-	// The snippet: the body part with the most matched words.
-	part, most := -1, 0
-	for i, m := range marks {
-		if len(m) > most {
-			part, most = i, len(m)
-		}
-	}
-	if part < 0 {
+	if best < 0 {
 		for _, p := range d.Body {
 			if strings.TrimSpace(p) != "" {
-				r.Snippet, _ = cut([]rune(p), 0, nil)
-				break
+				s, _ := cut([]rune(p), 0, nil)
+				return s, nil
 			}
 		}
-		return r
+		return "", nil
 	}
-	var ranges [][2]int
-	for k, t := range body[part] {
-		if marks[part][k] {
-			if n := len(ranges); n > 0 && t.start <= ranges[n-1][1] {
-				ranges[n-1][1] = max(ranges[n-1][1], t.end)
-			} else {
-				ranges = append(ranges, [2]int{t.start, t.end})
+	return cut(bestText, bestRanges[0][0], bestRanges)
+}
+
+// pattern is something Snippet highlights: a CJK word or bigram, or an
+// English word's root (at a word start, with a short ending unless typed
+// ahead).
+type pattern struct {
+	runes  []rune
+	word   bool
+	prefix bool
+}
+
+// buildPatterns indexes the query's highlightable forms by first rune.
+func (q *Query) buildPatterns() map[rune][]pattern {
+	m := map[rune][]pattern{}
+	add := func(p pattern) {
+		if len(p.runes) > 0 {
+			m[p.runes[0]] = append(m[p.runes[0]], p)
+		}
+	}
+	for i := range q.Concepts {
+		for j, a := range q.Concepts[i].Alts {
+			if a.Field != "" {
+				continue
+			}
+			cp := q.compiled[i][j]
+			for _, u := range cp.units {
+				add(pattern{runes: []rune(u.s), word: !u.cjk, prefix: u.prefix})
+			}
+			for _, b := range cp.bigrams {
+				add(pattern{runes: []rune(b)})
 			}
 		}
 	}
-	r.Snippet, r.Highlights = cut([]rune(d.Body[part]), ranges[0][0], ranges)
-	return r
+	return m
+}
+
+// highlights finds the query's patterns in text (folded and lower-cased
+// rune by rune, so offsets are text's), merged into ascending ranges.
+func (q Query) highlights(text []rune) [][2]int {
+	pats := q.hl
+	low := make([]rune, len(text))
+	for i, r := range text {
+		low[i] = unicode.ToLower(FoldRune(r))
+	}
+	var out [][2]int
+	for i := 0; i < len(low); i++ {
+		end := -1
+		for _, p := range pats[low[i]] {
+			if i+len(p.runes) > len(low) || !runesEqual(low[i:i+len(p.runes)], p.runes) {
+				continue
+			}
+			e := i + len(p.runes)
+			if p.word {
+				if i > 0 && isWordRune(low[i-1]) && !IsCJK(low[i-1]) {
+					continue
+				}
+				k := e
+				for k < len(low) && isWordRune(low[k]) && !IsCJK(low[k]) {
+					k++
+				}
+				if !p.prefix && k-e > maxEnding {
+					continue
+				}
+				e = k
+			}
+			end = max(end, e)
+		}
+		if end < 0 {
+			continue
+		}
+		if n := len(out); n > 0 && i <= out[n-1][1] {
+			out[n-1][1] = max(out[n-1][1], end)
+		} else {
+			out = append(out, [2]int{i, end})
+		}
+	}
+	return out
+}
+
+func runesEqual(a, b []rune) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // cut takes up to SnippetRunes runes of text around rune offset at, with

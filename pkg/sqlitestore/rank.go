@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -27,70 +26,52 @@ func window(limit int) int { return max(minWindow, 2*limit) }
 type candidate struct {
 	rid   int64
 	doc   string
-	view  *rankView
 	score float64
 }
 
-// rankView is the part of a listing ranking reads, decoded without the
-// rest (timestamps, attributes of no text).
-type rankView struct {
-	Title    string   `json:"title"`
-	Summary  string   `json:"summary"`
-	Sectors  []string `json:"sectors"`
-	Tags     []string `json:"tags"`
-	City     string   `json:"city"`
-	Seeking  []string `json:"seeking"`
-	Offering []string `json:"offering"`
-	Attrs    struct {
-		OrgType      string   `json:"org_type"`
-		Stage        string   `json:"stage"`
-		Expertise    []string `json:"expertise"`
-		Availability []string `json:"availability"`
-		Affiliation  string   `json:"affiliation"`
-	} `json:"attrs"`
-}
-
-// rankDoc is v's text as pkg/fulltext ranks it: the title, then the body
-// in parts (summary first, as the snippet prefers it), and its codes. It
-// holds what the index's body column holds (bodyText).
-func (v *rankView) rankDoc() fulltext.Doc {
-	body := make([]string, 0, 3+len(v.Tags)+len(v.Attrs.Expertise))
-	body = append(body, v.Summary, v.City)
-	body = append(body, v.Tags...)
-	body = append(body, v.Attrs.Expertise...)
-	body = append(body, v.Attrs.Affiliation)
-	return fulltext.Doc{Title: v.Title, Body: body, Has: v.has}
-}
-
-func (v *rankView) has(field, value string) bool {
-	switch field {
-	case "sector":
-		return slices.Contains(v.Sectors, value)
-	case "seeking":
-		return slices.Contains(v.Seeking, value)
-	case "offering":
-		return slices.Contains(v.Offering, value)
-	case "org_type":
-		return v.Attrs.OrgType == value
-	case "stage":
-		return v.Attrs.Stage == value
-	case "availability":
-		return slices.Contains(v.Attrs.Availability, value)
+// rankText is l's text as ranking reads it, kept in listings.rank_text:
+// the normalised title, the normalised body (what the index's body column
+// holds), and l's vocabulary codes, separated by \x1f.
+func rankText(l *listing.Listing) string {
+	var b strings.Builder
+	b.WriteString(string(fulltext.Normalize(l.Title)))
+	b.WriteByte(0x1f)
+	b.WriteString(string(fulltext.Normalize(strings.Join(rankBody(l), "\n"))))
+	b.WriteByte(0x1f)
+	b.WriteByte(' ')
+	code := func(field string, vs ...string) {
+		for _, v := range vs {
+			if v != "" {
+				b.WriteString(field + ":" + v + " ")
+			}
+		}
 	}
-	return false
+	code("sector", l.Sectors...)
+	code("seeking", l.Seeking...)
+	code("offering", l.Offering...)
+	code("org_type", l.Attrs.OrgType)
+	code("stage", l.Attrs.Stage)
+	code("availability", l.Attrs.Availability...)
+	return b.String()
 }
 
-// newCandidate decodes what ranking needs of doc and scores it.
-func newCandidate(q *fulltext.Query, rid int64, doc string) (*candidate, error) {
-	c := &candidate{rid: rid, doc: doc, view: &rankView{}}
-	if err := json.Unmarshal([]byte(doc), c.view); err != nil {
-		return nil, fmt.Errorf("sqlitestore: listing %d: %w", rid, err)
-	}
-	d := c.view.rankDoc()
-	c.score = q.Score(fulltext.Fields{
-		Title: fulltext.Normalize(d.Title), Body: fulltext.Normalize(strings.Join(d.Body, "\n")), Has: d.Has,
-	})
-	return c, nil
+// rankBody is l's body in parts, summary first (the snippet prefers it).
+func rankBody(l *listing.Listing) []string {
+	body := make([]string, 0, 3+len(l.Tags)+len(l.Attrs.Expertise))
+	body = append(body, l.Summary, l.City)
+	body = append(body, l.Tags...)
+	body = append(body, l.Attrs.Expertise...)
+	return append(body, l.Attrs.Affiliation)
+}
+
+// newCandidate scores the listing rid from its rank text.
+func newCandidate(q *fulltext.Query, rid int64, rank, doc string) *candidate {
+	title, rest, _ := strings.Cut(rank, "\x1f")
+	body, codes, _ := strings.Cut(rest, "\x1f")
+	score := q.Score(fulltext.Fields{Title: fulltext.Text(title), Body: fulltext.Text(body), Has: func(field, value string) bool {
+		return strings.Contains(codes, " "+field+":"+value+" ")
+	}})
+	return &candidate{rid: rid, doc: doc, score: score}
 }
 
 // result is c as a search result: the whole listing, its score and
@@ -100,16 +81,16 @@ func (c *candidate) result(q *fulltext.Query) (*listing.Listing, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := q.Rank(c.view.rankDoc())
-	l.Match = &listing.Match{Score: c.score, Snippet: r.Snippet, Highlights: r.Highlights}
+	snippet, hl := q.Snippet(fulltext.Doc{Title: l.Title, Body: rankBody(l)})
+	l.Match = &listing.Match{Score: c.score, Snippet: snippet, Highlights: hl}
 	return l, nil
 }
 
 // readTier reads up to n hits of MATCH expression m with rowid below
 // before, newest first, and calls fn with those whose rowid is not in
 // skip. It returns how many rows it read and the last rowid.
-func (s *Store) readTier(ctx context.Context, m string, before, since int64, n int, skip map[int64]bool, fn func(rid int64, doc string) error) (read int, last int64, err error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT l.rid, l.doc FROM listings_fts f JOIN listings l ON l.rid = f.rowid
+func (s *Store) readTier(ctx context.Context, m string, before, since int64, n int, skip map[int64]bool, fn func(rid int64, rank, doc string) error) (read int, last int64, err error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT l.rid, l.rank_text, l.doc FROM listings_fts f JOIN listings l ON l.rid = f.rowid
 		WHERE listings_fts MATCH ? AND f.rowid < ? AND l.updated_at >= ?
 		ORDER BY f.rowid DESC LIMIT ?`, m, before, since, n)
 	if err != nil {
@@ -118,8 +99,8 @@ func (s *Store) readTier(ctx context.Context, m string, before, since int64, n i
 	defer rows.Close()
 	for rows.Next() {
 		var rid int64
-		var doc sql.RawBytes
-		if err := rows.Scan(&rid, &doc); err != nil {
+		var rank, doc sql.RawBytes
+		if err := rows.Scan(&rid, &rank, &doc); err != nil {
 			return read, last, err
 		}
 		read++
@@ -127,7 +108,7 @@ func (s *Store) readTier(ctx context.Context, m string, before, since int64, n i
 		if skip[rid] {
 			continue
 		}
-		if err := fn(rid, string(doc)); err != nil {
+		if err := fn(rid, string(rank), string(doc)); err != nil {
 			return read, last, err
 		}
 	}
@@ -158,13 +139,10 @@ func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit 
 	// none do).
 	tailFrom := int64(0)
 	for i, m := range p.tiers {
-		n, last, err := s.readTier(ctx, m, 1<<62-1, since, w, seen, func(rid int64, doc string) error {
+		n, last, err := s.readTier(ctx, m, 1<<62-1, since, w, seen, func(rid int64, rank, doc string) error {
 			seen[rid] = true
-			c, err := newCandidate(aq, rid, doc)
-			if err == nil {
-				cands = append(cands, c)
-			}
-			return err
+			cands = append(cands, newCandidate(aq, rid, rank, doc))
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -228,12 +206,9 @@ func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit 
 	var tail []*candidate
 	for len(page.Results)+len(tail) <= limit {
 		want := limit + 1 - len(page.Results) - len(tail)
-		n, last, err := s.readTier(ctx, loosest, before, since, want, seen, func(rid int64, doc string) error {
-			c, err := newCandidate(aq, rid, doc)
-			if err == nil {
-				tail = append(tail, c)
-			}
-			return err
+		n, last, err := s.readTier(ctx, loosest, before, since, want, seen, func(rid int64, rank, doc string) error {
+			tail = append(tail, newCandidate(aq, rid, rank, doc))
+			return nil
 		})
 		if err != nil {
 			return nil, err

@@ -168,7 +168,7 @@ func OpenDB(path string) (write, read *sql.DB, err error) {
 		return nil, nil, err
 	}
 	write.SetMaxOpenConns(1)
-	if read, err = sql.Open("sqlite", dsn); err != nil {
+	if read, err = sql.Open("sqlite", dsn+"&_pragma=mmap_size(268435456)"); err != nil {
 		write.Close()
 		return nil, nil, err
 	}
