@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // window(limit) of its newest hits; a cursor's offset never exceeds
 // maxWindow.
 const (
-	minWindow = 50
+	minWindow = 40
 	maxWindow = 3 * 2 * listing.MaxLimit
 )
 
@@ -90,9 +91,10 @@ func (c *candidate) result(q *fulltext.Query) (*listing.Listing, error) {
 // before, newest first, and calls fn with those whose rowid is not in
 // skip. It returns how many rows it read and the last rowid.
 func (s *Store) readTier(ctx context.Context, m string, before, since int64, n int, skip map[int64]bool, fn func(rid int64, rank, doc string) error) (read int, last int64, err error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT l.rid, l.rank_text, l.doc FROM listings_fts f JOIN listings l ON l.rid = f.rowid
-		WHERE listings_fts MATCH ? AND f.rowid < ? AND l.updated_at >= ?
-		ORDER BY f.rowid DESC LIMIT ?`, m, before, since, n)
+	if err := s.prepareSearch(ctx); err != nil {
+		return 0, 0, err
+	}
+	rows, err := s.tierStmt.QueryContext(ctx, m, before, since, n)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sqlitestore: search: %w", err)
 	}
@@ -232,6 +234,38 @@ func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit 
 		lastRid = c.rid
 	}
 	return page, nil
+}
+
+// prepareSearch prepares the statements of text searches, once.
+func (s *Store) prepareSearch(ctx context.Context) error {
+	s.searchOnce.Do(func() {
+		s.tierStmt, s.searchErr = s.read.PrepareContext(ctx, `SELECT l.rid, l.rank_text, l.doc FROM listings_fts f JOIN listings l ON l.rid = f.rowid
+			WHERE listings_fts MATCH ? AND f.rowid < ? AND l.updated_at >= ?
+			ORDER BY f.rowid DESC LIMIT ?`)
+		if s.searchErr == nil {
+			s.hasWordStmt, s.searchErr = s.read.PrepareContext(ctx, `SELECT 1 FROM listings_fts WHERE listings_fts MATCH ? LIMIT 1`)
+		}
+		if s.searchErr != nil {
+			s.searchErr = fmt.Errorf("sqlitestore: prepare search: %w", s.searchErr)
+		}
+	})
+	return s.searchErr
+}
+
+// hasWord reports whether the index holds word w in a title or body.
+func (s *Store) hasWord(ctx context.Context, w string) (bool, error) {
+	if err := s.prepareSearch(ctx); err != nil {
+		return false, err
+	}
+	var one int
+	err := s.hasWordStmt.QueryRowContext(ctx, fulltext.FTS5Concept(fulltext.Concept{Alts: []fulltext.Alt{{Tokens: []string{w}, Phrase: true, MinMatch: 1}}}, []string{"title", "body"}, nil)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlitestore: search: %w", err)
+	}
+	return true, nil
 }
 
 func errBadCursor() error {

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -226,14 +225,12 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 		// Typed ahead only when the word is not one the index holds: a
 		// prefix query reads every word it begins (10–20 ms for a common
 		// one at 100k listings).
-		var one int
-		err := s.read.QueryRowContext(ctx, `SELECT 1 FROM listings_fts WHERE listings_fts MATCH ? LIMIT 1`,
-			fulltext.FTS5Concept(fulltext.Concept{Alts: []fulltext.Alt{{Tokens: []string{w}, Phrase: true, MinMatch: 1}}}, []string{"title", "body"}, nil)).Scan(&one)
-		switch {
-		case err == nil:
+		has, err := s.hasWord(ctx, w)
+		if err != nil {
+			return nil, err
+		}
+		if has {
 			aq = aq.WithoutPrefix()
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, fmt.Errorf("sqlitestore: search: %w", err)
 		}
 	}
 	p := planSearch(q, aq)

@@ -56,6 +56,12 @@ type Store struct {
 	recheckNow   chan struct{}
 	stopRecheck  context.CancelFunc
 	recheckDone  chan struct{}
+
+	// Statements every text search runs, prepared once (rank.go).
+	searchOnce  sync.Once
+	tierStmt    *sql.Stmt
+	hasWordStmt *sql.Stmt
+	searchErr   error
 }
 
 // readIdle is how many idle read connections the pool keeps.
@@ -237,6 +243,11 @@ func (s *Store) Close() error {
 		s.stopRecheck = nil
 	}
 	var errs []error
+	for _, st := range []*sql.Stmt{s.tierStmt, s.hasWordStmt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
 	}
