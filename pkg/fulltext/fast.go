@@ -223,12 +223,13 @@ type Fields struct {
 
 // Score ranks f against q: per concept the best of its alternatives
 // (weight × field weight × match quality), averaged over the concepts,
-// plus a bonus when every concept matched. Query.Rank uses it too.
+// plus a bonus when every concept matched, in proportion to the weakest
+// match. Query.Rank uses it too.
 func (q Query) Score(f Fields) float64 {
 	if len(q.Concepts) == 0 {
 		return 0
 	}
-	sum, matched := 0.0, 0
+	sum, matched, weakest := 0.0, 0, 1.0
 	for ci, c := range q.Concepts {
 		best := 0.0
 		for ai, a := range c.Alts {
@@ -251,10 +252,13 @@ func (q Query) Score(f Fields) float64 {
 			matched++
 		}
 		sum += best
+		weakest = min(weakest, best)
 	}
 	score := sum / float64(len(q.Concepts))
 	if matched == len(q.Concepts) {
-		score += coverageBonus
+		// Every concept matched: the bonus grows with the weakest match,
+		// so two vocabulary codes do not outrank a title match of one.
+		score += coverageBonus * weakest
 	}
 	return float64(int64(score*1e4+0.5)) / 1e4
 }

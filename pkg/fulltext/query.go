@@ -182,7 +182,17 @@ func altOf(t string, typed bool, weight float64) Alt {
 func concept(t string, display string) Concept {
 	c := Concept{Text: display, Alts: []Alt{altOf(t, true, WeightExact)}}
 	seen := map[string]bool{t: true}
-	for _, g := range vocab[t] {
+	groups := vocab[t]
+	if groups == nil && !isCJKUnit(t) {
+		// An English plural of an entry (drones, accelerators).
+		for _, k := range []string{strings.TrimSuffix(t, "s"), strings.TrimSuffix(t, "es"), strings.TrimSuffix(t, "ies") + "y"} {
+			if g := vocab[k]; g != nil && k != t {
+				groups = g
+				break
+			}
+		}
+	}
+	for _, g := range groups {
 		for _, e := range g {
 			key := e.text
 			if e.field != "" {

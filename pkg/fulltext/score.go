@@ -33,7 +33,8 @@ const (
 	titleWeight = 1.0
 	bodyWeight  = 0.45
 	codeWeight  = 0.8
-	// coverageBonus is added when every concept matches.
+	// coverageBonus is added when every concept matches (times the
+	// weakest concept's score).
 	coverageBonus = 0.25
 )
 
