@@ -7,6 +7,7 @@
 //	go run ./deploy/bench -parks 10 -listings 2000        # club search: index vs local, interleaved; mode=live; faults
 //	go run ./deploy/bench -mode backfill -listings 10000  # a new peering's full copy into the club index
 //	go run ./deploy/bench -mode feed -parks 3 -rate 200   # create → remote subscriber latency and throughput
+//	go run ./deploy/bench -mode relevance -v              # P@5 and nDCG@10 of local and club search on the judged set
 //
 // Every run starts each park from a fresh data directory: the services'
 // databases are copied from a seed made once per park and size under
@@ -45,6 +46,8 @@ type config struct {
 	rounds      int
 	syncTimeout time.Duration
 	peering     string
+	judgments   string
+	verbose     bool
 }
 
 // star reports whether only the first park peers with the others.
@@ -53,7 +56,7 @@ func (c config) star() bool { return c.peering == "star" }
 func main() {
 	var cfg config
 	var queries string
-	flag.StringVar(&cfg.mode, "mode", "search", "search (club search from the index vs local, mode=live, faults), backfill (a new peering's full copy) or feed (change delivery)")
+	flag.StringVar(&cfg.mode, "mode", "search", "search (club search from the index vs local, mode=live, faults), backfill (a new peering's full copy), feed (change delivery) or relevance (P@5 and nDCG@10 on the judged query set)")
 	flag.IntVar(&cfg.parks, "parks", 10, "number of parks (K); backfill mode always runs two")
 	flag.IntVar(&cfg.listings, "listings", 2000, "listings per park (M; in backfill mode, the listings of the park being copied), split over the three kinds")
 	flag.IntVar(&cfg.concurrency, "concurrency", 8, "concurrent searchers (search mode) or writers (feed mode's unthrottled phase)")
@@ -68,18 +71,20 @@ func main() {
 	flag.StringVar(&cfg.root, "root", filepath.Join(".parkmesh", "bench"), "working directory (binaries, seeds, data, logs)")
 	flag.StringVar(&cfg.record, "record", filepath.Join("docs", "benchmarks.md"), "file the results are appended to (\"\" to skip)")
 	flag.StringVar(&queries, "queries", "硅谷,新材料,copper,medical device,芯片 设计,innovation", "comma-separated query mix")
+	flag.StringVar(&cfg.judgments, "judgments", judgmentsFile, "relevance mode: the judged query set")
+	flag.BoolVar(&cfg.verbose, "v", false, "relevance mode: print each query's scores")
 	flag.Parse()
 	cfg.queries = strings.Split(queries, ",")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	runners := map[string]func(context.Context, config, io.Writer) error{"search": runSearch, "backfill": runBackfill, "feed": runFeed}
+	runners := map[string]func(context.Context, config, io.Writer) error{"search": runSearch, "backfill": runBackfill, "feed": runFeed, "relevance": runRelevance}
 	runner, ok := runners[cfg.mode]
 	if cfg.peering != "mesh" && cfg.peering != "star" {
 		fmt.Fprintf(os.Stderr, "bench: -peering %q: must be mesh or star\n", cfg.peering)
 		os.Exit(2)
 	}
 	if !ok {
-		fmt.Fprintf(os.Stderr, "bench: -mode %q: must be search, backfill or feed\n", cfg.mode)
+		fmt.Fprintf(os.Stderr, "bench: -mode %q: must be search, backfill, feed or relevance\n", cfg.mode)
 		os.Exit(2)
 	}
 	if err := runner(ctx, cfg, os.Stdout); err != nil {

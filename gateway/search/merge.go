@@ -7,11 +7,16 @@ import (
 )
 
 // Merging ranked lists from several sources (the park's three services,
-// or the parks of the club) interleaves them by rank: the merged page
-// takes, at each step, the next result of the source that has returned the
-// fewest so far, ties going to the sources' order. Sources rank by their
-// own rules (title-first tiers) and their scores are not comparable, so
-// only ranks are used (docs/decisions.md); the merge is deterministic.
+// or the parks of the club in mode=live) goes by score when every source
+// scores its results (listing.Match, which a text query carries): the
+// stores share one scoring formula that uses no collection statistics, so
+// scores compare across sources, and the merged page takes, at each step,
+// the best-scored next result (ties: the source that returned fewer, then
+// the sources' order). A source whose results carry no score (a query
+// without text: newest first; an older peer) makes the merge interleave by
+// rank instead: the next result of the source that has returned the
+// fewest so far, ties going to the sources' order (docs/decisions.md).
+// Either way the merge is deterministic.
 
 // SourceState is where one source stands between pages.
 type SourceState struct {
@@ -19,6 +24,9 @@ type SourceState struct {
 	Skip   int    `json:"s,omitempty"` // results of that page already returned
 	Rank   int    `json:"r,omitempty"` // results of the source returned so far
 	Done   bool   `json:"d,omitempty"` // nothing more to fetch
+	// Last is the score of the source's last result returned (score
+	// merges): its next results score no higher.
+	Last *float64 `json:"l,omitempty"`
 }
 
 // Cursor is the state of a merged search between pages.
@@ -60,8 +68,58 @@ func Merge(pages []SourcePage, state map[string]SourceState, limit int) ([]*list
 	}
 	taken := make([]int, len(pages))
 	var out []*listing.Listing
+	last := make([]*float64, len(pages))
+	for i, p := range pages {
+		last[i] = state[p.Name].Last
+	}
+	scored := true
+	for i := range pages {
+		for _, l := range av[i].items {
+			if l == nil || l.Match == nil {
+				scored = false
+			}
+		}
+	}
+	// By score: the best next result; a source that must be fetched
+	// further first stops the page while its next results could score
+	// higher than the best at hand.
+	for scored && len(out) < limit {
+		best := -1
+		for i, p := range pages {
+			if p.Failed || state[p.Name].Done || taken[i] >= len(av[i].items) {
+				continue
+			}
+			if best == -1 {
+				best = i
+				continue
+			}
+			a, b := av[i].items[taken[i]].Match.Score, av[best].items[taken[best]].Match.Score
+			if a > b || a == b && state[p.Name].Rank+taken[i] < state[pages[best].Name].Rank+taken[best] {
+				best = i
+			}
+		}
+		if best == -1 {
+			break
+		}
+		score := av[best].items[taken[best]].Match.Score
+		blocked := false
+		for i, p := range pages {
+			if p.Failed || state[p.Name].Done || taken[i] < len(av[i].items) || !av[i].more {
+				continue
+			}
+			if last[i] == nil || *last[i] > score {
+				blocked = true
+			}
+		}
+		if blocked {
+			break
+		}
+		out = append(out, av[best].items[taken[best]])
+		taken[best]++
+		last[best] = &score
+	}
 	// Round robin by rank: sources that already returned more rank lower.
-	for len(out) < limit {
+	for !scored && len(out) < limit {
 		best, bestRank := -1, 0
 		for i, p := range pages {
 			if p.Failed || state[p.Name].Done {
@@ -101,6 +159,9 @@ func Merge(pages []SourcePage, state map[string]SourceState, limit int) ([]*list
 			continue
 		}
 		st.Rank += taken[i]
+		if scored {
+			st.Last = last[i]
+		}
 		if taken[i] < len(av[i].items) {
 			st.Skip += taken[i]
 		} else if p.Next != "" {

@@ -5,18 +5,29 @@
 //
 // Chinese has no spaces between words, so a word-based index finds nothing
 // in "西安高新区硅谷离岸创新中心"; bigrams make any two-character word (硅谷,
-// 芯片) a term, and a longer word (新材料) a phrase of consecutive bigrams.
+// 芯片) a term, and a longer word (新材料) a set of consecutive bigrams.
 // The last character of every CJK run is also emitted on its own so that a
 // one-character query can match it as a prefix term.
+//
+// Traditional characters are folded to Simplified ones (Fold) in indexed
+// text and in queries alike, so either script finds both. A query is
+// analysed (Analyze) into concepts, each with alternatives: the words as
+// typed, their synonyms from a small bilingual dictionary (vocab.txt) and
+// the controlled-vocabulary codes they name; Query.Score ranks a listing's
+// text against them with one formula every store shares.
 package fulltext
 
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // IsCJK reports whether r is a Han, Hiragana, Katakana or Hangul character.
 func IsCJK(r rune) bool {
+	if r < 0x2E80 {
+		return false
+	}
 	return unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) ||
 		unicode.Is(unicode.Katakana, r) || unicode.Is(unicode.Hangul, r)
 }
@@ -25,9 +36,61 @@ func isWordRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r)
 }
 
-// IndexText rewrites s for indexing: CJK runs become space-separated bigrams
-// (plus the run's last character); everything else is kept with word
-// boundaries preserved.
+// t2s maps a Traditional character to its Simplified form (t2s_table.go,
+// generated from OpenCC's data).
+var t2s = func() map[rune]rune {
+	m := make(map[rune]rune, utf8.RuneCountInString(t2sPairs)/2)
+	var k rune
+	first := true
+	for _, r := range t2sPairs {
+		if first {
+			k = r
+		} else {
+			m[k] = r
+		}
+		first = !first
+	}
+	return m
+}()
+
+// FoldRune maps a Traditional character to its Simplified form; any other
+// rune is returned as is.
+func FoldRune(r rune) rune {
+	if r < 0x3400 {
+		return r
+	}
+	if s, ok := t2s[r]; ok {
+		return s
+	}
+	return r
+}
+
+// Fold maps every Traditional character of s to its Simplified form,
+// character by character (OpenCC's TSCharacters table), so the result has
+// as many runes as s, each at the same rune offset.
+func Fold(s string) string {
+	needs := false
+	for _, r := range s {
+		if FoldRune(r) != r {
+			needs = true
+			break
+		}
+	}
+	if !needs {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		b.WriteRune(FoldRune(r))
+	}
+	return b.String()
+}
+
+// IndexText rewrites s for indexing: Traditional folded to Simplified, CJK
+// runs become space-separated bigrams (plus the run's last character);
+// everything else is kept with word boundaries preserved (a change of
+// script is a boundary: "AI芯片" is "AI" and "芯片").
 func IndexText(s string) string {
 	var b strings.Builder
 	b.Grow(len(s) * 2)
@@ -46,6 +109,7 @@ func IndexText(s string) string {
 		run = run[:0]
 	}
 	for _, r := range s {
+		r = FoldRune(r)
 		if IsCJK(r) {
 			run = append(run, r)
 			continue
@@ -61,93 +125,5 @@ func IndexText(s string) string {
 	return b.String()
 }
 
-// Term is one element of a parsed query: a sequence of index tokens that
-// must appear consecutively (a phrase), optionally as a prefix.
-type Term struct {
-	Tokens []string
-	Prefix bool
-}
-
-// MaxTerms bounds the number of terms a query may have.
+// MaxTerms bounds the number of concepts a query may have.
 const MaxTerms = 16
-
-// ParseQuery splits a user's query into terms that must all match. Words
-// are lower-cased; a CJK run of two or more characters becomes a phrase of
-// its bigrams; a lone CJK character becomes a prefix term. Punctuation and
-// any query syntax are dropped, so the result is safe to quote.
-func ParseQuery(q string) []Term {
-	var terms []Term
-	var word []rune
-	var run []rune
-	flushWord := func() {
-		if len(word) > 0 {
-			terms = append(terms, Term{Tokens: []string{strings.ToLower(string(word))}})
-			word = word[:0]
-		}
-	}
-	flushRun := func() {
-		switch {
-		case len(run) == 1:
-			terms = append(terms, Term{Tokens: []string{string(run)}, Prefix: true})
-		case len(run) > 1:
-			t := Term{}
-			for i := 0; i+1 < len(run); i++ {
-				t.Tokens = append(t.Tokens, string(run[i:i+2]))
-			}
-			terms = append(terms, t)
-		}
-		run = run[:0]
-	}
-	for _, r := range q {
-		switch {
-		case IsCJK(r):
-			flushWord()
-			run = append(run, r)
-		case isWordRune(r):
-			flushRun()
-			word = append(word, r)
-		default:
-			flushWord()
-			flushRun()
-		}
-	}
-	flushWord()
-	flushRun()
-	if len(terms) > MaxTerms {
-		terms = terms[:MaxTerms]
-	}
-	return terms
-}
-
-// FTS5Match renders terms as an SQLite FTS5 MATCH expression restricted to
-// the given columns: every term quoted (so no user text is ever read as
-// query syntax) and all terms required.
-func FTS5Match(terms []Term, columns ...string) string {
-	if len(terms) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	if len(columns) > 0 {
-		b.WriteString("{" + strings.Join(columns, " ") + "} : (")
-	}
-	for i, t := range terms {
-		if i > 0 {
-			b.WriteString(" AND ")
-		}
-		b.WriteByte('"')
-		for j, tok := range t.Tokens {
-			if j > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(strings.ReplaceAll(tok, `"`, `""`))
-		}
-		b.WriteByte('"')
-		if t.Prefix {
-			b.WriteByte('*')
-		}
-	}
-	if len(columns) > 0 {
-		b.WriteByte(')')
-	}
-	return b.String()
-}

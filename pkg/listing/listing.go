@@ -85,7 +85,32 @@ type Listing struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	Attrs      Attrs      `json:"attrs"`
+	// Match, on a search result of a text query only, says how well and
+	// why the listing matched. It is never stored: writes drop it.
+	Match *Match `json:"match,omitempty"`
 }
+
+// Match is how a search result matched its query. Scores come from one
+// formula that uses no statistics of the collection (pkg/fulltext), so a
+// query's scores compare across services and parks; a gateway merges
+// ranked sources by them.
+type Match struct {
+	// Score grows with the query's concepts matched and how well (title
+	// over body, adjacent over scattered, as typed over a synonym).
+	Score float64 `json:"score"`
+	// Snippet is a short excerpt of the listing's text showing the match.
+	Snippet string `json:"snippet,omitempty"`
+	// Highlights are the matched words in Snippet: [start, end) offsets
+	// counted in Unicode code points, ascending, not overlapping.
+	Highlights [][2]int `json:"highlights,omitempty"`
+}
+
+// Limits of a Match.
+const (
+	MaxMatchScore      = 100
+	MaxSnippet         = 400 // code points
+	MaxMatchHighlights = 64
+)
 
 // Attrs carries the kind-specific attributes. Only the fields of the
 // listing's own kind may be set; Validate rejects the others.

@@ -2,6 +2,7 @@ package listing
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"unicode/utf8"
@@ -26,6 +27,7 @@ func (l *Listing) Normalize() {
 	l.Summary = strings.TrimSpace(l.Summary)
 	l.City = strings.TrimSpace(l.City)
 	l.Country = strings.ToUpper(strings.TrimSpace(l.Country))
+	l.Match = nil // search results only; never written
 	if l.Visibility == "" {
 		l.Visibility = Club
 	}
@@ -83,7 +85,36 @@ func (l *Listing) Validate(k Kind) error {
 	if l.Visibility == Peers && len(l.ShareWith) == 0 {
 		return apierror.InvalidField("share_with", "must name at least one park when visibility is peers")
 	}
+	if err := l.Match.validate(); err != nil {
+		return err
+	}
 	return l.Attrs.validate(k)
+}
+
+// validate checks a search result's match (nil is valid: older peers send
+// none), as a gateway reads a peer's answer.
+func (m *Match) validate() error {
+	if m == nil {
+		return nil
+	}
+	if math.IsNaN(m.Score) || m.Score < 0 || m.Score > MaxMatchScore {
+		return apierror.InvalidField("match.score", "must be a number between 0 and %d", MaxMatchScore)
+	}
+	n := utf8.RuneCountInString(m.Snippet)
+	if n > MaxSnippet || !utf8.ValidString(m.Snippet) {
+		return apierror.InvalidField("match.snippet", "must be valid text of at most %d characters", MaxSnippet)
+	}
+	if len(m.Highlights) > MaxMatchHighlights {
+		return apierror.InvalidField("match.highlights", "must hold at most %d ranges", MaxMatchHighlights)
+	}
+	prev := 0
+	for _, h := range m.Highlights {
+		if h[0] < prev || h[1] <= h[0] || h[1] > n {
+			return apierror.InvalidField("match.highlights", "must be ascending, non-overlapping [start, end) ranges within the snippet")
+		}
+		prev = h[1]
+	}
+	return nil
 }
 
 func (a *Attrs) validate(k Kind) error {

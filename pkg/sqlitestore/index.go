@@ -133,6 +133,7 @@ func (b *Batch) Put(l *listing.Listing, seq int64) (bool, error) {
 	if err != nil || held != nil && l.Version <= held.version {
 		return false, err
 	}
+	l.Match = nil // a search result's, never stored
 	doc, err := json.Marshal(l)
 	if err != nil {
 		return false, err

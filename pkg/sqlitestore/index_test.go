@@ -314,3 +314,35 @@ func TestIndexBatchIsAtomic(t *testing.T) {
 		t.Errorf("MetaPrefix(\"\") = %v", m)
 	}
 }
+
+// In a club index, one query ranks every park's listings together: a
+// peer's title match comes before the searching park's newer body-only
+// match (interleaving parks put the searching park's first hit first).
+func TestIndexRanksAPeersBetterMatchFirst(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	now := time.Now().UTC()
+	peer := listingOf("haifa-lifescience", listing.KindProject, listing.NewID(listing.KindProject, now), "CO2 heat pump for cold regions", 1, now)
+	own := listingOf("xian-hitech", listing.KindOrganization, listing.NewID(listing.KindOrganization, now.Add(time.Second)), "Boiler retrofit office", 1, now.Add(time.Second))
+	own.Attrs = listing.Attrs{OrgType: "company"}
+	own.Summary = "We also install a heat pump or two."
+	put(t, s, peer, 1, true)
+	put(t, s, own, 1, true)
+	page, err := s.Search(t.Context(), listing.Query{Text: "heat pump", Parks: []string{"xian-hitech", "haifa-lifescience"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Results) != 2 || page.Results[0].ID != peer.ID || page.Results[1].ID != own.ID {
+		t.Fatalf("got %v, want the peer's title match, then this park's body match", ids(page.Results))
+	}
+	if m0, m1 := page.Results[0].Match, page.Results[1].Match; m0 == nil || m1 == nil || m0.Score <= m1.Score || m1.Snippet == "" || len(m1.Highlights) == 0 {
+		t.Fatalf("matches %+v %+v: want scores falling, the body match's snippet highlighted", m0, m1)
+	}
+}
+
+func ids(ls []*listing.Listing) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.ID)
+	}
+	return out
+}

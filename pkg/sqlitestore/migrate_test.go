@@ -90,6 +90,16 @@ func TestUpgradeToTheBySeqIndex(t *testing.T) {
 		if fmt.Sprint(ids) != q.want {
 			t.Errorf("search %+v = %v, want %s", q.q, ids, q.want)
 		}
+		// Migration 0005 made every listing's rank text: text hits score.
+		for _, l := range page.Results {
+			if q.q.Text != "" && (l.Match == nil || l.Match.Score <= 0) {
+				t.Errorf("search %+v: %s has match %+v, want a score", q.q, l.ID, l.Match)
+			}
+		}
+	}
+	// And folded its index text: a Traditional query finds the listing.
+	if page, err := s.Search(ctx, listing.Query{Text: "晶片設計", Kinds: []listing.Kind{listing.KindProject}}); err != nil || len(page.Results) == 0 || page.Results[0].ID != b {
+		t.Errorf("Traditional query after the upgrade: %v", err)
 	}
 	var marks int
 	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM meta WHERE key = ?`, reindexMark).Scan(&marks); err != nil || marks != 0 {

@@ -83,6 +83,10 @@ func bodyText(l *listing.Listing) string {
 func index(ctx context.Context, tx *sql.Tx, rid int64, l *listing.Listing) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO listings_fts(rowid, title, body, facets) VALUES (?, ?, ?, ?)`,
 		rid, fulltext.IndexText(l.Title), fulltext.IndexText(bodyText(l)), facets(l))
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE listings SET rank_text = ? WHERE rid = ?`, rankText(l), rid)
 	return err
 }
 
@@ -151,9 +155,15 @@ func (s *Store) reindexIfMarked(ctx context.Context) error {
 
 // cursor is the decoded form of an opaque, signed page cursor.
 type cursor struct {
-	Query  string `json:"q"`           // hash of the query it belongs to
-	Tier   int    `json:"t,omitempty"` // ranking tier the next page starts in
-	Before int64  `json:"b,omitempty"` // last rowid returned in that tier
+	Query string `json:"q"` // hash of the query it belongs to
+	// Filter-only queries (no text): the tier the next page starts in and
+	// the last rowid returned in that tier.
+	Tier   int   `json:"t,omitempty"`
+	Before int64 `json:"b,omitempty"`
+	// Text queries: the next page starts at Offset of the ranked window,
+	// or, with Tail set, in the tail (rowids below Before).
+	Offset int  `json:"o,omitempty"`
+	Tail   bool `json:"l,omitempty"`
 }
 
 // queryHash identifies a query's filters, so a cursor cannot be replayed
@@ -170,7 +180,7 @@ func (s *Store) encodeCursor(c cursor) string { return s.cursors.Seal(c) }
 
 func (s *Store) decodeCursor(raw string, q listing.Query) (cursor, error) {
 	var c cursor
-	if !s.cursors.Open(raw, 512, &c) || c.Query != queryHash(q) || c.Tier < 0 || c.Tier > 1 || c.Before < 0 {
+	if !s.cursors.Open(raw, 512, &c) || c.Query != queryHash(q) || c.Tier < 0 || c.Tier > 1 || c.Before < 0 || c.Offset < 0 || c.Offset > maxWindow {
 		return cursor{}, apierror.InvalidField("cursor", "is not a cursor this service issued for this query")
 	}
 	return c, nil
@@ -178,16 +188,17 @@ func (s *Store) decodeCursor(raw string, q listing.Query) (cursor, error) {
 
 // Search implements listing.Store.
 //
-// Every query walks the FTS5 index newest first (rowid descending), which
-// SQLite streams and stops as soon as a page is full, so a query costs the
-// same whether it matches ten listings or ninety thousand. Filters are facet
-// tokens in the same index. Text queries are ranked in tiers: listings whose
-// title holds every term first, then those matching in the rest of their
-// text; newest first within a tier. BM25 was measured and dropped: SQLite's
-// bm25() counts every document holding each term, 10–70 ms per query for
-// common terms at 100k listings (docs/decisions.md, docs/benchmarks.md).
-// A query with neither text nor a facet filter walks the listings table
-// instead, newest first, keeping only the parks and kinds asked for.
+// A text query is ranked (searchText): a bounded window of candidates is
+// read from the FTS5 index in tiers (newest first within each), each
+// candidate scored by pkg/fulltext's formula and the window sorted by
+// score; past the window, the loosest tier's remaining hits follow newest
+// first. The cost is flat: it depends on the window, not on how many
+// listings match (bm25() over every match was 120–360 ms for common terms
+// at 100k listings: docs/decisions.md, docs/benchmarks.md).
+//
+// A query without text walks the FTS5 index (its facet filters) or the
+// listings table newest first, which SQLite streams and stops as soon as a
+// page is full. Filters are facet tokens in the same index.
 //
 // ParkHits (q.CountParks) counts every match, so it costs in proportion
 // to the number of matches, unlike the page itself.
@@ -209,15 +220,24 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 		cur = c
 	}
 	cur.Query = queryHash(q)
-	p := planSearch(q)
-	if cur.Tier >= len(p.tiers) {
-		return nil, apierror.InvalidField("cursor", "is not a cursor this service issued for this query")
+	aq := fulltext.Analyze(q.Text)
+	if w := aq.PrefixWord(); w != "" {
+		// Typed ahead only when the word is not one the index holds: a
+		// prefix query reads every word it begins (10–20 ms for a common
+		// one at 100k listings).
+		has, err := s.hasWord(ctx, w)
+		if err != nil {
+			return nil, err
+		}
+		if has {
+			aq = aq.WithoutPrefix()
+		}
 	}
+	p := planSearch(q, aq)
 	since := int64(0)
 	if !q.UpdatedSince.IsZero() {
 		since = micros(q.UpdatedSince)
 	}
-
 	page := &listing.Page{Results: []*listing.Listing{}}
 	if q.CountParks {
 		hits, err := s.countParks(ctx, p, since)
@@ -225,6 +245,12 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 			return nil, err
 		}
 		page.ParkHits = hits
+	}
+	if p.text != nil {
+		return s.searchText(ctx, p, cur, limit, since, page)
+	}
+	if cur.Tier >= len(p.tiers) || cur.Offset != 0 || cur.Tail {
+		return nil, apierror.InvalidField("cursor", "is not a cursor this service issued for this query")
 	}
 	for tier := cur.Tier; tier < len(p.tiers); tier++ {
 		before := int64(1<<62 - 1)
@@ -292,9 +318,13 @@ type searchPlan struct {
 	all        string // MATCH of every hit of every tier ("" for a table walk)
 	columns    string
 	columnArgs []any
+	// text is the analysed query of a text search (nil without text):
+	// tiers are then the candidate tiers of the ranked window, strictest
+	// first, the last (loosest) one being all.
+	text *fulltext.Query
 }
 
-func planSearch(q listing.Query) searchPlan {
+func planSearch(q listing.Query, aq fulltext.Query) searchPlan {
 	var filters []string
 	anyOf := func(f facet, vs ...string) {
 		if toks := facetTokens(f, vs); toks != "" {
@@ -318,8 +348,7 @@ func planSearch(q listing.Query) searchPlan {
 	for i, k := range q.Kinds {
 		kinds[i] = string(k)
 	}
-	terms := fulltext.ParseQuery(q.Text)
-	if len(terms) == 0 && len(filters) == 0 {
+	if len(aq.Concepts) == 0 && len(filters) == 0 {
 		var p searchPlan
 		in := func(col, op string, vs []string) {
 			var marks []string
@@ -351,19 +380,47 @@ func planSearch(q listing.Query) searchPlan {
 		}
 		return m
 	}
-	if len(terms) == 0 {
+	if len(aq.Concepts) == 0 {
 		m := match(filters...)
 		return searchPlan{tiers: []string{m}, all: m}
 	}
-	inTitle := "(" + fulltext.FTS5Match(terms, "title") + ")"
-	anywhere := "(" + fulltext.FTS5Match(terms, "title", "body") + ")"
-	return searchPlan{
-		tiers: []string{
-			match(append([]string{inTitle}, filters...)...),
-			match(append([]string{"(" + anywhere + " NOT " + inTitle + ")"}, filters...)...),
-		},
-		all: match(append([]string{anywhere}, filters...)...),
+	// Candidate tiers: every concept anywhere (a vocabulary code counting
+	// as a match), then enough of them anywhere. A tier of title matches
+	// first was measured and dropped: a column filter makes FTS5 read the
+	// positions of every hit it skips (3–18 ms for a common word at 100k
+	// listings); the score puts title matches first within the window.
+	var anywhere []string
+	for _, c := range aq.Concepts {
+		if e := fulltext.FTS5Concept(c, []string{"title", "body"}, codeMatch); e != "" {
+			anywhere = append(anywhere, e)
+		}
 	}
+	p := searchPlan{text: &aq}
+	if len(anywhere) == 0 {
+		return p // nothing the index can match: no tiers, an empty answer
+	}
+	p.tiers = append(p.tiers, match(append([]string{fulltext.FTS5AtLeast(anywhere, len(anywhere))}, filters...)...))
+	if k := min(aq.MinConcepts, len(anywhere)); k < len(anywhere) {
+		p.tiers = append(p.tiers, match(append([]string{fulltext.FTS5AtLeast(anywhere, k)}, filters...)...))
+	}
+	p.all = p.tiers[len(p.tiers)-1]
+	return p
+}
+
+// codeFacets maps the vocabulary fields of pkg/fulltext's dictionary to
+// their facets.
+var codeFacets = map[string]facet{
+	"sector": facetSector, "seeking": facetSeeking, "offering": facetOffering,
+	"org_type": facetOrgType, "stage": facetStage, "availability": facetAvailability,
+}
+
+// codeMatch renders a vocabulary code of a query concept as a facet match.
+func codeMatch(field, value string) string {
+	f, ok := codeFacets[field]
+	if !ok || value == "" {
+		return ""
+	}
+	return `(facets : "` + facetToken(f, value) + `")`
 }
 
 // facetTokens is the MATCH expression for "any of vs" in facet f, or ""
@@ -385,6 +442,9 @@ func facetTokens(f facet, vs []string) string {
 func (s *Store) countParks(ctx context.Context, p searchPlan, since int64) (map[string]int, error) {
 	var rows *sql.Rows
 	var err error
+	if p.text != nil && len(p.tiers) == 0 {
+		return map[string]int{}, nil
+	}
 	if p.all == "" {
 		rows, err = s.read.QueryContext(ctx, `SELECT park, count(*) FROM listings WHERE updated_at >= ?`+p.columns+` GROUP BY park`,
 			append([]any{since}, p.columnArgs...)...)

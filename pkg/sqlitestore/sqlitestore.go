@@ -56,6 +56,12 @@ type Store struct {
 	recheckNow   chan struct{}
 	stopRecheck  context.CancelFunc
 	recheckDone  chan struct{}
+
+	// Statements every text search runs, prepared once (rank.go).
+	searchOnce  sync.Once
+	tierStmt    *sql.Stmt
+	hasWordStmt *sql.Stmt
+	searchErr   error
 }
 
 // readIdle is how many idle read connections the pool keeps.
@@ -168,7 +174,7 @@ func OpenDB(path string) (write, read *sql.DB, err error) {
 		return nil, nil, err
 	}
 	write.SetMaxOpenConns(1)
-	if read, err = sql.Open("sqlite", dsn); err != nil {
+	if read, err = sql.Open("sqlite", dsn+"&_pragma=mmap_size(268435456)"); err != nil {
 		write.Close()
 		return nil, nil, err
 	}
@@ -237,6 +243,11 @@ func (s *Store) Close() error {
 		s.stopRecheck = nil
 	}
 	var errs []error
+	for _, st := range []*sql.Stmt{s.tierStmt, s.hasWordStmt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
 	}
@@ -286,6 +297,7 @@ func (s *Store) Create(ctx context.Context, l *listing.Listing) error {
 // create is Create inside tx: the listing, its index entry, its change log
 // entry and its by_seq row.
 func create(ctx context.Context, tx *sql.Tx, l *listing.Listing) error {
+	l.Match = nil // a search result's, never stored
 	doc, err := json.Marshal(l)
 	if err != nil {
 		return err
@@ -371,6 +383,7 @@ func (s *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64)
 		l.Version = cur.Version + 1
 		l.CreatedAt = cur.CreatedAt
 		l.Park = cur.Park
+		l.Match = nil // a search result's, never stored
 		doc, err := json.Marshal(l)
 		if err != nil {
 			return err

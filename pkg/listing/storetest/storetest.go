@@ -354,24 +354,29 @@ func must(t *testing.T, err error) {
 func testSearch(t *testing.T, open Opener) {
 	s := open(t, t.TempDir())
 	now := time.Now().UTC()
-	mk := func(title, summary string) string {
+	mkIn := func(sector, title, summary string) string {
 		l := NewProject(title, now)
-		l.Summary = summary
+		l.Summary, l.Sectors = summary, []string{sector}
 		must(t, s.Create(ctx(t), l))
 		return l.ID
 	}
+	mk := func(title, summary string) string { return mkIn("other", title, summary) }
 	titleHit := mk("硅谷离岸创新中心 Silicon Valley offshore centre", "")
 	bodyHit := mk("Offshore incubator", "在硅谷设立孵化器，连接西安与美国")
 	_ = mk("芯片设计 chip design", "Semiconductor IP")
-	copper := mk("Nano Super-Copper Research Institute", "纳米超级铜 新材料 研究院")
+	copper := mkIn("new-materials", "Nano Super-Copper Research Institute", "纳米超级铜 新材料 研究院")
 	_ = mk("新能源汽车", "Electric vehicles 新能源")
+	// No word of 新材料 in its text, but its sector is new-materials: the
+	// query's vocabulary code finds it, ranked below the text match.
+	bySector := mkIn("new-materials", "铜铬锆合金 CuCrZr rotor", "")
 
 	cases := []struct {
 		q    string
 		want []string // in rank order
 	}{
 		{"硅谷", []string{titleHit, bodyHit}},
-		{"新材料", []string{copper}},
+		{"新材料", []string{copper, bySector}},
+		{"新材", []string{copper}},
 		{"COPPER", []string{copper}},
 		{"copper institute", []string{copper}},
 		{"材", []string{copper}},
