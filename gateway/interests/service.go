@@ -502,6 +502,11 @@ func (s *Service) Answer(ctx context.Context, who, id string, accept bool, req A
 			return nil, nil, nil, apierror.New(apierror.Conflict, "the interest is %s: only a delivered interest is answered", in.Status)
 		}
 		now := s.now()
+		var audit []state.InterestAudit
+		if in.OpenedAt == nil { // answering without a look first opens it too
+			in.OpenedAt, in.OpenedBy = &now, who
+			audit = append(audit, s.audit("opened", who))
+		}
 		msg := StatusMessage{Status: Declined, Note: req.Note, At: now}
 		in.Status, in.Note, in.AnsweredBy, in.AnsweredAt = Declined, req.Note, who, &now
 		if accept {
@@ -513,7 +518,7 @@ func (s *Service) Answer(ctx context.Context, who, id string, accept bool, req A
 		}
 		answeredAfter = now.Sub(in.CreatedAt)
 		body, _ := json.Marshal(msg)
-		return []state.InterestAudit{s.audit(string(in.Status), who, msg.crossed()...)},
+		return append(audit, s.audit(string(in.Status), who, msg.crossed()...)),
 			[]state.InterestMessage{{Peer: in.SenderPark, Kind: kindStatus, Body: body}}, nil, nil
 	})
 	if err != nil {
@@ -525,7 +530,10 @@ func (s *Service) Answer(ctx context.Context, who, id string, accept bool, req A
 	}
 	s.Metrics.answered(answer, answeredAfter)
 	s.notify()
-	return s.Get(ctx, who, id)
+	if in, err = s.load(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.withDelivery(ctx, in)
 }
 
 // Withdraw withdraws an interest this park sent, on behalf of who: the
