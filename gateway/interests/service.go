@@ -619,6 +619,7 @@ func (s *Service) ReceiveStatus(ctx context.Context, peer, id string, m StatusMe
 			return nil, nil, nil, state.ErrUnchanged
 		case m.Status == Withdrawn && (in.Status.open() || in.Status == Accepted):
 			in.Status, in.WithdrawNote, in.ClosedAt, in.SenderContact = Withdrawn, m.Note, &now, nil
+			ans.Status = in.Status
 			event = TypeWithdrawn
 			return []state.InterestAudit{s.audit("withdrawn", actor, m.crossed()...)}, nil,
 				[]state.InterestEvent{s.event(TypeWithdrawn, in)}, nil
