@@ -228,6 +228,11 @@ func (db *DB) InterestAuditOf(ctx context.Context, id string) ([]InterestAudit, 
 // go out in order), and moves each one's next attempt to now+lease in the
 // same transaction, so another replica does not send it meanwhile.
 func (db *DB) ClaimInterestMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]InterestMessage, error) {
+	// Polled often: look without the write lock first.
+	var due bool
+	if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM interest_outbox WHERE done = 0 AND next_at <= ?)`, now.UnixMicro()).Scan(&due); err != nil || !due {
+		return nil, err
+	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -340,6 +345,12 @@ func (db *DB) LastInterestEvent(ctx context.Context) (int64, error) {
 // events) and moves its own position in the same transaction, so none is
 // queued twice or skipped. It returns how many deliveries it queued.
 func (db *DB) QueueInterestEvents(ctx context.Context) (int64, error) {
+	// Polled often: look without the write lock first.
+	var behind bool
+	if err := db.read.QueryRowContext(ctx, `SELECT coalesce((SELECT max(seq) FROM interest_events), 0) >
+		coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'interest_event_pos'), 0)`).Scan(&behind); err != nil || !behind {
+		return 0, err
+	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
