@@ -36,6 +36,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/follower"
 	"github.com/parkmesh/parkmesh/gateway/httpjson"
+	"github.com/parkmesh/parkmesh/gateway/interests"
 	"github.com/parkmesh/parkmesh/gateway/localsearch"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
 	"github.com/parkmesh/parkmesh/gateway/outbound"
@@ -115,6 +116,12 @@ type Config struct {
 	// AllowEmptyStore begins with an empty state file where the data
 	// directory held one (missing or empty).
 	AllowEmptyStore bool
+	// Interests: how long an interest runs (and an accepted exchange
+	// lasts), how many new interests one peer may deliver per hour, and
+	// the first retry delay of a delivery to a peer.
+	InterestExpiry      time.Duration
+	InterestRatePerPeer int
+	InterestBackoff     time.Duration
 }
 
 // Main runs the gateway process: ParseFlags, Open, Run(ctx), Close.
@@ -187,6 +194,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.IntVar(&m.Config.MaxStreamsPerPeer, "max-streams-per-peer", 8, "changes streams one peer may hold open at once on /federation/v1/changes")
 	fs.IntVar(&m.Config.MaxPendingEstablish, "max-pending-establish", 4, "peering handshakes in progress at once (the endpoint needs no credential)")
 	fs.Int64Var(&m.Config.MaxBodyBytes, "max-body-bytes", httpserver.DefaultMaxBodyBytes, "largest request body either listener reads")
+	fs.DurationVar(&m.Config.InterestExpiry, "interest-expiry", interests.DefaultExpiry, "how long an expression of interest runs unanswered, and how long an accepted one keeps the contacts exchanged")
+	fs.IntVar(&m.Config.InterestRatePerPeer, "interest-rate-per-peer", interests.DefaultRatePerHour, "new interests one peer may deliver per hour (more get 429 with Retry-After)")
+	fs.DurationVar(&m.Config.InterestBackoff, "interest-backoff", time.Second, "first retry delay of an interest message a peer has not acknowledged; doubles per attempt up to 5m")
 	if err := cliflag.Parse(fs, args, getenv); err != nil {
 		return err
 	}
@@ -259,6 +269,15 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	}
 	if m.Config.PeerSlowFloor <= 0 || m.Config.PeerSlowFloor > search.MaxBudget {
 		return fmt.Errorf("-peer-slow-floor %s: must be positive and at most %s", m.Config.PeerSlowFloor, search.MaxBudget)
+	}
+	if m.Config.InterestExpiry < time.Minute {
+		return fmt.Errorf("-interest-expiry %s: must be at least 1m", m.Config.InterestExpiry)
+	}
+	if m.Config.InterestRatePerPeer < 1 {
+		return fmt.Errorf("-interest-rate-per-peer %d: must be at least 1", m.Config.InterestRatePerPeer)
+	}
+	if m.Config.InterestBackoff <= 0 || m.Config.InterestBackoff > 5*time.Minute {
+		return fmt.Errorf("-interest-backoff %s: must be positive and at most 5m", m.Config.InterestBackoff)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(m.Config.LogLevel)); err != nil {
@@ -408,6 +427,19 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Policy: webhookPolicy, MaxWebhooks: m.Config.MaxWebhooks,
 		MaxAttempts: m.Config.WebhookAttempts, Backoff: m.Config.WebhookBackoff}
 
+	ints := &interests.Service{
+		Park: m.Config.Park, State: m.state, Index: index, Listings: m.services, Keys: m.keys.KeySet,
+		PeerURL: func(p string) (string, bool) {
+			if peer, ok := m.peers.Get(p); ok {
+				return peer.URL, true
+			}
+			return "", false
+		},
+		Client: peerClient, Logger: m.Logger, Expiry: m.Config.InterestExpiry,
+		RatePerHour: m.Config.InterestRatePerPeer, Backoff: m.Config.InterestBackoff,
+		Metrics: interests.NewMetrics(m.metrics.Registry, m.state),
+	}
+
 	park := &parkapi.API{
 		Park: m.Config.Park, Services: m.services, Logger: m.Logger,
 		Auth:         parktoken.NewVerifier(m.keys.KeySet, parktoken.WithRevocations(creds.Revoked)),
@@ -416,7 +448,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Local:        localSearch, Club: club, Peering: fed, Peers: m.peers,
 		Index: index, FeedOptions: m.Config.Feed, Webhooks: hooks,
 		Credentials: creds, StreamCaps: sse.Caps{Max: m.Config.MaxStreamsPerToken},
-		Limited: func(limit string) { limited.WithLabelValues("park", limit).Inc() },
+		Limited:   func(limit string) { limited.WithLabelValues("park", limit).Inc() },
+		Interests: ints,
 	}
 	federation := &fedapi.API{
 		Peering: fed, Local: localSearch, Listings: m.services, Logger: m.Logger,
@@ -425,7 +458,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("federation", reason).Inc() },
 		Feed:         local, FeedOptions: m.Config.Feed,
 		StreamCaps: sse.Caps{Max: m.Config.MaxStreamsPerPeer}, MaxPendingEstablish: m.Config.MaxPendingEstablish,
-		Limited: func(limit string) { limited.WithLabelValues("federation", limit).Inc() },
+		Limited:   func(limit string) { limited.WithLabelValues("federation", limit).Inc() },
+		Interests: ints,
 	}
 	// A peering deleted (here or on another replica) ends its open streams.
 	m.peers.OnChange(federation.PeersChanged)
@@ -434,7 +468,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	bctx, bcancel := context.WithCancel(context.Background())
 	m.stopBg = bcancel
 	followLocal := func(ctx context.Context) { index.FollowLocal(ctx, local) }
-	for _, run := range []func(context.Context){m.peers.Run, creds.Run, local.Run, followLocal, fol.Run, hooks.Run} {
+	for _, run := range []func(context.Context){m.peers.Run, creds.Run, local.Run, followLocal, fol.Run, hooks.Run, ints.Run} {
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); run(bctx) }()
 	}

@@ -400,6 +400,9 @@ func TestContract(t *testing.T) {
 	expect(t, 403, "", contractCall{method: "DELETE", url: api + "/tokens/" + rid, token: editor})
 	expect(t, 401, "", contractCall{method: "DELETE", url: api + "/tokens/" + rid})
 
+	// Expressions of interest, both sides.
+	contractInterests(t, a, b, ids["projects"], ids["private"])
+
 	// Deletes, then the peering's end.
 	expect(t, 412, "", contractCall{method: "DELETE", url: api + "/talent/" + ids["talent"], token: editor, header: []string{"If-Match", `"1"`}})
 	for _, coll := range []string{"organizations", "projects", "talent"} {

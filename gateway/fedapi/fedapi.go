@@ -18,6 +18,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/httpjson"
+	"github.com/parkmesh/parkmesh/gateway/interests"
 	"github.com/parkmesh/parkmesh/gateway/localsearch"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/search"
@@ -54,6 +55,9 @@ type API struct {
 	// MaxPendingEstablish bounds the peering handshakes in progress at
 	// once (the endpoint needs no credential); 0 means 4.
 	MaxPendingEstablish int
+	// Interests, when set, takes peers' expressions of interest and
+	// their status changes.
+	Interests *interests.Service
 
 	pendingOnce sync.Once
 	pending     chan struct{}
@@ -119,6 +123,10 @@ func (f *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 	handle("POST /federation/v1/search", f.authenticate(parktoken.ScopeSearch, f.search))
 	handle("GET /federation/v1/listings/{kind}/{id}", f.authenticate(parktoken.ScopeListings, f.listing))
 	handle("GET /federation/v1/changes", f.authenticate(parktoken.ScopeChanges, f.changes))
+	if f.Interests != nil {
+		handle("POST /federation/v1/interests", f.authenticate(parktoken.ScopeInterests, f.receiveInterest))
+		handle("POST /federation/v1/interests/{id}/status", f.authenticate(parktoken.ScopeInterests, f.interestStatus))
+	}
 }
 
 // Trusted reports whether r carries a valid federation token for its
@@ -136,6 +144,8 @@ func (f *API) Trusted(r *http.Request) bool {
 		scope = parktoken.ScopeListings
 	case strings.HasPrefix(r.URL.Path, "/federation/v1/changes"):
 		scope = parktoken.ScopeChanges
+	case strings.HasPrefix(r.URL.Path, "/federation/v1/interests"):
+		scope = parktoken.ScopeInterests
 	default:
 		return false
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/credentials"
 	"github.com/parkmesh/parkmesh/gateway/fedapi"
 	"github.com/parkmesh/parkmesh/gateway/feed"
+	"github.com/parkmesh/parkmesh/gateway/interests"
 	"github.com/parkmesh/parkmesh/gateway/openapi"
 	"github.com/parkmesh/parkmesh/gateway/parkapi"
 	"github.com/parkmesh/parkmesh/gateway/peering"
@@ -95,9 +96,9 @@ func gatewayRoutes(t *testing.T) (park, federation []string) {
 		return out
 	}
 	api := &parkapi.API{Services: noServices{}, Club: &clubsearch.Club{}, Webhooks: &webhook.Webhooks{}, Index: &clubindex.Index{},
-		Credentials: &credentials.Credentials{}}
+		Credentials: &credentials.Credentials{}, Interests: &interests.Service{}}
 	park = collect(api.Routes)
-	federation = collect((&fedapi.API{}).Routes)
+	federation = collect((&fedapi.API{Interests: &interests.Service{}}).Routes)
 	if len(park) == 0 || len(federation) == 0 {
 		t.Fatalf("no routes registered: park %v, federation %v", park, federation)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/credentials"
 	"github.com/parkmesh/parkmesh/gateway/feed"
 	"github.com/parkmesh/parkmesh/gateway/httpjson"
+	"github.com/parkmesh/parkmesh/gateway/interests"
 	"github.com/parkmesh/parkmesh/gateway/localsearch"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/sse"
@@ -67,6 +68,8 @@ type API struct {
 	StreamCaps sse.Caps
 	// Limited counts requests refused by a cap, by cap (may be nil).
 	Limited func(limit string)
+	// Interests, when set, serves the park's expressions of interest.
+	Interests *interests.Service
 }
 
 // Routes registers the API's handlers on mux, each wrapped by mw.
@@ -111,6 +114,9 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 		handle("GET /api/v1/webhooks", parktoken.Admin, a.listWebhooks)
 		handle("DELETE /api/v1/webhooks/{id}", parktoken.Admin, a.deleteWebhook)
 		handle("GET /api/v1/webhooks/{id}/deliveries", parktoken.Admin, a.deliveries)
+	}
+	if a.Interests != nil {
+		a.interestRoutes(handle)
 	}
 }
 

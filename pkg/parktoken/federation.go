@@ -38,6 +38,9 @@ const (
 	ScopeListings = "federation:listings"
 	ScopeChanges  = "federation:changes"
 	ScopePeering  = "federation:peering"
+	// ScopeInterests covers delivering expressions of interest and their
+	// status changes (POST /federation/v1/interests…).
+	ScopeInterests = "federation:interests"
 )
 
 // fedClaims is a federation token's payload (time claims as in
