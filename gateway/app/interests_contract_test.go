@@ -22,7 +22,7 @@ func contractInterests(t *testing.T, a, b *contractPark, project, private string
 	var in interests.Interest
 	// The stream at A, opened before: the first event is where it starts.
 	stream := contractCall{method: "GET", url: aAPI + "/interests/stream", token: aViewer}
-	evs := firstEvents(t, stream, 2, 30*time.Second, func() {
+	evs := firstEvents(t, stream, 2, 1, 30*time.Second, func() {
 		json.Unmarshal(expect(t, 201, "", contractCall{method: "POST", url: bAPI + "/interests", token: bEditor, body: send}), &in)
 	})
 	if evs[0][1] != "position" || !strings.Contains(evs[1][2], interests.TypeReceived) {
