@@ -1,5 +1,5 @@
 // Small DOM helpers. Every text goes in through textContent or attributes,
-// never innerHTML, so nothing a listing holds can become markup.
+// never parsed as HTML, so nothing a listing holds can become markup.
 
 /** h builds an element: h("a", {href: "#/x", class: "c", onclick: fn}, "text", child…). */
 export function h(tag, attrs, ...children) {
