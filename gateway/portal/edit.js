@@ -39,13 +39,13 @@ function fields(kind) {
   ];
   const attrs = {
     organization: [
-      { path: "attrs.org_type", type: "select", vocab: "org_type", values: VOCAB.org_type },
+      { path: "attrs.org_type", type: "select", vocab: "org_type", values: VOCAB.org_type, required: true },
       { path: "attrs.website", type: "url", max: 300 },
       { path: "attrs.founded", type: "number", min: 1800, max: 2100 },
       { path: "attrs.size", type: "select", vocab: "size", values: VOCAB.size },
     ],
     project: [
-      { path: "attrs.stage", type: "select", vocab: "stage", values: VOCAB.stage },
+      { path: "attrs.stage", type: "select", vocab: "stage", values: VOCAB.stage, required: true },
       { path: "attrs.trl", type: "number", min: 1, max: 9 },
       { path: "attrs.funding_ask.amount", type: "number", min: 0 },
       { path: "attrs.funding_ask.currency", type: "select", vocab: "currency", values: VOCAB.currency, code: true },
