@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	consulapi "github.com/hashicorp/consul/api"
 
@@ -152,8 +154,10 @@ type Federation struct {
 	Park      string
 	Name      string
 	Country   string
-	PublicURL string
-	Keys      func() *parkkey.KeySet
+	// DisplayName is the park's name for people, in Chinese and English.
+	DisplayName DisplayName
+	PublicURL   string
+	Keys        func() *parkkey.KeySet
 	Peers     *Store
 	KV        *consulapi.KV
 	Client    *http.Client
@@ -424,17 +428,59 @@ func (f *Federation) AcceptEstablish(ctx context.Context, bearer string, req Est
 type Identity struct {
 	Park      string            `json:"park"`
 	Name      string            `json:"name"`
-	Country   string            `json:"country,omitempty"`
-	URL       string            `json:"url"`
+	// DisplayName is the park's name for people (zh, en).
+	DisplayName DisplayName       `json:"display_name"`
+	Country     string            `json:"country,omitempty"`
+	URL         string            `json:"url"`
 	JWKSURI   string            `json:"jwks_uri"`
 	Endpoints map[string]string `json:"endpoints"`
+}
+
+// DisplayName is a park's name for people, in Chinese and English.
+type DisplayName struct {
+	ZH string `json:"zh"`
+	EN string `json:"en"`
+}
+
+// ValidDisplayName checks one display name: 1 to 100 printable
+// characters.
+func ValidDisplayName(s string) error {
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > 100 {
+		return errors.New("must be 1 to 100 characters")
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return errors.New("must be printable characters only")
+		}
+	}
+	return nil
+}
+
+// valid reports whether both names are acceptable (what a peer sends is
+// checked before it is kept).
+func (d DisplayName) valid() bool {
+	return ValidDisplayName(d.ZH) == nil && ValidDisplayName(d.EN) == nil
+}
+
+func (f *Federation) displayName() DisplayName {
+	d := f.DisplayName
+	if d.EN == "" {
+		d.EN = f.Name
+	}
+	if d.EN == "" {
+		d.EN = f.Park
+	}
+	if d.ZH == "" {
+		d.ZH = d.EN
+	}
+	return d
 }
 
 // Identity returns the park's public description.
 func (f *Federation) Identity() Identity {
 	base := strings.TrimRight(f.PublicURL, "/")
 	return Identity{
-		Park: f.Park, Name: f.Name, Country: f.Country, URL: base, JWKSURI: base + "/.well-known/jwks.json",
+		Park: f.Park, Name: f.Name, DisplayName: f.displayName(), Country: f.Country, URL: base, JWKSURI: base + "/.well-known/jwks.json",
 		Endpoints: map[string]string{
 			"search":   base + "/federation/v1/search",
 			"listings": base + "/federation/v1/listings/{kind}/{id}",
