@@ -403,7 +403,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	fed := &peering.Federation{
 		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
 		DisplayName: peering.DisplayName{ZH: m.Config.NameZH, EN: m.Config.NameEN},
-		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
+		Keys:        m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
 		AllowInsecurePeers: m.Config.AllowInsecurePeers,
 	}
 	if m.state, err = state.Open(ctx, m.Config.DataDir, sqlitestore.AllowEmpty(m.Config.AllowEmptyStore), sqlitestore.WithLogger(m.Logger)); err != nil {

@@ -22,7 +22,7 @@ type OIDCConfig struct {
 	Issuer, ClientID, ClientSecretFile, RedirectURL, Name string
 	Scopes                                                string
 	RoleClaim, RoleMap, DefaultRole                       string
-	roleMap map[string]parktoken.Role
+	roleMap                                               map[string]parktoken.Role
 }
 
 func (m *Main) oidcFlags(fs *flag.FlagSet) {

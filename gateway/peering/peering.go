@@ -151,16 +151,16 @@ func sha256Hex(s string) string {
 // Federation is the gateway's federation state and logic: its identity,
 // keys, peers and the calls between parks.
 type Federation struct {
-	Park      string
-	Name      string
-	Country   string
+	Park    string
+	Name    string
+	Country string
 	// DisplayName is the park's name for people, in Chinese and English.
 	DisplayName DisplayName
 	PublicURL   string
 	Keys        func() *parkkey.KeySet
-	Peers     *Store
-	KV        *consulapi.KV
-	Client    *http.Client
+	Peers       *Store
+	KV          *consulapi.KV
+	Client      *http.Client
 	// StreamClient follows peers' feeds: no overall timeout.
 	StreamClient *http.Client
 	Now          func() time.Time
@@ -426,14 +426,14 @@ func (f *Federation) AcceptEstablish(ctx context.Context, bearer string, req Est
 
 // Identity is the body of /.well-known/parkmesh.json.
 type Identity struct {
-	Park      string            `json:"park"`
-	Name      string            `json:"name"`
+	Park string `json:"park"`
+	Name string `json:"name"`
 	// DisplayName is the park's name for people (zh, en).
 	DisplayName DisplayName       `json:"display_name"`
 	Country     string            `json:"country,omitempty"`
 	URL         string            `json:"url"`
-	JWKSURI   string            `json:"jwks_uri"`
-	Endpoints map[string]string `json:"endpoints"`
+	JWKSURI     string            `json:"jwks_uri"`
+	Endpoints   map[string]string `json:"endpoints"`
 }
 
 // DisplayName is a park's name for people, in Chinese and English.
