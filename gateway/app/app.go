@@ -494,7 +494,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.stopBg = bcancel
 	followLocal := func(ctx context.Context) { index.FollowLocal(ctx, local) }
 	sweep := func(ctx context.Context) { sessions.Sweep(ctx, 10*time.Minute) }
-	for _, run := range []func(context.Context){m.peers.Run, creds.Run, local.Run, followLocal, fol.Run, hooks.Run, sweep} {
+	identities := func(ctx context.Context) {
+		select { // the peer set first
+		case <-m.peers.Synced():
+		case <-ctx.Done():
+			return
+		}
+		m.peers.LearnIdentities(ctx, time.Hour)
+	}
+	for _, run := range []func(context.Context){m.peers.Run, creds.Run, local.Run, followLocal, fol.Run, hooks.Run, sweep, identities} {
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); run(bctx) }()
 	}

@@ -337,7 +337,28 @@ func (f *Federation) Establish(ctx context.Context, raw string) (*Peer, error) {
 	if err := f.Peers.Put(ctx, p); err != nil {
 		return nil, apierror.New(apierror.Unavailable, "cannot store the peering: Consul unreachable")
 	}
+	f.learnIdentity(t.Park)
 	return p, nil
+}
+
+// learnIdentity reads a new peer's display names and country in the
+// background (the handshake does not wait on it).
+func (f *Federation) learnIdentity(park string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// The peer's store may still be storing its side: try a few times.
+		for range 5 {
+			if _, err := f.Peers.LearnIdentity(ctx, park); err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
 }
 
 // AcceptEstablish is A's side: it checks the caller's proof of key
@@ -415,6 +436,7 @@ func (f *Federation) AcceptEstablish(ctx context.Context, bearer string, req Est
 	if err := f.Peers.Put(ctx, p); err != nil {
 		return nil, "consul", apierror.New(apierror.Unavailable, "peering state unavailable")
 	}
+	f.learnIdentity(req.Park)
 	ks := f.Keys()
 	jwks, _ := json.Marshal(ks.JWKS())
 	proof, err := parktoken.IssueFederation(ks, req.Park, parktoken.ScopePeering, time.Minute, f.now())
