@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -25,18 +24,6 @@ type OIDCConfig struct {
 	roleMap                                               map[string]parktoken.Role
 }
 
-func (m *Main) oidcFlags(fs *flag.FlagSet) {
-	c := &m.Config.OIDC
-	fs.StringVar(&c.Issuer, "oidc-issuer", "", "issuer URL of the park's OpenID Connect provider; empty: no OIDC sign-in")
-	fs.StringVar(&c.ClientID, "oidc-client-id", "", "the gateway's client id at the provider")
-	fs.StringVar(&c.ClientSecretFile, "oidc-client-secret-file", "", "file (mode 0600) holding the gateway's client secret at the provider; empty for a public client (PKCE only)")
-	fs.StringVar(&c.RedirectURL, "oidc-redirect-url", "", "the park side's /auth/oidc/callback as browsers reach it (registered at the provider)")
-	fs.StringVar(&c.Name, "oidc-name", "", "what the portal's sign-in button names the provider (default: OpenID Connect)")
-	fs.StringVar(&c.Scopes, "oidc-scopes", "profile,email", "scopes asked besides openid (comma-separated)")
-	fs.StringVar(&c.RoleClaim, "oidc-role-claim", "groups", "ID token claim (string or array of strings) mapped to a role")
-	fs.StringVar(&c.RoleMap, "oidc-role-map", "", "claim values to roles, e.g. parkmesh-admins=admin,parkmesh-editors=editor,staff=viewer; the highest role matched wins")
-	fs.StringVar(&c.DefaultRole, "oidc-default-role", "", "role of a person whose claim maps to none (viewer, editor, admin); empty: such a sign-in is refused")
-}
 
 func (c *OIDCConfig) validate() error {
 	if c.Issuer == "" {
