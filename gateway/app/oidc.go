@@ -24,7 +24,6 @@ type OIDCConfig struct {
 	roleMap                                               map[string]parktoken.Role
 }
 
-
 func (c *OIDCConfig) validate() error {
 	if c.Issuer == "" {
 		return nil
