@@ -153,10 +153,18 @@ func (p *page) click(sel string) {
 	p.do("click "+sel, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 
-// set gives the form control sel names a value.
+// set gives the form control sel names a value (once it exists), as
+// typing would: the value, then an input event.
 func (p *page) set(sel, value string) {
 	p.t.Helper()
-	p.do("set "+sel, chromedp.SetValue(chromedp.CSS(sel), value, chromedp.NodeVisible))
+	p.wait("set "+sel, fmt.Sprintf(`(() => {
+		const e = document.querySelector(%s);
+		if (!e) return false;
+		e.value = %s;
+		e.dispatchEvent(new Event("input", {bubbles: true}));
+		e.dispatchEvent(new Event("change", {bubbles: true}));
+		return e.value === %s;
+	})()`, js(sel), js(value), js(value)))
 }
 
 // eval evaluates a JavaScript expression, decoding its value into out.
