@@ -19,12 +19,14 @@ all: build
 
 ## tools: build and cache the real Consul agent and Jaeger the tests and demo
 ## need, and the pinned staticcheck; install systemd-analyze (Debian's
-## systemd package) for configcheck's unit checks when it is missing
+## systemd package) for configcheck's unit checks, and Debian's chromium
+## with a CJK font for the portal's browser tests, when they are missing
 tools:
 	@deploy/tools/install-consul.sh >/dev/null
 	@deploy/tools/install-jaeger.sh >/dev/null
 	@deploy/tools/install-staticcheck.sh >/dev/null
 	@deploy/tools/install-systemd-analyze.sh >/dev/null
+	@deploy/tools/install-chromium.sh >/dev/null
 
 build:
 	$(GO) build ./...
@@ -75,6 +77,7 @@ openapi-lint:
 
 unit:
 	PARKMESH_CONSUL_BIN=$$(deploy/tools/install-consul.sh) PARKMESH_JAEGER_BIN=$$(deploy/tools/install-jaeger.sh) \
+		PARKMESH_CHROMIUM_BIN=$$(deploy/tools/install-chromium.sh) \
 		$(GO) test -race -count=1 -timeout 30m ./...
 
 # Each fuzz target runs briefly; a finding fails the build and is saved

@@ -178,10 +178,15 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 				return c, fmt.Errorf("park %s: seed: %w", id, err)
 			}
 		}
-		p, err := launcher.Start(ctx, launcher.Config{
+		lcfg := launcher.Config{
 			ID: id, BinDir: filepath.Join(root, "bin"), ConsulBin: consulBin, DataDir: dataDir,
 			LogDir: filepath.Join(root, "logs"), Ports: cfg.ports(i), GatewayArgs: cfg.GatewayArgs, Env: c.env,
-		})
+		}
+		// The park's names and country for people, from its sample file.
+		if f, err := sample.Load(id); err == nil {
+			lcfg.NameZH, lcfg.NameEN, lcfg.Country = f.Park.NameZH, f.Park.Name, f.Park.Country
+		}
+		p, err := launcher.Start(ctx, lcfg)
 		if err != nil {
 			return c, fmt.Errorf("%w (logs in %s)", err, filepath.Join(root, "logs"))
 		}

@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/parkmesh/parkmesh/gateway/accounts"
 	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
@@ -56,8 +57,19 @@ type CLI struct {
 const usage = `parkmesh administers a ParkMesh park node.
 
 Usage:
-  parkmesh init --park ID --data-dir DIR
-        create the park's first signing key; prints its kid
+  parkmesh init --park ID [--admin-user admin] [--no-admin] --data-dir DIR
+        create the park's first signing key (prints its kid) and its first
+        admin account, whose password goes to DIR/initial-admin-password
+        (mode 0600, never printed): sign in, then reset it
+  parkmesh user add --username NAME --role viewer|editor|admin
+        [--display-name TEXT] [--lang zh|en] --password-file FILE|- --data-dir DIR
+        add a staff account that signs in to the portal with a password
+  parkmesh user list --data-dir DIR
+        the park's staff accounts
+  parkmesh user disable --username NAME [--enable] --data-dir DIR
+        disable an account (its sessions end at once) or enable it again
+  parkmesh user reset-password --username NAME --password-file FILE|- --data-dir DIR
+        set a new password; the account's sessions end
   parkmesh token create --sub NAME --role viewer|editor|admin [--ttl 24h] --data-dir DIR
         issue a park-local access token, recorded in the gateway's state
         under DIR; prints the token (and its id on stderr)
@@ -107,6 +119,10 @@ func commands() []command {
 		{"token create", (*CLI).tokenCreate},
 		{"token list", (*CLI).tokenList},
 		{"token revoke", (*CLI).tokenRevoke},
+		{"user add", (*CLI).userAdd},
+		{"user list", (*CLI).userList},
+		{"user disable", (*CLI).userDisable},
+		{"user reset-password", (*CLI).userResetPassword},
 		{"keys rotate", (*CLI).keysRotate},
 		{"keys list", (*CLI).keysList},
 		{"backup", (*CLI).backup},
@@ -223,8 +239,10 @@ func (c *CLI) fail(name string, err error) int {
 }
 
 func (c *CLI) init(args []string) int {
-	f := c.newFlags("init", "--park ID --data-dir DIR")
+	f := c.newFlags("init", "--park ID [--admin-user NAME] [--no-admin] --data-dir DIR")
 	park := f.park("id of this park (lower-case letters, digits, hyphens)")
+	adminUser := f.fs.String("admin-user", "admin", "name of the first admin account")
+	noAdmin := f.fs.Bool("no-admin", false, "create no admin account (add accounts with parkmesh user add)")
 	dataDir := f.dataDir()
 	if code := f.parse(args); code >= 0 {
 		return code
@@ -232,11 +250,23 @@ func (c *CLI) init(args []string) int {
 	if code := f.require("park", "data-dir"); code >= 0 {
 		return code
 	}
+	if !*noAdmin {
+		if err := accounts.ValidateUsername("admin-user", *adminUser); err != nil {
+			return f.usageError("--admin-user: %v", err)
+		}
+	}
 	ks, err := parkkey.Init(*dataDir, *park, parkkey.WithClock(c.Now))
 	if err != nil {
 		return c.fail("init", err)
 	}
 	fmt.Fprintf(c.Stderr, "created the signing key of park %s in %s\n", ks.Park(), parkkey.Dir(*dataDir))
+	if !*noAdmin {
+		path, err := c.initAdmin(*dataDir, *adminUser)
+		if err != nil {
+			return c.fail("init", err)
+		}
+		fmt.Fprintf(c.Stderr, "created the admin account %q; its one-time password is in %s (mode 0600): sign in, reset it with parkmesh user reset-password, then delete the file\n", *adminUser, path)
+	}
 	fmt.Fprintln(c.Stdout, ks.Current().ID)
 	return ExitOK
 }

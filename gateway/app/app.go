@@ -28,6 +28,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parkmesh/parkmesh/gateway/accounts"
 	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
 	"github.com/parkmesh/parkmesh/gateway/credentials"
@@ -44,6 +45,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/portal"
 	"github.com/parkmesh/parkmesh/gateway/search"
+	"github.com/parkmesh/parkmesh/gateway/session"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/gateway/webhook"
@@ -83,6 +85,17 @@ type Config struct {
 	Timeout         time.Duration
 	Name            string
 	Country         string
+	// NameZH and NameEN are the park's display names for people (zh, en);
+	// NameEN defaults to Name, Country to the older -country.
+	NameZH, NameEN string
+	// SessionIdle and SessionAbsolute end portal sessions unused this long
+	// and this long after sign-in; SessionCookieSecure marks the cookie
+	// Secure although the park side is plain HTTP (behind a TLS proxy).
+	SessionIdle, SessionAbsolute time.Duration
+	SessionCookieSecure          bool
+	// OIDC configures sign-in through the park's OpenID Connect provider
+	// (off unless OIDC.Issuer is set).
+	OIDC OIDCConfig
 	// BreakerOpenFor is how long a peer's open breaker refuses calls.
 	BreakerOpenFor time.Duration
 	// PeerSlowFloor is the least budget a peer call must have for its
@@ -151,6 +164,7 @@ type Main struct {
 	consulToken    string // from -consul-token-file; "" leaves the environment's
 	state          *state.DB
 	index          *clubindex.Index
+	sessions       *session.Manager
 	draining       chan struct{}
 	stopBg         context.CancelFunc
 	bg             sync.WaitGroup
@@ -176,7 +190,23 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	fs.StringVar(&m.Config.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&m.Config.Timeout, "timeout", 10*time.Second, "deadline of a park-side request")
 	fs.StringVar(&m.Config.Name, "name", "", "the park's display name (default: the park id)")
-	fs.StringVar(&m.Config.Country, "country", "", "the park's ISO 3166-1 alpha-2 country")
+	fs.StringVar(&m.Config.Country, "country", "", "the park's ISO 3166-1 alpha-2 country (older name of -park-country)")
+	fs.StringVar(&m.Config.NameZH, "park-name-zh", "", "the park's display name in Chinese (default: the English one)")
+	fs.StringVar(&m.Config.NameEN, "park-name-en", "", "the park's display name in English (default: -name, else the park id)")
+	var parkCountry string
+	fs.StringVar(&parkCountry, "park-country", "", "the park's ISO 3166-1 alpha-2 country (default: -country)")
+	fs.DurationVar(&m.Config.SessionIdle, "session-idle", session.DefaultIdle, "a portal session unused this long ends")
+	fs.DurationVar(&m.Config.SessionAbsolute, "session-absolute", session.DefaultAbsolute, "a portal session ends this long after sign-in, used or not")
+	fs.BoolVar(&m.Config.SessionCookieSecure, "session-cookie-secure", false, "mark the session cookie Secure although the park side is plain HTTP (it is served over HTTPS by a proxy); a request over TLS always gets a Secure cookie")
+	fs.StringVar(&m.Config.OIDC.Issuer, "oidc-issuer", "", "issuer URL of the park's OpenID Connect provider; empty: no OIDC sign-in")
+	fs.StringVar(&m.Config.OIDC.ClientID, "oidc-client-id", "", "the gateway's client id at the provider")
+	fs.StringVar(&m.Config.OIDC.ClientSecretFile, "oidc-client-secret-file", "", "file (mode 0600) holding the gateway's client secret at the provider; empty for a public client (PKCE only)")
+	fs.StringVar(&m.Config.OIDC.RedirectURL, "oidc-redirect-url", "", "the park side's /auth/oidc/callback as browsers reach it (registered at the provider)")
+	fs.StringVar(&m.Config.OIDC.Name, "oidc-name", "", "what the portal's sign-in button names the provider (default: OpenID Connect)")
+	fs.StringVar(&m.Config.OIDC.Scopes, "oidc-scopes", "profile,email", "scopes asked besides openid (comma-separated)")
+	fs.StringVar(&m.Config.OIDC.RoleClaim, "oidc-role-claim", "groups", "ID token claim (string or array of strings) mapped to a role")
+	fs.StringVar(&m.Config.OIDC.RoleMap, "oidc-role-map", "", "claim values to roles, e.g. parkmesh-admins=admin,parkmesh-editors=editor,staff=viewer; the highest role matched wins")
+	fs.StringVar(&m.Config.OIDC.DefaultRole, "oidc-default-role", "", "role of a person whose claim maps to none (viewer, editor, admin); empty: such a sign-in is refused")
 	fs.DurationVar(&m.Config.BreakerOpenFor, "breaker-open", 5*time.Second, "how long a peer's open circuit breaker refuses calls before probing")
 	fs.DurationVar(&m.Config.FeedIdleTimeout, "feed-idle-timeout", follower.DefaultIdleTimeout, "a peer's feed that sends nothing, not even a heartbeat, for this long is dropped (its listings turn stale) and resumed")
 	fs.DurationVar(&m.Config.FeedTokenTTL, "feed-token-ttl", parktoken.MaxFederationTTL, "lifetime of the token a peer's feed is followed with (at most 5m); the stream is resumed with a fresh one when it expires")
@@ -245,6 +275,32 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string, logTo io.Wr
 	}
 	if m.Config.Country != "" && !listing.ValidCountry(m.Config.Country) {
 		return fmt.Errorf("-country %q: must be an ISO 3166-1 alpha-2 code", m.Config.Country)
+	}
+	if parkCountry != "" {
+		if !listing.ValidCountry(parkCountry) {
+			return fmt.Errorf("-park-country %q: must be an ISO 3166-1 alpha-2 code", parkCountry)
+		}
+		if m.Config.Country != "" && m.Config.Country != parkCountry {
+			return fmt.Errorf("-park-country %q: -country says %q; give one of them", parkCountry, m.Config.Country)
+		}
+		m.Config.Country = parkCountry
+	}
+	if m.Config.NameEN == "" {
+		m.Config.NameEN = m.Config.Name
+	}
+	if m.Config.NameZH == "" {
+		m.Config.NameZH = m.Config.NameEN
+	}
+	for _, n := range []struct{ flag, v string }{{"park-name-zh", m.Config.NameZH}, {"park-name-en", m.Config.NameEN}} {
+		if err := peering.ValidDisplayName(n.v); err != nil {
+			return fmt.Errorf("-%s %q: %v", n.flag, n.v, err)
+		}
+	}
+	if m.Config.SessionIdle < time.Minute || m.Config.SessionAbsolute < m.Config.SessionIdle || m.Config.SessionAbsolute > 30*24*time.Hour {
+		return fmt.Errorf("-session-idle %s, -session-absolute %s: idle must be at least 1m and absolute between idle and 720h", m.Config.SessionIdle, m.Config.SessionAbsolute)
+	}
+	if err := m.Config.OIDC.validate(); err != nil {
+		return err
 	}
 	if m.Config.Feed.Heartbeat <= 0 {
 		return fmt.Errorf("-feed-heartbeat %s: must be positive", m.Config.Feed.Heartbeat)
@@ -373,7 +429,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	})
 	fed := &peering.Federation{
 		Park: m.Config.Park, Name: m.Config.Name, Country: m.Config.Country, PublicURL: m.Config.PublicURL,
-		Keys: m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
+		DisplayName: peering.DisplayName{ZH: m.Config.NameZH, EN: m.Config.NameEN},
+		Keys:        m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
 		AllowInsecurePeers: m.Config.AllowInsecurePeers,
 	}
 	if m.state, err = state.Open(ctx, m.Config.DataDir, sqlitestore.AllowEmpty(m.Config.AllowEmptyStore), sqlitestore.WithLogger(m.Logger)); err != nil {
@@ -440,8 +497,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Metrics: interests.NewMetrics(m.metrics.Registry, m.state),
 	}
 
+	accts := accounts.New(m.state)
+	sessions := &session.Manager{Park: m.Config.Park, State: m.state, Accounts: accts, Logger: m.Logger,
+		Idle: m.Config.SessionIdle, Absolute: m.Config.SessionAbsolute, SecureCookie: m.Config.SessionCookieSecure}
+	if m.Config.OIDC.Issuer != "" {
+		if sessions.OIDC, err = m.Config.OIDC.open(ctx, m.Logger, func(c, reason string) { outboundRefused.WithLabelValues(c, reason).Inc() }); err != nil {
+			return err
+		}
+	}
+	m.sessions = sessions
 	park := &parkapi.API{
-		Park: m.Config.Park, Services: m.services, Logger: m.Logger,
+		Park: m.Config.Park, Services: m.services, Logger: m.Logger, Sessions: sessions,
+		DisplayName: map[string]string{"zh": m.Config.NameZH, "en": m.Config.NameEN}, Country: m.Config.Country,
 		Auth:         parktoken.NewVerifier(m.keys.KeySet, parktoken.WithRevocations(creds.Revoked)),
 		Timeout:      m.Config.Timeout,
 		AuthFailures: func(reason string) { authFailures.WithLabelValues("park", reason).Inc() },
@@ -468,7 +535,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	bctx, bcancel := context.WithCancel(context.Background())
 	m.stopBg = bcancel
 	followLocal := func(ctx context.Context) { index.FollowLocal(ctx, local) }
-	for _, run := range []func(context.Context){m.peers.Run, creds.Run, local.Run, followLocal, fol.Run, hooks.Run, ints.Run} {
+	sweep := func(ctx context.Context) { sessions.Sweep(ctx, 10*time.Minute) }
+	identities := func(ctx context.Context) {
+		select { // the peer set first
+		case <-m.peers.Synced():
+		case <-ctx.Done():
+			return
+		}
+		m.peers.LearnIdentities(ctx, time.Hour)
+	}
+	for _, run := range []func(context.Context){m.peers.Run, creds.Run, local.Run, followLocal, fol.Run, hooks.Run, sweep, identities, ints.Run} {
 		m.bg.Add(1)
 		go func() { defer m.bg.Done(); run(bctx) }()
 	}
@@ -503,6 +579,7 @@ func (m *Main) routes(park *parkapi.API, federation *fedapi.API) {
 	// they have a listener of their own.
 	parkMux, fedMux := http.NewServeMux(), http.NewServeMux()
 	park.Routes(parkMux, parkMW)
+	m.sessions.Routes(parkMux, parkMW)
 	federation.Routes(fedMux, fedMW)
 	opsMux := parkMux
 	if m.Config.MetricsListen != "" || m.Listeners.Metrics != nil {

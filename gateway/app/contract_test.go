@@ -60,7 +60,7 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 	g.Listeners.Park, g.Listeners.Federation = listenLocal(t), listenLocal(t)
 	if err := g.ParseFlags(append([]string{"-data-dir", dir, "-park", id,
 		"-public-url", public, "-webhook-backoff", "100ms", "-feed-heartbeat", "1s",
-		"-webhook-allow-cidr", "127.0.0.0/8", "-max-webhooks", "1"}, consulFlags(t, agent, consulacl.Gateway)...),
+		"-webhook-allow-cidr", "127.0.0.0/8", "-max-webhooks", "1"}, append(nameFlags(id), consulFlags(t, agent, consulacl.Gateway)...)...),
 		func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +250,60 @@ func TestContract(t *testing.T) {
 	expect(t, 400, "cursor", contractCall{method: "GET", url: api + "/search?q=copper&cursor=forged", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/search?q=copper"})
 
+	// Portal sessions: accounts made with the CLI, signed in with a
+	// password; a session serves the park API as a token of its role does.
+	addUser(t, a.dir, "li.wei", "editor", "correct horse battery")
+	addUser(t, a.dir, "zhao.min", "viewer", "another good password")
+	expect(t, 400, "password", contractCall{method: "POST", url: api + "/session", body: `{"username":"li.wei"}`})
+	expect(t, 401, "", contractCall{method: "POST", url: api + "/session", body: `{"username":"li.wei","password":"wrong password"}`})
+	ed, vw := signIn(t, a.parkURL, "li.wei", "correct horse battery"), signIn(t, a.parkURL, "zhao.min", "another good password")
+	expect(t, 200, "", contractCall{method: "POST", url: api + "/session", body: `{"username":"li.wei","password":"correct horse battery"}`})
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/session", header: ed.h(false)})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/session"})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/session", header: []string{"Cookie", "parkmesh_session=forged"}})
+	expect(t, 403, "", contractCall{method: "PUT", url: api + "/session/lang", body: `{"lang":"en"}`, header: ed.h(false)})
+	expect(t, 400, "lang", contractCall{method: "PUT", url: api + "/session/lang", body: `{"lang":"fr"}`, header: ed.h(true)})
+	expect(t, 204, "", contractCall{method: "PUT", url: api + "/session/lang", body: `{"lang":"en"}`, header: ed.h(true)})
+	expect(t, 401, "", contractCall{method: "PUT", url: api + "/session/lang", body: `{"lang":"en"}`})
+	var parkID struct {
+		ID          string            `json:"id"`
+		DisplayName map[string]string `json:"display_name"`
+		Country     string            `json:"country"`
+	}
+	json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: api + "/park", header: vw.h(false)}), &parkID)
+	if parkID.ID != a.id || parkID.DisplayName["zh"] != "西安高新区" || parkID.DisplayName["en"] != "Xi'an Hi-tech Zone" || parkID.Country != "CN" {
+		t.Errorf("GET /api/v1/park = %+v", parkID)
+	}
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/park", token: viewer})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/park"})
+	// A viewer's session reads but cannot write; an editor's writes, with
+	// its CSRF token only.
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/projects/" + ids["projects"], header: vw.h(false)})
+	expect(t, 403, "", contractCall{method: "POST", url: api + "/projects", body: prj, header: vw.h(true)})
+	expect(t, 403, "", contractCall{method: "POST", url: api + "/projects", body: prj, header: ed.h(false)})
+	var made listing.Listing
+	json.Unmarshal(expect(t, 201, "", contractCall{method: "POST", url: api + "/projects", body: prj, header: ed.h(true)}), &made)
+	expect(t, 204, "", contractCall{method: "DELETE", url: api + "/projects/" + made.ID, header: ed.h(true)})
+	// No OIDC provider configured here: the portal is told so, and its
+	// endpoints do not exist (they are driven against a real provider in
+	// TestOIDCSignIn).
+	expect(t, 200, "", contractCall{method: "GET", url: api + "/auth/oidc"})
+	expect(t, 404, "", contractCall{method: "GET", url: a.parkURL + "/auth/oidc/login?return_to=/"})
+	expect(t, 404, "", contractCall{method: "GET", url: a.parkURL + "/auth/oidc/callback?state=x&code=y"})
+	// Sign-out: needs the CSRF token; the session is gone afterwards.
+	expect(t, 403, "", contractCall{method: "DELETE", url: api + "/session", header: vw.h(false)})
+	expect(t, 204, "", contractCall{method: "DELETE", url: api + "/session", header: vw.h(true)})
+	expect(t, 401, "", contractCall{method: "DELETE", url: api + "/session", header: vw.h(true)})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/projects/" + ids["projects"], header: vw.h(false)})
+	// Throttled, then a disabled account.
+	for range 4 {
+		contractCall{method: "POST", url: api + "/session", body: `{"username":"zhao.min","password":"wrong password"}`}.do(t)
+	}
+	expect(t, 429, "", contractCall{method: "POST", url: api + "/session", body: `{"username":"zhao.min","password":"wrong password"}`})
+	cli(t, nil, "user", "disable", "--data-dir", a.dir, "--username", "li.wei")
+	expect(t, 403, "", contractCall{method: "POST", url: api + "/session", body: `{"username":"li.wei","password":"correct horse battery"}`})
+	expect(t, 401, "", contractCall{method: "GET", url: api + "/session", header: ed.h(false)})
+
 	// Peering: A generates a token for B, B establishes (B's gateway calls
 	// A's federation listener), establishing again is refused (B is A's
 	// peer already), a handshake with an unknown token is refused by A.
@@ -269,6 +323,10 @@ func TestContract(t *testing.T) {
 	waitFor(t, "A sees B as a peer", 10*time.Second, func() bool {
 		_, _, body := contractCall{method: "GET", url: api + "/peers", token: viewer}.do(t)
 		return strings.Contains(string(body), `"park":"`+b.id+`"`)
+	})
+	waitFor(t, "A learns B's display names", 10*time.Second, func() bool {
+		_, _, body := contractCall{method: "GET", url: api + "/peers", token: viewer}.do(t)
+		return strings.Contains(string(body), `"display_name":{"zh":"成都高新区","en":"Chengdu Hi-tech Zone"},"country":"CN","since":`)
 	})
 	expect(t, 200, "", contractCall{method: "GET", url: api + "/peers", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/peers"})
@@ -295,7 +353,14 @@ func TestContract(t *testing.T) {
 
 	// The federation listener, called as B.
 	fed := a.fedURL
-	expect(t, 200, "", contractCall{method: "GET", url: fed + "/.well-known/parkmesh.json"})
+	var ident struct {
+		DisplayName map[string]string `json:"display_name"`
+		Country     string            `json:"country"`
+	}
+	json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: fed + "/.well-known/parkmesh.json"}), &ident)
+	if ident.DisplayName["zh"] != "西安高新区" || ident.DisplayName["en"] != "Xi'an Hi-tech Zone" || ident.Country != "CN" {
+		t.Errorf("parkmesh.json identity = %+v", ident)
+	}
 	expect(t, 200, "", contractCall{method: "GET", url: fed + "/.well-known/jwks.json"})
 	var page listing.Page
 	json.Unmarshal(expect(t, 200, "", contractCall{method: "POST", url: fed + "/federation/v1/search", token: fedToken(t, b, a, parktoken.ScopeSearch),

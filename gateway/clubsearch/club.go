@@ -192,6 +192,12 @@ type PeerView struct {
 	KeyIDs        []string            `json:"key_ids"`
 	EstablishedAt time.Time           `json:"established_at"`
 	Feed          *peering.FeedHealth `json:"feed,omitempty"`
+	// DisplayName and Country are the peer's identity for people (absent
+	// until first read from its well-known document).
+	DisplayName *peering.DisplayName `json:"display_name,omitempty"`
+	Country     string               `json:"country,omitempty"`
+	// Since is when the park became a member of this park's club.
+	Since time.Time `json:"since"`
 }
 
 // PeerViews describes every active peer's health.
@@ -201,7 +207,8 @@ func (c *Club) PeerViews() []PeerView {
 		l := c.link(p.ID)
 		c.mu.Lock()
 		v := PeerView{Park: p.ID, URL: p.URL, Breaker: l.breaker.State().String(), LastSuccess: l.lastSuccess,
-			LastStatus: l.lastStatus, LastError: l.lastError, LastErrorAt: l.lastErrorAt, EstablishedAt: p.EstablishedAt}
+			LastStatus: l.lastStatus, LastError: l.lastError, LastErrorAt: l.lastErrorAt, EstablishedAt: p.EstablishedAt,
+			DisplayName: p.DisplayName, Country: p.Country, Since: p.EstablishedAt}
 		c.mu.Unlock()
 		for kid := range p.Keys {
 			v.KeyIDs = append(v.KeyIDs, kid)

@@ -26,6 +26,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/parkapi"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/search"
+	"github.com/parkmesh/parkmesh/gateway/session"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 	"github.com/parkmesh/parkmesh/gateway/webhook"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
@@ -98,6 +99,7 @@ func gatewayRoutes(t *testing.T) (park, federation []string) {
 	api := &parkapi.API{Services: noServices{}, Club: &clubsearch.Club{}, Webhooks: &webhook.Webhooks{}, Index: &clubindex.Index{},
 		Credentials: &credentials.Credentials{}, Interests: &interests.Service{}}
 	park = collect(api.Routes)
+	park = append(park, collect((&session.Manager{OIDC: &session.OIDC{}}).Routes)...)
 	federation = collect((&fedapi.API{Interests: &interests.Service{}}).Routes)
 	if len(park) == 0 || len(federation) == 0 {
 		t.Fatalf("no routes registered: park %v, federation %v", park, federation)

@@ -7,6 +7,7 @@ package parkapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -39,12 +40,25 @@ type Authorizer interface {
 	Verify(token string) (*parktoken.Claims, error)
 }
 
+// Sessions resolves a portal session cookie to the principal it stands
+// for (session.Manager): ok is false when the request carries no session
+// cookie; a state-changing request must also carry its CSRF token.
+type Sessions interface {
+	Authenticate(r *http.Request) (claims *parktoken.Claims, ok bool, err error)
+}
+
 // API serves the park side.
 type API struct {
 	Park     string
 	Services Services
 	Auth     Authorizer
-	Logger   *slog.Logger
+	// Sessions, when set, lets a signed-in person (session cookie) use
+	// every endpoint a token of the same role may.
+	Sessions Sessions
+	// DisplayName (zh, en) and Country are the park's identity for people.
+	DisplayName map[string]string
+	Country     string
+	Logger      *slog.Logger
 	// Timeout bounds every park-side request (default 10 s).
 	Timeout time.Duration
 	// AuthFailures counts refused tokens by reason (may be nil).
@@ -94,6 +108,7 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 			})
 	}
 	handle("GET /api/v1/search", parktoken.Viewer, a.search)
+	handle("GET /api/v1/park", parktoken.Viewer, a.park)
 	if a.Club != nil {
 		handle("POST /api/v1/peerings/tokens", parktoken.Admin, a.generatePeeringToken)
 		handle("POST /api/v1/peerings", parktoken.Admin, a.establishPeering)
@@ -120,26 +135,24 @@ func (a *API) Routes(mux *http.ServeMux, mw func(string, http.Handler) http.Hand
 	}
 }
 
-// authorize refuses requests without a valid park-local token (401) or
-// whose role is too low (403). The reason goes to the log and a metric,
-// never to the caller.
+// authorize refuses requests without a valid park-local token or portal
+// session (401) or whose role is too low (403). A bearer token wins over a
+// cookie; a request authenticated by its session cookie that changes
+// something must carry the session's CSRF token (403 csrf). The reason
+// goes to the log and a metric, never to the caller.
 func (a *API) authorize(role parktoken.Role, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, err := parktoken.FromRequest(r)
-		var claims *parktoken.Claims
-		if err == nil {
-			claims, err = a.Auth.Verify(tok)
-		}
+		claims, err := a.principal(r)
 		if err == nil {
 			err = parktoken.Require(claims, role)
 		}
 		if err != nil {
-			reason := parktoken.Reason(err)
+			reason := reason(err)
 			a.Logger.WarnContext(r.Context(), "park-side request refused", "reason", reason, "path", r.URL.Path)
 			if a.AuthFailures != nil {
 				a.AuthFailures(reason)
 			}
-			if apierror.CodeOf(err) == apierror.Unauthorized {
+			if apierror.CodeOf(err) == apierror.Unauthorized || apierror.CodeOf(err) == apierror.Unauthenticated {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="parkmesh"`)
 			}
 			apierror.Write(w, err)
@@ -147,6 +160,52 @@ func (a *API) authorize(role parktoken.Role, next http.HandlerFunc) http.Handler
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)))
 	})
+}
+
+// principal is who r is: the claims of its bearer token or of its session.
+func (a *API) principal(r *http.Request) (*parktoken.Claims, error) {
+	if a.Sessions != nil && len(r.Header.Values("Authorization")) == 0 {
+		if claims, ok, err := a.Sessions.Authenticate(r); ok {
+			if err != nil && !apierror.Is(err, apierror.Internal) {
+				err = &sessionRefused{err}
+			}
+			return claims, err
+		}
+	}
+	tok, err := parktoken.FromRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	return a.Auth.Verify(tok)
+}
+
+// sessionRefused is a session refused (no live session, or no CSRF token):
+// its reason for the log and metric is "session" or "csrf".
+type sessionRefused struct{ err error }
+
+func (e *sessionRefused) Error() string { return e.err.Error() }
+func (e *sessionRefused) Unwrap() error { return e.err }
+
+// reason is the log and metric reason of a refusal.
+func reason(err error) string {
+	var s *sessionRefused
+	if errors.As(err, &s) {
+		if apierror.Is(err, apierror.CSRF) {
+			return "csrf"
+		}
+		return "session"
+	}
+	return parktoken.Reason(err)
+}
+
+// park answers GET /api/v1/park: the park's identity for the portal's
+// header.
+func (a *API) park(w http.ResponseWriter, _ *http.Request) {
+	names := a.DisplayName
+	if names == nil {
+		names = map[string]string{}
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"id": a.Park, "display_name": names, "country": a.Country})
 }
 
 type claimsKey struct{}
@@ -190,10 +249,6 @@ func (a *API) timeout() time.Duration {
 // Trusted reports whether r carries a valid park-local token: only the
 // park's own staff and tools may continue a trace they started.
 func (a *API) Trusted(r *http.Request) bool {
-	tok, err := parktoken.FromRequest(r)
-	if err != nil {
-		return false
-	}
-	_, err = a.Auth.Verify(tok)
+	_, err := a.principal(r)
 	return err == nil
 }

@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	consulapi "github.com/hashicorp/consul/api"
 
@@ -149,14 +151,16 @@ func sha256Hex(s string) string {
 // Federation is the gateway's federation state and logic: its identity,
 // keys, peers and the calls between parks.
 type Federation struct {
-	Park      string
-	Name      string
-	Country   string
-	PublicURL string
-	Keys      func() *parkkey.KeySet
-	Peers     *Store
-	KV        *consulapi.KV
-	Client    *http.Client
+	Park    string
+	Name    string
+	Country string
+	// DisplayName is the park's name for people, in Chinese and English.
+	DisplayName DisplayName
+	PublicURL   string
+	Keys        func() *parkkey.KeySet
+	Peers       *Store
+	KV          *consulapi.KV
+	Client      *http.Client
 	// StreamClient follows peers' feeds: no overall timeout.
 	StreamClient *http.Client
 	Now          func() time.Time
@@ -333,7 +337,28 @@ func (f *Federation) Establish(ctx context.Context, raw string) (*Peer, error) {
 	if err := f.Peers.Put(ctx, p); err != nil {
 		return nil, apierror.New(apierror.Unavailable, "cannot store the peering: Consul unreachable")
 	}
+	f.learnIdentity(t.Park)
 	return p, nil
+}
+
+// learnIdentity reads a new peer's display names and country in the
+// background (the handshake does not wait on it).
+func (f *Federation) learnIdentity(park string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// The peer's store may still be storing its side: try a few times.
+		for range 5 {
+			if _, err := f.Peers.LearnIdentity(ctx, park); err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
 }
 
 // AcceptEstablish is A's side: it checks the caller's proof of key
@@ -411,6 +436,7 @@ func (f *Federation) AcceptEstablish(ctx context.Context, bearer string, req Est
 	if err := f.Peers.Put(ctx, p); err != nil {
 		return nil, "consul", apierror.New(apierror.Unavailable, "peering state unavailable")
 	}
+	f.learnIdentity(req.Park)
 	ks := f.Keys()
 	jwks, _ := json.Marshal(ks.JWKS())
 	proof, err := parktoken.IssueFederation(ks, req.Park, parktoken.ScopePeering, time.Minute, f.now())
@@ -422,19 +448,61 @@ func (f *Federation) AcceptEstablish(ctx context.Context, bearer string, req Est
 
 // Identity is the body of /.well-known/parkmesh.json.
 type Identity struct {
-	Park      string            `json:"park"`
-	Name      string            `json:"name"`
-	Country   string            `json:"country,omitempty"`
-	URL       string            `json:"url"`
-	JWKSURI   string            `json:"jwks_uri"`
-	Endpoints map[string]string `json:"endpoints"`
+	Park string `json:"park"`
+	Name string `json:"name"`
+	// DisplayName is the park's name for people (zh, en).
+	DisplayName DisplayName       `json:"display_name"`
+	Country     string            `json:"country,omitempty"`
+	URL         string            `json:"url"`
+	JWKSURI     string            `json:"jwks_uri"`
+	Endpoints   map[string]string `json:"endpoints"`
+}
+
+// DisplayName is a park's name for people, in Chinese and English.
+type DisplayName struct {
+	ZH string `json:"zh"`
+	EN string `json:"en"`
+}
+
+// ValidDisplayName checks one display name: 1 to 100 printable
+// characters.
+func ValidDisplayName(s string) error {
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > 100 {
+		return errors.New("must be 1 to 100 characters")
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return errors.New("must be printable characters only")
+		}
+	}
+	return nil
+}
+
+// valid reports whether both names are acceptable (what a peer sends is
+// checked before it is kept).
+func (d DisplayName) valid() bool {
+	return ValidDisplayName(d.ZH) == nil && ValidDisplayName(d.EN) == nil
+}
+
+func (f *Federation) displayName() DisplayName {
+	d := f.DisplayName
+	if d.EN == "" {
+		d.EN = f.Name
+	}
+	if d.EN == "" {
+		d.EN = f.Park
+	}
+	if d.ZH == "" {
+		d.ZH = d.EN
+	}
+	return d
 }
 
 // Identity returns the park's public description.
 func (f *Federation) Identity() Identity {
 	base := strings.TrimRight(f.PublicURL, "/")
 	return Identity{
-		Park: f.Park, Name: f.Name, Country: f.Country, URL: base, JWKSURI: base + "/.well-known/jwks.json",
+		Park: f.Park, Name: f.Name, DisplayName: f.displayName(), Country: f.Country, URL: base, JWKSURI: base + "/.well-known/jwks.json",
 		Endpoints: map[string]string{
 			"search":   base + "/federation/v1/search",
 			"listings": base + "/federation/v1/listings/{kind}/{id}",

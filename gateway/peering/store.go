@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +41,13 @@ type Peer struct {
 	Keys            map[string]string `json:"keys"`
 	EstablishedAt   time.Time         `json:"established_at"`
 	KeysRefreshedAt time.Time         `json:"keys_refreshed_at,omitempty"`
+	// DisplayName and Country are the peer's identity for people, as its
+	// /.well-known/parkmesh.json says (learned after peering and
+	// refreshed; absent until first read).
+	DisplayName *DisplayName `json:"display_name,omitempty"`
+	Country     string       `json:"country,omitempty"`
+	// IdentityAt is when they were last read.
+	IdentityAt time.Time `json:"identity_at,omitzero"`
 }
 
 func (p *Peer) key(kid string) ed25519.PublicKey {
@@ -527,6 +535,74 @@ func (s *Store) RefreshKeys(park string) bool {
 	}
 	s.logger.Info("peer keys refreshed", "peer", park, "keys", len(keys))
 	return true
+}
+
+// LearnIdentity reads peer park's /.well-known/parkmesh.json and keeps its
+// display names and country in the peer's record when they changed (or
+// were never read). It reports whether the record changed.
+func (s *Store) LearnIdentity(ctx context.Context, park string) (bool, error) {
+	p, ok := s.Get(park)
+	if !ok {
+		return false, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(p.URL, "/")+"/.well-known/parkmesh.json", nil)
+	if err != nil {
+		return false, err
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("parkmesh.json: status %d", res.StatusCode)
+	}
+	var id Identity
+	if err := json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&id); err != nil {
+		return false, fmt.Errorf("parkmesh.json: %w", err)
+	}
+	if id.Park != park {
+		return false, fmt.Errorf("parkmesh.json names park %q", id.Park)
+	}
+	if id.DisplayName.ZH == "" && id.DisplayName.EN == "" && ValidDisplayName(id.Name) == nil {
+		id.DisplayName = DisplayName{ZH: id.Name, EN: id.Name} // a gateway from before display names
+	}
+	if !id.DisplayName.valid() {
+		return false, errors.New("parkmesh.json: unusable display_name")
+	}
+	if id.Country != "" && !listing.ValidCountry(id.Country) {
+		id.Country = ""
+	}
+	if p.DisplayName != nil && *p.DisplayName == id.DisplayName && p.Country == id.Country {
+		return false, nil
+	}
+	np := *p
+	np.DisplayName, np.Country, np.IdentityAt = &id.DisplayName, id.Country, time.Now().UTC()
+	if err := s.Put(ctx, &np); err != nil {
+		return false, err
+	}
+	s.logger.Info("peer identity learned", "peer", park, "name_en", id.DisplayName.EN, "country", id.Country)
+	return true, nil
+}
+
+// LearnIdentities reads every peer's identity now and then every interval
+// until ctx ends, so a park's renamed display names reach its peers'
+// records.
+func (s *Store) LearnIdentities(ctx context.Context, interval time.Duration) {
+	for {
+		for _, p := range s.List() {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if _, err := s.LearnIdentity(rctx, p.ID); err != nil && ctx.Err() == nil {
+				s.logger.Warn("reading a peer's identity failed", "peer", p.ID, "err", err)
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
 }
 
 // fetchJWKS reads a park's published keys from its gateway.

@@ -1,106 +1,119 @@
-// ParkMesh portal: park staff search their park or the whole club and
-// follow new listings live. The token stays in this browser's
-// sessionStorage and is sent as a bearer header, never in a URL.
-"use strict";
-const $ = (id) => document.getElementById(id);
-const sectors = ["new-materials", "biomedicine", "medical-devices", "aerospace", "ai", "semiconductors", "new-energy",
-  "advanced-manufacturing", "information-technology", "agritech", "fintech", "environmental", "automotive", "other"];
-let cursor = "";
+// ParkMesh portal: the park staff's page. Plain ES modules, no build step,
+// no third-party code (docs/decisions.md says why). Hash routes:
+//   #/search?…            club or local search with facets
+//   #/listing/P/KIND/ID   one listing of any park
+//   #/new/KIND  #/edit/KIND/ID   the park's own listings (editors)
+//   #/live                the club's changes as they happen
+//   #/members             the club's parks and their health
+import { h, $, flash, takeFlash } from "./dom.js";
+import * as api from "./api.js";
+import { load, t, getLang, setLang, applyStatic, errorText } from "./i18n.js";
+import { S, loadParks, parkName, canEdit } from "./state.js";
+import { signInView } from "./signin.js";
+import { searchView } from "./search.js";
+import { listingView } from "./listing.js";
+import { editView } from "./edit.js";
+import { liveView } from "./live.js";
+import { membersView } from "./members.js";
 
-function token() { return sessionStorage.getItem("parkmesh-token") || ""; }
+let leave = null; // what the current view does when it is left (stop a stream)
 
-function text(tag, value, cls) {
-  const el = document.createElement(tag);
-  el.textContent = value;
-  if (cls) el.className = cls;
-  return el;
+function route() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [path, query] = hash.split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  return { name: parts[0] || "search", parts: parts.slice(1), params: new URLSearchParams(query || "") };
 }
 
-async function api(path) {
-  const res = await fetch(path, { headers: { Authorization: "Bearer " + token() } });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error((body.error && body.error.message) || res.statusText);
-  return body;
-}
-
-function row(l) {
-  const tr = document.createElement("tr");
-  tr.append(text("td", l.park), text("td", l.kind));
-  const title = text("td", l.title);
-  if (l.summary) title.title = l.summary;
-  tr.append(title);
-  const tags = (xs) => { const td = document.createElement("td"); (xs || []).forEach((x) => td.append(text("span", x, "tag"))); return td; };
-  tr.append(tags(l.sectors), tags(l.seeking), text("td", l.country));
-  return tr;
-}
-
-async function search(next) {
-  const p = new URLSearchParams({ scope: $("scope").value, limit: "20" });
-  if ($("q").value.trim()) p.set("q", $("q").value.trim());
-  if ($("kinds").value) p.set("kinds", $("kinds").value);
-  if ($("sectors").value) p.set("sectors", $("sectors").value);
-  if (next && cursor) p.set("cursor", cursor);
-  const status = $("status");
-  status.textContent = "…";
+/** render draws the view the hash names (the sign-in page when signed out). */
+async function render() {
+  if (leave) { leave(); leave = null; }
+  applyStatic();
+  renderHeader();
+  const view = $("view");
+  if (!S.user) {
+    view.replaceChildren(signInView(signedIn));
+    return;
+  }
+  const r = route();
+  const views = { search: searchView, listing: listingView, new: editView, edit: editView, live: liveView, members: membersView };
+  const fn = views[r.name] || searchView;
+  document.querySelectorAll("#nav a").forEach((a) => {
+    if (a.dataset.route === r.name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  });
+  view.replaceChildren(h("p", { class: "muted" }, t("app.loading")));
   try {
-    const r = await api("/api/v1/search?" + p);
-    const body = $("results").tBodies[0];
-    if (!next) body.replaceChildren();
-    r.results.forEach((l) => body.append(row(l)));
-    cursor = r.next_cursor || "";
-    $("more").hidden = !cursor;
-    // Index searches report each park's freshness (live, stale as of a
-    // time, syncing); local and live searches how each park answered.
-    const parks = (r.parks.details || []).map((d) =>
-      `${d.park}: ${d.status}${d.status === "stale" && d.as_of ? " since " + new Date(d.as_of).toLocaleString() : ""} (${d.hits})`).join(" · ");
-    const good = r.parks.live + r.parks.ok;
-    status.replaceChildren(text("span", `${good}/${r.parks.total} parks current — ${parks}`, r.partial ? "bad" : ""));
+    leave = (await fn(view, r)) || null;
   } catch (e) {
-    status.replaceChildren(text("span", e.message, "bad"));
+    if (e.name !== "AbortError") view.replaceChildren(h("p", { class: "msg bad", role: "alert" }, errorText(e)));
   }
 }
 
-// follow reads the park-side SSE stream with fetch, so the token goes in a
-// header (EventSource cannot send one).
-async function follow() {
-  const p = new URLSearchParams();
-  if ($("sectors").value) p.set("sectors", $("sectors").value);
-  if ($("kinds").value) p.set("kinds", $("kinds").value);
-  const res = await fetch("/api/v1/stream?" + p, { headers: { Authorization: "Bearer " + token() } });
-  if (!res.ok) { $("events").prepend(text("li", "stream: " + res.status)); return; }
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += value;
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const block = buf.slice(0, i); buf = buf.slice(i + 2);
-      const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-      if (!data) continue;
-      try {
-        const ev = JSON.parse(data);
-        const kind = (ev.type || "").split(".").pop();
-        const l = ev.data || {};
-        $("events").prepend(text("li", `${new Date(ev.time).toLocaleTimeString()} ${ev.source.replace("/parks/", "")} ${kind}: ${l.title || ev.subject}`));
-      } catch (e) { /* not an event */ }
-    }
+function renderHeader() {
+  $("park").textContent = S.park ? parkName(S.park.id) : "";
+  $("nav").hidden = !S.user;
+  $("nav-new").hidden = !canEdit();
+  const who = $("who");
+  who.replaceChildren();
+  if (S.user) {
+    who.append(h("span", { id: "signed-in-as" }, t("who.signed_in", { name: S.user.display_name || S.user.username, role: t("role." + S.user.role) })),
+      h("button", { id: "logout", type: "button", onclick: logout }, t("who.logout")));
   }
+  const sw = $("lang");
+  sw.textContent = t("lang.switch");
+  sw.setAttribute("aria-label", t("lang.switch_label"));
+  sw.setAttribute("lang", getLang() === "zh" ? "en" : "zh");
 }
 
-async function whoami() {
-  if (!token()) { $("who").textContent = ""; return; }
+async function signedIn(sess) {
+  S.user = sess.user;
+  if (sess.user.lang === "zh" || sess.user.lang === "en") setLang(sess.user.lang);
+  await loadParks();
+  flash("");
+  if (route().name === "signin") location.hash = "#/search";
+  await render();
+}
+
+async function logout() {
+  try { await api.signOut(); } catch { /* the session is gone either way */ }
+  S.user = null;
+  sessionStorage.removeItem("parkmesh-live");
+  await render();
+  flash(t("signin.signed_out"));
+}
+
+async function switchLang() {
+  const next = getLang() === "zh" ? "en" : "zh";
+  setLang(next);
+  if (S.user) {
+    S.user.lang = next;
+    api.call("PUT", "/api/v1/session/lang", { body: { lang: next } }).catch((e) => flash(errorText(e), "bad"));
+  }
+  await render();
+}
+
+async function start() {
+  await load();
+  setLang(getLang());
+  $("lang").addEventListener("click", switchLang);
+  api.whenSignedOut(async () => {
+    if (!S.user) return;
+    S.user = null;
+    await render();
+    flash(t("signin.expired"), "bad");
+  });
+  window.addEventListener("hashchange", () => { flash(...takeFlash()); render(); });
   try {
-    const peers = await api("/api/v1/peers");
-    $("park").textContent = "· " + peers.park;
-    $("who").textContent = `${peers.peers.length} peers`;
-  } catch (e) { $("who").textContent = e.message; }
+    const sess = await api.session();
+    if (sess) {
+      S.user = sess.user;
+      if (sess.user.lang === "zh" || sess.user.lang === "en") setLang(sess.user.lang);
+      await loadParks();
+    }
+  } catch (e) {
+    flash(errorText(e), "bad");
+  }
+  await render();
 }
 
-sectors.forEach((s) => { const o = text("option", s); o.value = s; $("sectors").append(o); });
-$("login").addEventListener("submit", (e) => { e.preventDefault(); sessionStorage.setItem("parkmesh-token", $("token").value.trim()); $("token").value = ""; whoami(); });
-$("search").addEventListener("submit", (e) => { e.preventDefault(); search(false); });
-$("more").addEventListener("click", () => search(true));
-$("live").addEventListener("click", () => { $("live").disabled = true; follow().finally(() => { $("live").disabled = false; }); });
-whoami();
+start();

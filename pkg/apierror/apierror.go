@@ -33,6 +33,14 @@ const (
 	// write was not made, reads go on, and the same write succeeds once
 	// space is freed.
 	InsufficientStorage Code = "insufficient_storage"
+	// Unauthenticated: a staff sign-in failed (unknown user or wrong
+	// password, told apart from neither) or the portal session is missing
+	// or expired; sign in again. (A refused bearer token stays
+	// Unauthorized.)
+	Unauthenticated Code = "unauthenticated"
+	// CSRF: a state-changing request authenticated by the session cookie
+	// carried no valid X-CSRF-Token header.
+	CSRF Code = "csrf"
 )
 
 var statusOf = map[Code]int{
@@ -47,6 +55,14 @@ var statusOf = map[Code]int{
 	Internal:            http.StatusInternalServerError,
 	TooManyRequests:     http.StatusTooManyRequests,
 	InsufficientStorage: http.StatusInsufficientStorage,
+	Unauthenticated:     http.StatusUnauthorized,
+	CSRF:                http.StatusForbidden,
+}
+
+// canonical is the code a status maps back to where several codes share it.
+var canonical = map[int]Code{
+	http.StatusUnauthorized: Unauthorized,
+	http.StatusForbidden:    Forbidden,
 }
 
 // Error is the error every ParkMesh API returns. Field names the offending
@@ -97,6 +113,9 @@ func HTTPStatus(code Code) int {
 // CodeForStatus maps an HTTP status back to a code, for clients reading a
 // response that carries no JSON error body.
 func CodeForStatus(status int) Code {
+	if c, ok := canonical[status]; ok {
+		return c
+	}
 	for c, s := range statusOf {
 		if s == status {
 			return c

@@ -128,6 +128,9 @@ type Config struct {
 	Choose localproc.PortChooser
 	// GatewayArgs are extra flags for every gateway (e.g. -breaker-open 1s).
 	GatewayArgs []string
+	// NameZH, NameEN and Country, when set, are the park's display names
+	// and country (-park-name-zh, -park-name-en, -park-country).
+	NameZH, NameEN, Country string
 	// Env is added to the environment of the services and gateways (e.g.
 	// OTEL_* variables).
 	Env []string
@@ -171,6 +174,18 @@ func (pr *Proc) Exited() bool {
 func (pr *Proc) Log() string {
 	b, _ := os.ReadFile(pr.LogPath())
 	return string(b)
+}
+
+// identityArgs are the gateway flags of the park's display names and
+// country, for those set.
+func (c Config) identityArgs() []string {
+	var out []string
+	for _, f := range []struct{ flag, v string }{{"-park-name-zh", c.NameZH}, {"-park-name-en", c.NameEN}, {"-park-country", c.Country}} {
+		if f.v != "" {
+			out = append(out, f.flag, f.v)
+		}
+	}
+	return out
 }
 
 // Park is one running park. Its methods are safe for concurrent use.
@@ -337,7 +352,7 @@ func (p *Park) primary(gw *Proc, err error) (*Proc, error) {
 func (p *Park) startGateway(ctx context.Context, fixed []int) (*Proc, error) {
 	return p.launch(ctx, "gateway", fixed, 2, func(addrs []string) []string {
 		return append([]string{"-listen", addrs[0], "-federation-listen", addrs[1], "-public-url", "http://" + addrs[1],
-			"-data-dir", p.DataDir, "-park", p.ID, "-consul", p.Agent.HTTPAddr()}, p.cfg.GatewayArgs...)
+			"-data-dir", p.DataDir, "-park", p.ID, "-consul", p.Agent.HTTPAddr()}, append(p.cfg.identityArgs(), p.cfg.GatewayArgs...)...)
 	})
 }
 

@@ -1,0 +1,4 @@
+package session
+
+// SafeReturn is safeReturn, for the tests.
+var SafeReturn = safeReturn
