@@ -1,6 +1,8 @@
 // Package state is the gateway's own durable state, in one SQLite file
 // (<data-dir>/gateway-feed.db) upgraded by embedded, ordered migrations:
-// the webhooks with their delivery queue and the dispatcher's position.
+// the webhooks with their delivery queue and the dispatcher's position,
+// park-local token records and revocations, staff accounts, portal
+// sessions and failed sign-in counts.
 // (The peers' listings and feed positions live in the club index.) What every gateway replica
 // must agree on sits behind this package's methods, so a shared database
 // can take its place (DESIGN.md "Storage").
