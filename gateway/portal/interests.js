@@ -174,13 +174,25 @@ let dirty = false; // the answer or withdrawal form has text typed in it
 /** interestView draws one interest, with what this park's staff may do. */
 export async function interestView(view, r) {
   const id = r.parts[0] || "";
-  const i = await get("/api/v1/interests/" + encodeURIComponent(id));
   dirty = false;
+  let timer = 0, left = false;
+  const onInput = () => { dirty = true; };
+  view.addEventListener("input", onInput);
+  async function draw() {
+    const i = await get("/api/v1/interests/" + encodeURIComponent(id));
+    let audit = null;
+    if (S.user && S.user.role === "admin") audit = await get(`/api/v1/interests/${encodeURIComponent(id)}/audit`).catch(() => null);
+    if (left) return;
+    view.replaceChildren(interestPage(i, audit));
+    // What no event announces: a message still in the outbox, and the
+    // sender's contact arriving here after an acceptance. Look again.
+    if (i.delivery || (i.box === "received" && i.status === "accepted" && !i.sender_contact)) {
+      timer = setTimeout(() => { if (!dirty && !left) draw().catch(() => {}); }, 2000);
+    }
+  }
+  await draw();
   refreshCount();
-  let audit = null;
-  if (S.user && S.user.role === "admin") audit = await get(`/api/v1/interests/${encodeURIComponent(id)}/audit`).catch(() => null);
-  view.replaceChildren(interestPage(i, audit));
-  view.addEventListener("input", () => { dirty = true; });
+  return () => { left = true; clearTimeout(timer); view.removeEventListener("input", onInput); };
 }
 
 function row(label, ...value) {
