@@ -48,7 +48,9 @@ async function render() {
   try {
     leave = (await fn(view, r)) || null;
   } catch (e) {
-    if (e.name !== "AbortError") view.replaceChildren(h("p", { class: "msg bad", role: "alert" }, errorText(e)));
+    // A view whose call found the session gone has been replaced by the
+    // sign-in page already: keep that, not the view's error.
+    if (e.name !== "AbortError" && S.user) view.replaceChildren(h("p", { class: "msg bad", role: "alert" }, errorText(e)));
   }
 }
 
