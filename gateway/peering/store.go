@@ -438,12 +438,25 @@ func (s *Store) List() []*Peer {
 // Put stores p, signed with the park's current key, and applies it locally
 // at once (the watch confirms it).
 func (s *Store) Put(ctx context.Context, p *Peer) error {
+	_, err := s.put(ctx, p, 0)
+	return err
+}
+
+// put is Put; with index > 0 a check-and-set that writes only over that
+// version of the record, reporting false when it was changed meanwhile.
+func (s *Store) put(ctx context.Context, p *Peer, index uint64) (bool, error) {
 	b, err := sealPeer(s.cfg.Keys(), p)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if _, err := s.kv.Put(&consulapi.KVPair{Key: kvPeers + p.ID, Value: b}, (&consulapi.WriteOptions{}).WithContext(ctx)); err != nil {
-		return err
+	pair, wo := &consulapi.KVPair{Key: kvPeers + p.ID, Value: b}, (&consulapi.WriteOptions{}).WithContext(ctx)
+	if index > 0 {
+		pair.ModifyIndex = index
+		if ok, _, err := s.kv.CAS(pair, wo); err != nil || !ok {
+			return false, err
+		}
+	} else if _, err := s.kv.Put(pair, wo); err != nil {
+		return false, err
 	}
 	floor := s.writtenAt(ctx)
 	s.mu.Lock()
@@ -451,7 +464,7 @@ func (s *Store) Put(ctx context.Context, p *Peer) error {
 	s.peers[p.ID] = p
 	s.mu.Unlock()
 	s.changed()
-	return nil
+	return true, nil
 }
 
 // writtenAt returns the index of the peer list as Consul answers it right
@@ -573,13 +586,25 @@ func (s *Store) LearnIdentity(ctx context.Context, park string) (bool, error) {
 	if id.Country != "" && !listing.ValidCountry(id.Country) {
 		id.Country = ""
 	}
-	if p.DisplayName != nil && *p.DisplayName == id.DisplayName && p.Country == id.Country {
+	// The record is read again and written back only if it is still that
+	// version (check-and-set): the identity was fetched over the network
+	// meanwhile, and a blind write of the copy read before would undo a
+	// change made in between (a new URL or keys from a re-peering).
+	kv, _, err := s.kv.Get(kvPeers+park, (&consulapi.QueryOptions{}).WithContext(ctx))
+	if err != nil || kv == nil {
+		return false, err
+	}
+	cur, _, err := openPeer(s.cfg.Keys(), kv.Key, kv.Value)
+	if err != nil {
+		return false, err
+	}
+	if cur.DisplayName != nil && *cur.DisplayName == id.DisplayName && cur.Country == id.Country {
 		return false, nil
 	}
-	np := *p
+	np := *cur
 	np.DisplayName, np.Country, np.IdentityAt = &id.DisplayName, id.Country, time.Now().UTC()
-	if err := s.Put(ctx, &np); err != nil {
-		return false, err
+	if ok, err := s.put(ctx, &np, kv.ModifyIndex); err != nil || !ok {
+		return false, err // !ok: changed meanwhile; the next round reads it again
 	}
 	s.logger.Info("peer identity learned", "peer", park, "name_en", id.DisplayName.EN, "country", id.Country)
 	return true, nil

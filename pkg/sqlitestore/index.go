@@ -133,7 +133,14 @@ func (b *Batch) Put(l *listing.Listing, seq int64) (bool, error) {
 	if err != nil || held != nil && l.Version <= held.version {
 		return false, err
 	}
-	l.Match = nil // a search result's, never stored
+	if l.Match != nil {
+		// A search result's, never stored. The caller's listing is not
+		// written to: the club index is handed listings that feed
+		// streams read at the same time.
+		c := *l
+		c.Match = nil
+		l = &c
+	}
 	doc, err := json.Marshal(l)
 	if err != nil {
 		return false, err
