@@ -128,6 +128,12 @@ async function start() {
   } catch (e) {
     flash(errorText(e), "bad");
   }
+  // Back from the park's identity provider without a session: say why
+  // (the gateway sends the refusal's code, never its details).
+  const back = route();
+  if (!S.user && back.name === "signin" && back.params.get("oidc_error")) {
+    flash(t(back.params.get("oidc_error") === "forbidden" ? "signin.oidc_forbidden" : "signin.oidc_failed"), "bad");
+  }
   await render();
 }
 

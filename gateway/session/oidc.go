@@ -172,18 +172,18 @@ func (m *Manager) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil || f.State == "" || m.now().Unix() > f.Expires:
 		m.Logger.WarnContext(ctx, "OIDC callback refused", "reason", "no or expired flow cookie")
-		apierror.Write(w, errOIDCFlow)
+		refuseOIDC(w, r, errOIDCFlow)
 		return
 	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.State)) != 1:
 		m.Logger.WarnContext(ctx, "OIDC callback refused", "reason", "state mismatch")
-		apierror.Write(w, errOIDCFlow)
+		refuseOIDC(w, r, errOIDCFlow)
 		return
 	case q.Get("error") != "":
 		m.Logger.WarnContext(ctx, "OIDC provider refused the sign-in", "error", httpjson.Clip(q.Get("error")))
-		apierror.Write(w, apierror.New(apierror.Unauthenticated, "the park's identity provider refused the sign-in"))
+		refuseOIDC(w, r, apierror.New(apierror.Unauthenticated, "the park's identity provider refused the sign-in"))
 		return
 	case q.Get("code") == "":
-		apierror.Write(w, apierror.InvalidField("code", "is required"))
+		refuseOIDC(w, r, apierror.InvalidField("code", "is required"))
 		return
 	}
 	if m.OIDC.cfg.HTTPClient != nil {
@@ -192,7 +192,7 @@ func (m *Manager) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	tok, err := m.OIDC.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		m.Logger.WarnContext(ctx, "OIDC code exchange failed", "err", err)
-		apierror.Write(w, errOIDCFlow)
+		refuseOIDC(w, r, errOIDCFlow)
 		return
 	}
 	raw, _ := tok.Extra("id_token").(string)
@@ -202,22 +202,22 @@ func (m *Manager) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		m.Logger.WarnContext(ctx, "OIDC ID token refused", "err", err)
-		apierror.Write(w, errOIDCFlow)
+		refuseOIDC(w, r, errOIDCFlow)
 		return
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		apierror.Write(w, errOIDCFlow)
+		refuseOIDC(w, r, errOIDCFlow)
 		return
 	}
 	u, err := m.oidcUser(ctx, idt.Issuer+" "+idt.Subject, claims)
 	if err != nil {
 		m.Logger.WarnContext(ctx, "OIDC sign-in refused", "code", apierror.CodeOf(err), "sub", httpjson.Clip(idt.Subject))
-		apierror.Write(w, err)
+		refuseOIDC(w, r, err)
 		return
 	}
 	if _, err := m.start(ctx, w, r, u, "oidc"); err != nil {
-		apierror.Write(w, err)
+		refuseOIDC(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -302,4 +302,17 @@ func (m *Manager) oidcUser(ctx context.Context, subject string, claims map[strin
 		return m.State.User(ctx, c)
 	}
 	return state.User{}, apierror.New(apierror.Conflict, "no free username for this identity")
+}
+
+// refuseOIDC answers a callback that cannot sign the person in. A browser
+// (the provider sends people here) goes back to the portal's sign-in page
+// with the refusal's code, which the portal says in the person's
+// language; any other client gets the JSON error.
+func refuseOIDC(w http.ResponseWriter, r *http.Request, err error) {
+	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		apierror.Write(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/#/signin?oidc_error="+url.QueryEscape(string(apierror.CodeOf(err))), http.StatusSeeOther)
 }

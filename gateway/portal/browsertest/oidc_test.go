@@ -128,9 +128,9 @@ func TestPortalOIDCSignIn(t *testing.T) {
 		p.set("#username", prov.Username("id2"))
 		p.set("#password", oidctest.Password)
 		p.click(`form[action="/login/username"] button[type="submit"]`)
-		waitAcross(p, "the refusal", `location.pathname.startsWith("/auth/oidc/callback") && document.body.innerText.includes("forbidden")`)
-		p.open("/")
-		p.wait("the sign-in form", `!!document.querySelector("#signin")`)
+		// Back on the portal's sign-in page, told why in the page's language.
+		waitAcross(p, "the refusal", `location.pathname === "/" && !!document.querySelector("#signin")`)
+		p.waitText("#flash", "你在身份提供方的账户在本园区没有角色或已停用，请联系园区管理员。")
 		if p.count("#signed-in-as") != 0 {
 			t.Error("signed in without a mapped role")
 		}
