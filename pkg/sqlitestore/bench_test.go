@@ -29,7 +29,7 @@ func benchStore(b *testing.B, n int) *Store {
 	}
 	// A directory of its own: a data directory remembers its stores
 	// (stores.txt), so a stale store goes with its directory.
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("parkmesh-bench-%d-v5", n))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("parkmesh-bench-%d-v6", n))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
