@@ -488,9 +488,11 @@ func (s *Store) countParks(ctx context.Context, p searchPlan, since int64) (map[
 }
 
 // DefaultFacetScan is how many matches, newest first, a search's facet
-// counts read at most (Store.FacetScan): at 100k listings reading them
-// costs about what the search does (docs/benchmarks.md).
-const DefaultFacetScan = 2000
+// counts read at most (Store.FacetScan): about 2 µs each at 100k
+// listings, so counting adds about 2 ms to a query that asks for it;
+// counting every match of a common word adds 50–250 ms, and one FTS5
+// count per facet value more still (docs/benchmarks.md, docs/decisions.md).
+const DefaultFacetScan = 1000
 
 // facetCodes is l's facet values as listing_facets keeps them: " name:value"
 // for each value of each facet (listing.FacetNames), then a space.
