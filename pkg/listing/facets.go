@@ -1,6 +1,7 @@
 package listing
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
@@ -52,7 +53,7 @@ func ParseFacets(s, field string) ([]string, error) {
 		return nil, nil
 	}
 	if s == "all" {
-		return FacetNames, nil
+		return slices.Clone(FacetNames), nil
 	}
 	want := map[string]bool{}
 	for _, p := range strings.Split(s, ",") {
