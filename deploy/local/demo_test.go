@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -194,6 +195,7 @@ func TestDemoSmoke(t *testing.T) {
 		if fi, err := os.Stat(p.ConsulTokenFile); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("park %s: Consul management token file %q: %v (want mode 0600)", p.ID, p.ConsulTokenFile, err)
 		}
+		signIn(t, p)
 		counts[p.ID] = search(t, p, "")
 		// Club search: the three parks are peers; once each gateway's club
 		// index has copied its peers (live), it finds more than its own.
@@ -231,5 +233,30 @@ func TestDemoSmoke(t *testing.T) {
 		if got := search(t, p, ""); got != counts[p.ID] {
 			t.Errorf("park %s: %d listings after restart, %d before", p.ID, got, counts[p.ID])
 		}
+	}
+}
+
+// signIn signs in to p's portal as the demo's account, with the password
+// from the file the demo names, as a person following its console would.
+func signIn(t *testing.T, p local.ParkInfo) {
+	t.Helper()
+	fi, err := os.Stat(p.PortalPasswordFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("park %s: portal password file %q: %v (want mode 0600)", p.ID, p.PortalPasswordFile, err)
+		return
+	}
+	pw, _ := os.ReadFile(p.PortalPasswordFile)
+	body, _ := json.Marshal(map[string]string{"username": local.PortalUser, "password": strings.TrimSpace(string(pw))})
+	res, err := http.Post(p.GatewayURL+"/api/v1/session", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Errorf("park %s: sign-in: %v", p.ID, err)
+		return
+	}
+	defer res.Body.Close()
+	var s struct {
+		User struct{ Role string } `json:"user"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&s); res.StatusCode != 200 || err != nil || s.User.Role != "admin" {
+		t.Errorf("park %s: portal sign-in as %s: %d %v, role %q", p.ID, local.PortalUser, res.StatusCode, err, s.User.Role)
 	}
 }

@@ -74,6 +74,9 @@ type ParkInfo struct {
 	// own token beside it (tokens/<process>/consul.token).
 	ConsulTokenFile string `json:"consul_token_file"`
 	AdminToken      string `json:"admin_token"`
+	// PortalPasswordFile holds the password of the portal account
+	// PortalUser (mode 0600).
+	PortalPasswordFile string `json:"portal_password_file"`
 }
 
 // DemoFile is what the demo writes to <root>/demo.json once every park is
@@ -365,6 +368,13 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 			con.say("%s: keeping the data of an earlier run", p.ID)
 		}
 	}
+	for i, p := range c.Parks {
+		f, err := ensurePortalAccount(ctx, root, filepath.Join(root, "data", p.ID))
+		if err != nil {
+			return fmt.Errorf("park %s: portal account: %w", p.ID, err)
+		}
+		c.Parks[i].PortalPasswordFile = f
+	}
 	if err := c.PeerAll(ctx, con); err != nil {
 		return err
 	}
@@ -398,7 +408,9 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	case len(cfg.JaegerPorts) == 5:
 		fmt.Fprintln(&b, "  traces: Jaeger is still being built or started in the background; a \"traces:\" line follows when it is up")
 	}
-	fmt.Fprintf(&b, "\nAdmin tokens are in %s. Try:\n", filepath.Join(root, "demo.json"))
+	fmt.Fprintf(&b, "\nPortal: %s/ — sign in as %q with the password in %s (each park has its own)\n",
+		c.Parks[0].GatewayURL, PortalUser, c.Parks[0].PortalPasswordFile)
+	fmt.Fprintf(&b, "Admin tokens are in %s. Try:\n", filepath.Join(root, "demo.json"))
 	fmt.Fprintf(&b, "  curl -H \"Authorization: Bearer $(jq -r '.parks[0].admin_token' %s)\" '%s/api/v1/search?scope=club&q=硅谷'\n",
 		filepath.Join(root, "demo.json"), c.Parks[0].GatewayURL)
 	fmt.Fprintln(&b, "A crashed service or gateway is started again; this console says so.")

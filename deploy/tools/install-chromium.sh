@@ -20,16 +20,8 @@ if [ -x "$bin" ] && have_font; then
   exit 0
 fi
 
-command -v apt-get >/dev/null || { log "$bin not found and no apt-get: install chromium and fonts-wqy-zenhei with the system's package manager"; exit 1; }
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { log "chromium not found; installing it needs root: sudo apt-get install chromium fonts-wqy-zenhei"; exit 1; }
-  sudo=(sudo -n)
-fi
-apt() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0 "$@" >&2; }
 log "installing Debian's chromium and fonts-wqy-zenhei (once, about 2-3 minutes)"
-# A fresh machine may have no package lists yet: fetch them and try again.
-apt install -y --no-install-recommends chromium fonts-wqy-zenhei || { apt update && apt install -y --no-install-recommends chromium fonts-wqy-zenhei; }
+"$(dirname "$0")/apt-install.sh" install-chromium chromium fonts-wqy-zenhei
 [ -x "$bin" ] || { log "chromium installed, but $bin is missing"; exit 1; }
 log "$("$bin" --version 2>/dev/null || echo chromium)"
 echo "$bin"

@@ -15,15 +15,7 @@ if p=$(command -v systemd-analyze); then
   exit 0
 fi
 
-command -v apt-get >/dev/null || { log "systemd-analyze not found and no apt-get: install systemd (systemd-analyze) with the system's package manager"; exit 1; }
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { log "systemd-analyze not found; installing it needs root: sudo apt-get install systemd"; exit 1; }
-  sudo=(sudo -n)
-fi
-apt() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0 "$@" >&2; }
 log "installing Debian's systemd package for systemd-analyze (once)"
-# A fresh machine may have no package lists yet: fetch them and try again.
-apt install -y --no-install-recommends systemd || { apt update && apt install -y --no-install-recommends systemd; }
+"$(dirname "$0")/apt-install.sh" install-systemd-analyze systemd
 p=$(command -v systemd-analyze) || { log "systemd installed, but systemd-analyze is not on PATH"; exit 1; }
 echo "$p"

@@ -65,7 +65,7 @@ function detail(l, ans) {
     row(t("detail.version"), String(l.version)));
   if (own) rows.push(row(t("field.visibility"), visibilityText(l)));
 
-  const actions = own && canEdit() ? editActions(l) : "";
+  const actions = own && canEdit() ? editActions(l) : !own && canEdit() ? expressAction(l) : "";
   return h("article", { class: "card detail", id: "listing", "data-id": l.id },
     h("p", {}, h("a", { href: "#/search", onclick: back }, "← " + t("detail.back"))),
     h("div", { class: "badges" },
@@ -110,4 +110,11 @@ function editActions(l) {
   }
   return h("div", { class: "actions" }, h("a", { class: "button", id: "edit", href: `#/edit/${coll}/${encodeURIComponent(l.id)}` }, t("detail.edit")),
     start, confirm, msg);
+}
+
+/** expressAction offers an editor to express interest in a peer's listing. */
+function expressAction(l) {
+  return h("div", { class: "actions" },
+    h("a", { class: "button", id: "express-interest", href: `#/express/${encodeURIComponent(l.park)}/${collection(l.kind)}/${encodeURIComponent(l.id)}` }, t("interest.express")),
+    h("span", { class: "muted small" }, t("interest.express_help")));
 }

@@ -5,6 +5,7 @@
 //   #/new/KIND  #/edit/KIND/ID   the park's own listings (editors)
 //   #/live                the club's changes as they happen
 //   #/members             the club's parks and their health
+//   #/interests  #/interest/ID  #/express/P/KIND/ID   expressions of interest
 import { h, $, flash, takeFlash } from "./dom.js";
 import * as api from "./api.js";
 import { load, t, getLang, setLang, applyStatic, errorText } from "./i18n.js";
@@ -15,6 +16,7 @@ import { listingView } from "./listing.js";
 import { editView } from "./edit.js";
 import { liveView } from "./live.js";
 import { membersView } from "./members.js";
+import { expressView, interestsView, interestView, watch, unwatch, shouldRedraw } from "./interests.js";
 
 let leave = null; // what the current view does when it is left (stop a stream)
 
@@ -36,7 +38,8 @@ async function render() {
     return;
   }
   const r = route();
-  const views = { search: searchView, listing: listingView, new: editView, edit: editView, live: liveView, members: membersView };
+  const views = { search: searchView, listing: listingView, new: editView, edit: editView, live: liveView, members: membersView,
+    interests: interestsView, interest: interestView, express: expressView };
   const fn = views[r.name] || searchView;
   document.querySelectorAll("#nav a").forEach((a) => {
     if (a.dataset.route === r.name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
@@ -45,7 +48,9 @@ async function render() {
   try {
     leave = (await fn(view, r)) || null;
   } catch (e) {
-    if (e.name !== "AbortError") view.replaceChildren(h("p", { class: "msg bad", role: "alert" }, errorText(e)));
+    // A view whose call found the session gone has been replaced by the
+    // sign-in page already: keep that, not the view's error.
+    if (e.name !== "AbortError" && S.user) view.replaceChildren(h("p", { class: "msg bad", role: "alert" }, errorText(e)));
   }
 }
 
@@ -69,6 +74,7 @@ async function signedIn(sess) {
   S.user = sess.user;
   if (sess.user.lang === "zh" || sess.user.lang === "en") setLang(sess.user.lang);
   await loadParks();
+  watchInterests();
   flash("");
   if (route().name === "signin") location.hash = "#/search";
   await render();
@@ -77,6 +83,7 @@ async function signedIn(sess) {
 async function logout() {
   try { await api.signOut(); } catch { /* the session is gone either way */ }
   S.user = null;
+  unwatch();
   sessionStorage.removeItem("parkmesh-live");
   await render();
   flash(t("signin.signed_out"));
@@ -92,6 +99,12 @@ async function switchLang() {
   await render();
 }
 
+/** watchInterests follows the park's interest events: the navigation's
+ * count stays current and an interest view is redrawn when one changes. */
+function watchInterests() {
+  watch(() => { if (S.user && shouldRedraw(route().name)) render(); });
+}
+
 async function start() {
   await load();
   setLang(getLang());
@@ -99,6 +112,7 @@ async function start() {
   api.whenSignedOut(async () => {
     if (!S.user) return;
     S.user = null;
+    unwatch();
     await render();
     flash(t("signin.expired"), "bad");
   });
@@ -109,6 +123,7 @@ async function start() {
       S.user = sess.user;
       if (sess.user.lang === "zh" || sess.user.lang === "en") setLang(sess.user.lang);
       await loadParks();
+      watchInterests();
     }
   } catch (e) {
     flash(errorText(e), "bad");

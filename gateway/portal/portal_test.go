@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parkmesh/parkmesh/gateway/interests"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 )
 
@@ -113,6 +114,25 @@ func TestCatalogueCoversEverything(t *testing.T) {
 	add("health", "ok", "degraded", "unavailable", "unknown")
 	add("role", "viewer", "editor", "admin")
 	add("event", "created", "updated", "withdrawn")
+	// Every status an interest has, and every step its audit trail names
+	// (read from gateway/interests, where the entries are written).
+	for _, st := range interests.Statuses {
+		add("interest.status", string(st))
+	}
+	for _, name := range []string{"service.go", "deliver.go"} {
+		src, err := os.ReadFile("../interests/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`audit\("([a-z_]+)"`).FindAllStringSubmatch(string(src), -1) {
+			add("interest.audit", m[1])
+		}
+	}
+	add("interest.audit", "accepted", "declined") // audit(string(in.Status), …)
+	add("interest.box", interests.BoxSent, interests.BoxReceived)
+	add("interest.box1", interests.BoxSent, interests.BoxReceived)
+	add("interest.back", interests.BoxSent, interests.BoxReceived)
+	add("interest.none", interests.BoxSent, interests.BoxReceived)
 	// Every error code the API has (read from its one table), and those of
 	// the session endpoints and the browser itself.
 	src, err := os.ReadFile("../../pkg/apierror/apierror.go")
@@ -139,7 +159,7 @@ func TestCatalogueCoversEverything(t *testing.T) {
 		for _, m := range regexp.MustCompile(`path: "([A-Za-z0-9_.]+)"`).FindAllStringSubmatch(string(b), -1) {
 			want = append(want, "field."+m[1])
 		}
-		for _, m := range regexp.MustCompile(`"(members\.[a-z_]+)"`).FindAllStringSubmatch(string(b), -1) {
+		for _, m := range regexp.MustCompile(`"((?:members|interest)\.[a-z_.]*[a-z_])"`).FindAllStringSubmatch(string(b), -1) {
 			want = append(want, m[1])
 		}
 	}

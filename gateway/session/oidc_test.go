@@ -1,7 +1,6 @@
 package session_test
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -9,63 +8,15 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
-	"github.com/zitadel/oidc/v3/example/server/storage"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
-
+	"github.com/parkmesh/parkmesh/deploy/testenv/oidctest"
 	"github.com/parkmesh/parkmesh/gateway/accounts"
 	"github.com/parkmesh/parkmesh/gateway/session"
 	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
-
-// groupsStorage is zitadel's example OP storage releasing a "groups"
-// claim (and the person's name) in the ID token when the client asks the
-// storage's custom scope (the only one its clients may ask): the park's
-// directory says who edits.
-type groupsStorage struct {
-	*storage.Storage
-	groups map[string][]any // user id → groups
-}
-
-func (s *groupsStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	if err := s.Storage.SetUserinfoFromRequest(ctx, info, req, scopes); err != nil {
-		return err
-	}
-	if slices.Contains(scopes, storage.CustomScope) {
-		info.AppendClaims("groups", s.groups[req.GetSubject()])
-		info.AppendClaims("name", "Test User "+req.GetSubject())
-		info.PreferredUsername = "sso." + req.GetSubject()
-	}
-	return nil
-}
-
-// startProvider runs a real OpenID provider (zitadel's op package, with
-// its example login page) on a loopback port, knowing one web client whose
-// redirect URI is redirect.
-func startProvider(t *testing.T, redirect string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := "http://" + ln.Addr().String()
-	storage.RegisterClients(storage.WebClient("parkmesh-gateway", "client-secret-from-a-file", redirect))
-	st := &groupsStorage{Storage: storage.NewStorage(storage.NewUserStore(issuer)), groups: map[string][]any{
-		"id1": {"staff", "parkmesh-editors"}, // test-user@127.0.0.1
-		"id2": {"visitors"},                  // test-user2: no role
-	}}
-	srv := &http.Server{Handler: exampleop.SetupServer(issuer, st, nil, false), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return issuer
-}
 
 func TestOIDCSignInWithPKCEAndRoleFromClaim(t *testing.T) {
 	db, err := state.Open(t.Context(), t.TempDir())
@@ -81,10 +32,17 @@ func TestOIDCSignInWithPKCEAndRoleFromClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	gw := "http://" + gwLn.Addr().String()
-	issuer := startProvider(t, gw+"/auth/oidc/callback")
+	// A real OpenID provider (zitadel's op package, with its example login
+	// page) knowing the gateway as a web client; the park's directory says
+	// who edits.
+	issuer := oidctest.Start(t, oidctest.Options{ClientID: "parkmesh-gateway", ClientSecret: "client-secret-from-a-file",
+		RedirectURI: gw + "/auth/oidc/callback", Groups: map[string][]string{
+			"id1": {"staff", "parkmesh-editors"}, // test-user@127.0.0.1
+			"id2": {"visitors"},                  // test-user2: no role
+		}}).Issuer
 	o, err := session.NewOIDC(t.Context(), session.OIDCConfig{
 		Name: "Park SSO", Issuer: issuer, ClientID: "parkmesh-gateway", ClientSecret: "client-secret-from-a-file",
-		RedirectURL: gw + "/auth/oidc/callback", Scopes: []string{"profile", "email", storage.CustomScope},
+		RedirectURL: gw + "/auth/oidc/callback", Scopes: []string{"profile", "email", oidctest.Scope},
 		RoleClaim: "groups", RoleMap: map[string]parktoken.Role{"staff": parktoken.Viewer, "parkmesh-editors": parktoken.Editor},
 	})
 	if err != nil {
@@ -136,7 +94,7 @@ func TestOIDCSignInWithPKCEAndRoleFromClaim(t *testing.T) {
 	res, _ = browser.Get(gw + "/auth/oidc/login?return_to=" + url.QueryEscape("/portal/#/listings?x=1"))
 	id = regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(readAll(res))
 	visited = nil
-	res, err = browser.PostForm(issuer+"/login/username", url.Values{"id": {id[1]}, "username": {"test-user@127.0.0.1"}, "password": {"verysecure"}})
+	res, err = browser.PostForm(issuer+"/login/username", url.Values{"id": {id[1]}, "username": {"test-user@127.0.0.1"}, "password": {oidctest.Password}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +129,7 @@ func TestOIDCSignInWithPKCEAndRoleFromClaim(t *testing.T) {
 	other := &http.Client{Jar: jar2}
 	res, _ = other.Get(gw + "/auth/oidc/login")
 	id = regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(readAll(res))
-	res, err = other.PostForm(issuer+"/login/username", url.Values{"id": {id[1]}, "username": {"test-user2"}, "password": {"verysecure"}})
+	res, err = other.PostForm(issuer+"/login/username", url.Values{"id": {id[1]}, "username": {"test-user2"}, "password": {oidctest.Password}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,8 +43,10 @@ func writeScript(t *testing.T, path, body string) {
 }
 
 // server prints its version, then runs until SIGTERM and exits with code.
+// The trap is set before "started" is printed: a SIGTERM sent as soon as
+// the test reads it must find the trap (under load it did not).
 func server(version string, code int) string {
-	return "echo started " + version + "\ntrap 'echo stopped " + version + "; exit " + strconv.Itoa(code) + "' TERM\nwhile :; do sleep 0.05; done\n"
+	return "trap 'echo stopped " + version + "; exit " + strconv.Itoa(code) + "' TERM\necho started " + version + "\nwhile :; do sleep 0.05; done\n"
 }
 
 func waitFor(t *testing.T, out *syncBuffer, want string) {
