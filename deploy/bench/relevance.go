@@ -272,11 +272,14 @@ func relevanceRun(ctx context.Context, dir, judgments string) ([]Scores, error) 
 		return sc, nil
 	}
 	localScores, err := run("local", func(q listing.Query, kinds []listing.Kind) ([]*listing.Listing, error) {
-		res, _, failed, err := local.Search(ctx, q, kinds, "")
-		if err == nil && len(failed) > 0 {
-			err = fmt.Errorf("services failed: %v", failed)
+		page, err := local.Search(ctx, q, kinds, "")
+		if err != nil {
+			return nil, err
 		}
-		return res, err
+		if len(page.Failures) > 0 {
+			return nil, fmt.Errorf("services failed: %v", page.Failures)
+		}
+		return page.Results, nil
 	})
 	if err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/webhook"
 	"github.com/parkmesh/parkmesh/pkg/httpserver"
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/listing/storetest"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 )
@@ -249,6 +250,10 @@ func TestContract(t *testing.T) {
 	expect(t, 400, "mode", contractCall{method: "GET", url: api + "/search?scope=club&mode=fast", token: viewer})
 	expect(t, 400, "cursor", contractCall{method: "GET", url: api + "/search?q=copper&cursor=forged", token: viewer})
 	expect(t, 401, "", contractCall{method: "GET", url: api + "/search?q=copper"})
+	// Facet counts: every match, as the caller may see them (staff see
+	// the private project too).
+	checkFacets(t, "A's local search", contractCall{method: "GET", url: api + "/search?q=copper&facets=all&limit=100", token: viewer}, 2)
+	expect(t, 400, "facets", contractCall{method: "GET", url: api + "/search?q=copper&facets=sector,colour", token: viewer})
 
 	// Portal sessions: accounts made with the CLI, signed in with a
 	// password; a session serves the park API as a token of its role does.
@@ -340,6 +345,10 @@ func TestContract(t *testing.T) {
 		json.Unmarshal(expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&q=copper", token: b.token(t, parktoken.Viewer)}), &club)
 		return club.Parks.Total == 2 && club.Parks.Live == 2 && !club.Partial
 	})
+	// B's counts of A's listings leave A's private project out: from the
+	// club index, asking A now, and in A's federation answer.
+	checkFacets(t, "B's club search", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&q=copper&facets=kind,country,seeking&limit=100", token: b.token(t, parktoken.Viewer)}, 1)
+	checkFacets(t, "B's live club search", contractCall{method: "GET", url: b.parkURL + "/api/v1/search?scope=club&mode=live&q=copper&facets=all&limit=100&timeout_ms=5000", token: b.token(t, parktoken.Viewer)}, 1)
 	// Any listing of the club by park: A's own, and one B does not have.
 	expect(t, 200, "", contractCall{method: "GET", url: api + "/club/" + a.id + "/projects/" + ids["projects"], token: viewer})
 	expect(t, 200, "", contractCall{method: "GET", url: b.parkURL + "/api/v1/club/" + a.id + "/projects/" + ids["projects"], token: b.token(t, parktoken.Viewer)})
@@ -368,6 +377,13 @@ func TestContract(t *testing.T) {
 	if len(page.Results) != 1 || page.Results[0].ID != ids["projects"] {
 		t.Errorf("federation search from B: %d results, want only the club project", len(page.Results))
 	}
+	page = listing.Page{}
+	json.Unmarshal(expect(t, 200, "", contractCall{method: "POST", url: fed + "/federation/v1/search", token: fedToken(t, b, a, parktoken.ScopeSearch),
+		body: `{"q":"copper","limit":1,"facets":["kind","seeking"]}`}), &page)
+	if page.Facets["kind"]["project"] != 1 || page.Facets["seeking"]["landing"] != 1 || len(page.Facets) != 2 {
+		t.Errorf("federation search from B with facets: %v, want kind project=1 (not the private one), seeking landing=1", page.Facets)
+	}
+	expect(t, 400, "facets", contractCall{method: "POST", url: fed + "/federation/v1/search", token: fedToken(t, b, a, parktoken.ScopeSearch), body: `{"facets":["colour"]}`})
 	expect(t, 400, "sectors", contractCall{method: "POST", url: fed + "/federation/v1/search", token: fedToken(t, b, a, parktoken.ScopeSearch), body: `{"sectors":"ai"}`})
 	expect(t, 400, "visible_to", contractCall{method: "POST", url: fed + "/federation/v1/search", token: fedToken(t, b, a, parktoken.ScopeSearch), body: `{"visible_to":"x"}`})
 	expect(t, 401, "", contractCall{method: "POST", url: fed + "/federation/v1/search", token: fedToken(t, b, a, parktoken.ScopeListings), body: `{}`})
@@ -518,4 +534,28 @@ func TestContract(t *testing.T) {
 	}
 	slices.Sort(summary)
 	t.Logf("answers checked, per operation and status:\n%s", strings.Join(summary, "\n"))
+}
+
+// checkFacets runs a search of one page (every result) asking for facet
+// counts and checks them: equal to a count of the results, and projects
+// counted as many times as wantProjects.
+func checkFacets(t *testing.T, name string, c contractCall, wantProjects int) {
+	t.Helper()
+	var resp search.Response
+	if err := json.Unmarshal(expect(t, 200, "", c), &resp); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if resp.NextCursor != "" || resp.FacetsCapped || resp.FacetsPartial {
+		t.Fatalf("%s: more than one page, or counts capped (%v) or partial (%v)", name, resp.FacetsCapped, resp.FacetsPartial)
+	}
+	names := make([]string, 0, len(resp.Facets))
+	for n := range resp.Facets {
+		names = append(names, n)
+	}
+	if got, want := storetest.FacetsString(resp.Facets), storetest.FacetsString(storetest.CountFacets(resp.Results, names)); got != want || len(names) < 3 {
+		t.Errorf("%s: facets %s, want the results' %s", name, got, want)
+	}
+	if n := resp.Facets["kind"]["project"]; n != wantProjects {
+		t.Errorf("%s: projects counted %d, want %d", name, n, wantProjects)
+	}
 }

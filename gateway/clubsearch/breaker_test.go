@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parkmesh/parkmesh/gateway/clubsearch"
+	"github.com/parkmesh/parkmesh/gateway/localsearch"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/search"
 	"github.com/parkmesh/parkmesh/pkg/listing"
@@ -34,8 +35,8 @@ func (p peers) Get(id string) (*peering.Peer, bool) { v, ok := p[id]; return v, 
 // noLocal is a park with nothing of its own: these tests are about peers.
 type noLocal struct{}
 
-func (noLocal) Search(context.Context, listing.Query, []listing.Kind, string) ([]*listing.Listing, string, []string, error) {
-	return []*listing.Listing{}, "", nil, nil
+func (noLocal) Search(context.Context, listing.Query, []listing.Kind, string) (*localsearch.Page, error) {
+	return &localsearch.Page{Results: []*listing.Listing{}}, nil
 }
 
 // peerServer is a real HTTP peer on loopback that answers every search

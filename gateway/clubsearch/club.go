@@ -29,6 +29,7 @@ import (
 
 	"github.com/parkmesh/parkmesh/gateway/clubindex"
 	"github.com/parkmesh/parkmesh/gateway/httpjson"
+	"github.com/parkmesh/parkmesh/gateway/localsearch"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/search"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
@@ -48,9 +49,9 @@ const (
 // LocalSearcher searches this park's own services (localsearch.Searcher).
 type LocalSearcher interface {
 	// Search runs one page of q over kinds, as visibleTo may see it ("" for
-	// the park's staff), returning the page, the next cursor and the
-	// services that failed.
-	Search(ctx context.Context, q listing.Query, kinds []listing.Kind, visibleTo string) ([]*listing.Listing, string, []string, error)
+	// the park's staff): the page, the next cursor, the services that
+	// failed and, when q names facets, the counts.
+	Search(ctx context.Context, q listing.Query, kinds []listing.Kind, visibleTo string) (*localsearch.Page, error)
 }
 
 // Peers is the park's set of active peers (peering.Store).
@@ -250,12 +251,16 @@ type FederationSearch struct {
 	Kinds        []string `json:"kinds,omitempty"`
 	Limit        int      `json:"limit,omitempty"`
 	Cursor       string   `json:"cursor,omitempty"`
+	// Facets asks for the answer's counts (listing.FacetNames). Sent only
+	// when asked: a peer older than facets refuses the field (400 naming
+	// facets), and is asked again without it.
+	Facets []string `json:"facets,omitempty"`
 }
 
 // federationSearchOf renders a parsed search as the wire request.
 func federationSearchOf(q listing.Query, kinds []listing.Kind, cursor string) FederationSearch {
 	fs := FederationSearch{Q: q.Text, Sectors: q.Sectors, Country: q.Country, Seeking: q.Seeking, Offering: q.Offering,
-		Stage: q.Stage, Availability: q.Availability, OrgType: q.OrgType, Limit: q.Limit, Cursor: cursor}
+		Stage: q.Stage, Availability: q.Availability, OrgType: q.OrgType, Limit: q.Limit, Cursor: cursor, Facets: q.Facets}
 	if !q.UpdatedSince.IsZero() {
 		fs.UpdatedSince = q.UpdatedSince.UTC().Format(time.RFC3339)
 	}
@@ -315,6 +320,7 @@ func DecodeFederationSearch(r io.Reader) (listing.Query, []listing.Kind, error) 
 	set("updated_since", fs.UpdatedSince)
 	set("kinds", strings.Join(fs.Kinds, ","))
 	set("cursor", fs.Cursor)
+	set("facets", strings.Join(fs.Facets, ","))
 	if fs.Limit != 0 {
 		set("limit", fmt.Sprint(fs.Limit))
 	}
@@ -325,10 +331,14 @@ func DecodeFederationSearch(r io.Reader) (listing.Query, []listing.Kind, error) 
 	return sr.Query, sr.Kinds, nil
 }
 
-// Answer is a peer's search answer on the wire.
+// Answer is a peer's search answer on the wire. Facets and their flags
+// answer a request's facets; they are optional (older peers send none).
 type Answer struct {
-	Results    []*listing.Listing `json:"results"`
-	NextCursor string             `json:"next_cursor"`
+	Results       []*listing.Listing  `json:"results"`
+	NextCursor    string              `json:"next_cursor"`
+	Facets        listing.FacetCounts `json:"facets,omitempty"`
+	FacetsCapped  bool                `json:"facets_capped,omitempty"`
+	FacetsPartial bool                `json:"facets_partial,omitempty"`
 }
 
 // errPeerStatus carries the per-park status of a failed peer call.
@@ -408,6 +418,11 @@ func (c *Club) doPeerSearch(ctx context.Context, p *peering.Peer, req Federation
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Authorization", "Bearer "+tok)
 	res, err := c.Client.Do(hreq)
+	if err == nil && res.StatusCode == http.StatusBadRequest && req.Facets != nil && refusesFacets(res) {
+		// A peer older than facet counts: ask again without them.
+		req.Facets = nil
+		return c.doPeerSearch(ctx, p, req)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &errPeerStatus{search.StatusTimeout, "no answer within the budget"}
@@ -445,6 +460,12 @@ func (c *Club) doPeerSearch(ctx context.Context, p *peering.Peer, req Federation
 			return nil, &errPeerStatus{search.StatusError, "answer holds a malformed listing or one of another park"}
 		}
 	}
+	if err := listing.ValidateFacets(ans.Facets, "facets"); err != nil {
+		return nil, &errPeerStatus{search.StatusError, "answer holds malformed facet counts"}
+	}
+	if req.Facets == nil {
+		ans.Facets = nil // not asked (or refused): nothing to add
+	}
 	if len(ans.NextCursor) > 16<<10 {
 		return nil, &errPeerStatus{search.StatusError, "answer holds an oversize cursor"}
 	}
@@ -473,7 +494,11 @@ func (c *Club) searchIndex(ctx context.Context, sr search.Request, targets []str
 	q := sr.Query
 	q.Parks, q.Kinds, q.CountParks = targets, sr.Kinds, true
 	if len(targets) == 0 {
-		return &search.Response{Results: []*listing.Listing{}, Parks: search.ParkSummary{Details: []search.ParkStatus{}}}, nil
+		resp := &search.Response{Results: []*listing.Listing{}, Parks: search.ParkSummary{Details: []search.ParkStatus{}}}
+		if len(q.Facets) > 0 {
+			resp.Facets = emptyFacets(q.Facets)
+		}
+		return resp, nil
 	}
 	// Freshness is read before the query: a part that turns live while it
 	// runs is reported as it was when the answer's listings were read.
@@ -486,7 +511,7 @@ func (c *Club) searchIndex(ctx context.Context, sr search.Request, targets []str
 		return nil, err
 	}
 	took := time.Since(start).Milliseconds()
-	resp := &search.Response{Results: page.Results, NextCursor: page.NextCursor}
+	resp := &search.Response{Results: page.Results, NextCursor: page.NextCursor, Facets: page.Facets, FacetsCapped: page.FacetsCapped}
 	for _, park := range targets {
 		f := fresh[park]
 		st := search.ParkStatus{Park: park, Status: f.Status, TookMS: took, Hits: page.ParkHits[park], LagMS: f.LagMS}
@@ -568,13 +593,25 @@ func (c *Club) searchLive(ctx context.Context, sr search.Request, targets []stri
 
 	pages := make([]search.SourcePage, len(targets))
 	statuses := make([]search.ParkStatus, len(targets))
+	// Each park's counts, summed after the calls; a park whose results ran
+	// out on an earlier page is still asked (one result from the start)
+	// when counts are wanted.
+	type parkFacets struct {
+		counts          listing.FacetCounts
+		capped, partial bool
+	}
+	facets := make([]parkFacets, len(targets))
+	wantFacets := len(sr.Query.Facets) > 0
 	var wg sync.WaitGroup
 	for i, park := range targets {
 		pages[i].Name = park
 		st := state[park]
 		statuses[i] = search.ParkStatus{Park: park, Status: search.StatusOK}
 		if st.Done {
-			continue
+			if !wantFacets {
+				continue
+			}
+			st.Cursor = ""
 		}
 		wg.Add(1)
 		go func() {
@@ -582,15 +619,22 @@ func (c *Club) searchLive(ctx context.Context, sr search.Request, targets []stri
 			t0 := time.Now()
 			q := sr.Query
 			q.Limit = limit
+			if st.Done {
+				q.Limit = 1
+			}
 			var results []*listing.Listing
 			var next string
 			var err error
 			if park == c.Park {
 				q.Cursor = st.Cursor
-				var failures []string
-				results, next, failures, err = c.Local.Search(callCtx, q, sr.Kinds, "")
-				if err == nil && len(failures) > 0 {
-					err = &errPeerStatus{search.StatusError, strings.Join(failures, "; ")}
+				var page *localsearch.Page
+				page, err = c.Local.Search(callCtx, q, sr.Kinds, "")
+				if err == nil {
+					results, next = page.Results, page.Next
+					facets[i] = parkFacets{page.Facets, page.FacetsCapped, page.FacetsPartial}
+					if len(page.Failures) > 0 {
+						err = &errPeerStatus{search.StatusError, strings.Join(page.Failures, "; ")}
+					}
 				}
 			} else {
 				p, ok := c.Peers.Get(park)
@@ -601,10 +645,21 @@ func (c *Club) searchLive(ctx context.Context, sr search.Request, targets []stri
 					ans, err = c.callPeer(callCtx, p, federationSearchOf(q, sr.Kinds, st.Cursor))
 					if err == nil {
 						results, next = ans.Results, ans.NextCursor
+						// An older peer sends no counts: partial, not zero.
+						facets[i] = parkFacets{ans.Facets, ans.FacetsCapped, ans.FacetsPartial || wantFacets && ans.Facets == nil}
 					}
 				}
 			}
 			took := time.Since(t0)
+			if st.Done {
+				// Asked for its counts only: a failure costs the counts,
+				// not the page (the park's results are all returned).
+				if err != nil {
+					facets[i] = parkFacets{partial: true}
+				}
+				statuses[i].TookMS = took.Milliseconds()
+				return
+			}
 			status := search.ParkStatus{Park: park, Status: search.StatusOK, TookMS: took.Milliseconds(), Hits: len(results)}
 			if err != nil {
 				pages[i].Failed = true
@@ -617,6 +672,7 @@ func (c *Club) searchLive(ctx context.Context, sr search.Request, targets []stri
 					status.Status, status.Error = search.StatusError, apierror.Public(err).Message
 				}
 				status.Hits = 0
+				facets[i] = parkFacets{partial: wantFacets}
 			} else {
 				pages[i].Results, pages[i].Next = results, next
 			}
@@ -642,6 +698,14 @@ func (c *Club) searchLive(ctx context.Context, sr search.Request, targets []stri
 	if resp.Parks.Details == nil {
 		resp.Parks.Details = []search.ParkStatus{} // every park excluded: still a list
 	}
+	if wantFacets {
+		resp.Facets = emptyFacets(sr.Query.Facets)
+		for _, f := range facets {
+			resp.Facets.Add(f.counts)
+			resp.FacetsCapped = resp.FacetsCapped || f.capped
+			resp.FacetsPartial = resp.FacetsPartial || f.partial
+		}
+	}
 	results, next := search.Merge(pages, state, limit)
 	if results == nil {
 		results = []*listing.Listing{}
@@ -664,4 +728,26 @@ func (c *Club) record(peer string, st search.ParkStatus) {
 	} else {
 		l.lastError, l.lastErrorAt = st.Error, time.Now().UTC()
 	}
+}
+
+// emptyFacets is counts of the facets named, none counted yet.
+func emptyFacets(names []string) listing.FacetCounts {
+	c := listing.FacetCounts{}
+	for _, n := range names {
+		c[n] = map[string]int{}
+	}
+	return c
+}
+
+// refusesFacets reports whether a peer's 400 answer refuses the facets
+// field of a search request (a peer older than facet counts), reading at
+// most 4 KiB of its error body. The body is closed.
+func refusesFacets(res *http.Response) bool {
+	defer res.Body.Close()
+	var e struct {
+		Error struct {
+			Field string `json:"field"`
+		} `json:"error"`
+	}
+	return json.NewDecoder(io.LimitReader(res.Body, 4<<10)).Decode(&e) == nil && e.Error.Field == "facets"
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/gateway/localsearch"
 	"github.com/parkmesh/parkmesh/gateway/search"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/storetest"
@@ -16,8 +17,8 @@ import (
 // oneLocal is a park whose own search returns one listing.
 type oneLocal struct{ l *listing.Listing }
 
-func (o oneLocal) Search(context.Context, listing.Query, []listing.Kind, string) ([]*listing.Listing, string, []string, error) {
-	return []*listing.Listing{o.l}, "", nil, nil
+func (o oneLocal) Search(context.Context, listing.Query, []listing.Kind, string) (*localsearch.Page, error) {
+	return &localsearch.Page{Results: []*listing.Listing{o.l}}, nil
 }
 
 // answering is a real HTTP peer answering every search with ls.

@@ -262,23 +262,26 @@ func (f *API) search(w http.ResponseWriter, r *http.Request, c *parktoken.Federa
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), f.timeout())
 	defer cancel()
-	results, next, failures, err := f.Local.Search(ctx, q, kinds, c.Issuer)
+	page, err := f.Local.Search(ctx, q, kinds, c.Issuer)
 	if err != nil {
 		apierror.Write(w, err)
 		return
 	}
-	if len(failures) > 0 && len(results) == 0 {
+	if len(page.Failures) > 0 && len(page.Results) == 0 {
 		apierror.Write(w, apierror.New(apierror.Unavailable, "the park's services are unavailable"))
 		return
 	}
-	out := make([]*listing.Listing, 0, len(results))
-	for _, l := range results {
+	out := make([]*listing.Listing, 0, len(page.Results))
+	for _, l := range page.Results {
 		// Defence in depth: the services already filtered by visibility.
 		if l.VisibleTo(c.Issuer) {
 			out = append(out, l.ForPeers())
 		}
 	}
-	httpjson.Write(w, http.StatusOK, clubsearch.Answer{Results: out, NextCursor: next})
+	// Counts come from the services' searches as the caller may see (the
+	// query's visible_to): they reveal nothing the results would not.
+	httpjson.Write(w, http.StatusOK, clubsearch.Answer{Results: out, NextCursor: page.Next,
+		Facets: page.Facets, FacetsCapped: page.FacetsCapped, FacetsPartial: page.FacetsPartial})
 }
 
 func (f *API) listing(w http.ResponseWriter, r *http.Request, c *parktoken.FederationClaims) {

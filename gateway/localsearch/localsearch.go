@@ -26,10 +26,29 @@ type Searcher struct {
 	Cursors  search.Signer
 }
 
+// Page is one page of a local search.
+type Page struct {
+	Results []*listing.Listing
+	// Next is the cursor of the next page ("" on the last).
+	Next string
+	// Failures are the services that failed (the page is then partial).
+	Failures []string
+	// Facets, when the query named some, are the services' counts summed:
+	// every match of the query in the park, whatever the page.
+	Facets listing.FacetCounts
+	// FacetsCapped is true when a service counted only its newest matches;
+	// FacetsPartial when a service that failed counted nothing.
+	FacetsCapped, FacetsPartial bool
+}
+
 // Search runs one page of q over the kinds' services. visibleTo, when set,
-// keeps only what that peer may see. It returns the page, the next cursor
-// and the services that failed (the page is then partial).
-func (s *Searcher) Search(ctx context.Context, q listing.Query, kinds []listing.Kind, visibleTo string) ([]*listing.Listing, string, []string, error) {
+// keeps only what that peer may see. A service that failed is named in the
+// page's Failures; the error is for a bad query or cursor.
+//
+// Facet counts (q.Facets) are asked of every service on any page; one
+// whose results ran out on an earlier page is asked for one result from
+// the start, for its counts only.
+func (s *Searcher) Search(ctx context.Context, q listing.Query, kinds []listing.Kind, visibleTo string) (*Page, error) {
 	limit := q.Limit
 	if limit == 0 {
 		limit = listing.DefaultLimit
@@ -40,32 +59,54 @@ func (s *Searcher) Search(ctx context.Context, q listing.Query, kinds []listing.
 	if q.Cursor != "" {
 		c, err := s.Cursors.Decode(q.Cursor, qh)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, err
 		}
 		state = c.Sources
 	}
 	pages := make([]search.SourcePage, len(kinds))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var failures []string
+	out := &Page{}
+	if len(q.Facets) > 0 {
+		out.Facets = listing.FacetCounts{}
+		for _, f := range q.Facets {
+			out.Facets[f] = map[string]int{}
+		}
+	}
 	for i, k := range kinds {
 		pages[i].Name = string(k)
 		st := state[string(k)]
+		kq := forKind(q, k, st.Cursor, limit)
 		if st.Done {
-			continue
+			if len(q.Facets) == 0 {
+				continue
+			}
+			// Its results are all returned; its counts are still wanted.
+			kq.Cursor, kq.Limit = "", 1
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			page, err := s.Services.Search(ctx, k, forKind(q, k, st.Cursor, limit))
+			page, err := s.Services.Search(ctx, k, kq)
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
 				pages[i].Failed = true
-				mu.Lock()
-				failures = append(failures, apierror.Public(err).Message)
-				mu.Unlock()
+				out.Failures = append(out.Failures, apierror.Public(err).Message)
+				out.FacetsPartial = out.FacetsPartial || len(q.Facets) > 0
 				return
 			}
-			pages[i].Results, pages[i].Next = page.Results, page.NextCursor
+			if len(q.Facets) > 0 {
+				if err := listing.ValidateFacets(page.Facets, "facets"); err != nil {
+					out.FacetsPartial = true
+				} else {
+					out.Facets.Add(page.Facets)
+					out.FacetsCapped = out.FacetsCapped || page.FacetsCapped
+				}
+			}
+			if !st.Done {
+				pages[i].Results, pages[i].Next = page.Results, page.NextCursor
+			}
 		}()
 	}
 	wg.Wait()
@@ -73,11 +114,11 @@ func (s *Searcher) Search(ctx context.Context, q listing.Query, kinds []listing.
 	if results == nil {
 		results = []*listing.Listing{}
 	}
-	cursor := ""
+	out.Results = results
 	if next != nil {
-		cursor = s.Cursors.Encode(search.Cursor{Query: qh, Sources: next})
+		out.Next = s.Cursors.Encode(search.Cursor{Query: qh, Sources: next})
 	}
-	return results, cursor, failures, nil
+	return out, nil
 }
 
 // forKind is q as kind k's service takes it: its own page cursor, and

@@ -35,15 +35,16 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.timeout())
 	defer cancel()
 	start := time.Now()
-	results, next, failures, err := a.Local.Search(ctx, sr.Query, sr.Kinds, "")
+	page, err := a.Local.Search(ctx, sr.Query, sr.Kinds, "")
 	if err != nil {
 		apierror.Write(w, err)
 		return
 	}
-	resp := search.Response{Results: results, NextCursor: next}
-	st := search.ParkStatus{Park: a.Park, Status: search.StatusOK, TookMS: time.Since(start).Milliseconds(), Hits: len(results)}
-	if len(failures) > 0 {
-		st.Status, st.Error = search.StatusError, strings.Join(failures, "; ")
+	resp := search.Response{Results: page.Results, NextCursor: page.Next,
+		Facets: page.Facets, FacetsCapped: page.FacetsCapped, FacetsPartial: page.FacetsPartial}
+	st := search.ParkStatus{Park: a.Park, Status: search.StatusOK, TookMS: time.Since(start).Milliseconds(), Hits: len(page.Results)}
+	if len(page.Failures) > 0 {
+		st.Status, st.Error = search.StatusError, strings.Join(page.Failures, "; ")
 		resp.Partial = true
 	}
 	resp.Parks.Add(st)

@@ -18,6 +18,9 @@ export async function searchView(view, r) {
   const club = p.get("scope") === "club";
   const results = [];
   let cursor = "";
+  // The server's facet counts (every match of the query), asked with the
+  // first page: they do not change with the cursor.
+  let served = null;
 
   const list = h("ol", { id: "results", class: "results" });
   const count = h("p", { id: "result-count", class: "muted", "aria-live": "polite" });
@@ -31,18 +34,19 @@ export async function searchView(view, r) {
     for (const k of ["q", "scope", "mode", ...FILTERS]) if (p.get(k)) q.set(k, p.get(k));
     if (!club) { q.delete("mode"); q.delete("parks"); }
     q.set("limit", "20");
-    if (cursor) q.set("cursor", cursor);
+    if (cursor) q.set("cursor", cursor); else q.set("facets", "all");
     more.disabled = true;
     try {
       const ans = await get("/api/v1/search?" + q);
       error.hidden = true;
+      if (!cursor && ans.facets) served = ans;
       results.push(...(ans.results || []));
       for (const l of ans.results || []) list.append(card(l));
       cursor = ans.next_cursor || "";
       more.hidden = !cursor;
       count.textContent = results.length === 0 ? t("search.none") : t(cursor ? "search.count_more" : "search.count", { n: results.length });
       fresh.replaceChildren(freshness(ans));
-      facets.replaceChildren(...facetGroups(results, ans, p, club));
+      facets.replaceChildren(...facetGroups(results, ans, served, p, club));
     } catch (e) {
       error.hidden = false;
       error.textContent = errorText(e);
@@ -125,16 +129,27 @@ function activeFilters(p) {
     h("a", { href: searchHash(clear) }, t("search.clear")));
 }
 
-/** facetGroups counts the results by facet. Park counts come from the
- * server (every match of the query); the server returns no other facet
- * counts yet, so the others count the results loaded so far. */
-function facetGroups(results, ans, p, club) {
+// The server's facet names, as the filters (and this page) name them.
+const facetParam = { sector: "sectors", country: "country", kind: "kinds", seeking: "seeking", offering: "offering",
+  stage: "stage", availability: "availability", org_type: "org_type" };
+
+/** facetGroups shows the counts by facet. The server counts every match
+ * of the query (served: its first page's answer with facets, parks from
+ * the club index); an older gateway sends none, and the counts are then
+ * those of the results loaded so far, as the note says. */
+function facetGroups(results, ans, served, p, club) {
   const counts = {};
-  const add = (k, v) => {
+  const add = (k, v, n = 1) => {
     if (v === undefined || v === null || v === "") return;
-    (counts[k] ||= new Map()).set(v, ((counts[k] && counts[k].get(v)) || 0) + 1);
+    (counts[k] ||= new Map()).set(v, ((counts[k] && counts[k].get(v)) || 0) + n);
   };
-  for (const l of results) {
+  if (served) {
+    for (const [name, values] of Object.entries(served.facets)) {
+      const k = facetParam[name];
+      if (!k) continue;
+      for (const [v, n] of Object.entries(values || {})) if (n > 0) add(k, k === "kinds" ? collection(v) : v, n);
+    }
+  } else for (const l of results) {
     add("kinds", collection(l.kind));
     (l.sectors || []).forEach((s) => add("sectors", s));
     add("country", l.country);
@@ -150,7 +165,9 @@ function facetGroups(results, ans, p, club) {
   } else {
     for (const l of results) add("parks", l.park);
   }
-  const groups = [h("h2", {}, t("facets.title")), h("p", { class: "muted small", id: "facets-note" }, t("facets.note", { n: results.length }))];
+  const note = !served ? t("facets.note", { n: results.length })
+    : served.facets_capped || served.facets_partial ? t("facets.note_capped") : t("facets.note_server");
+  const groups = [h("h2", {}, t("facets.title")), h("p", { class: "muted small", id: "facets-note", "data-source": served ? "server" : "results" }, note)];
   for (const k of ["kinds", "parks", "sectors", "country", "seeking", "offering", "stage", "availability", "org_type"]) {
     const m = counts[k];
     if (!m || !m.size) continue;

@@ -142,9 +142,10 @@ func KindsKey(kinds []listing.Kind) string {
 }
 
 // QueryHash binds a cursor to its query: the filters (not the page) and
-// whatever else decides the sources (scope, kinds, parks).
+// whatever else decides the sources (scope, kinds, parks). Facets change
+// no result: a cursor serves the query with or without them.
 func QueryHash(q listing.Query, extra ...string) string {
-	q.Cursor, q.Limit = "", 0
+	q.Cursor, q.Limit, q.Facets = "", 0, nil
 	h := sha256.New()
 	h.Write([]byte(q.Values().Encode()))
 	for _, e := range extra {
@@ -160,6 +161,15 @@ type Response struct {
 	NextCursor string             `json:"next_cursor"`
 	Partial    bool               `json:"partial"`
 	Parks      ParkSummary        `json:"parks"`
+	// Facets, when the request named some (facets=…), count every match
+	// of the query per value of each facet, whatever the page.
+	Facets listing.FacetCounts `json:"facets,omitempty"`
+	// FacetsCapped: some source counted only its newest matches (a store
+	// reads at most sqlitestore.DefaultFacetScan), so counts are lower
+	// bounds. FacetsPartial: some source that should have counted did not
+	// (it failed, or an older peer answered without counts).
+	FacetsCapped  bool `json:"facets_capped,omitempty"`
+	FacetsPartial bool `json:"facets_partial,omitempty"`
 }
 
 // ParkSummary reports, as Elasticsearch's _clusters does, how each park

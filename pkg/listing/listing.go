@@ -289,8 +289,11 @@ type Query struct {
 	Kinds []Kind
 	// CountParks asks for Page.ParkHits.
 	CountParks bool
-	Limit      int
-	Cursor     string
+	// Facets names the facets (FacetNames) whose counts Page.Facets
+	// should carry; none when empty. Like CountParks it changes no result.
+	Facets []string
+	Limit  int
+	Cursor string
 }
 
 // Page is one page of search results. NextCursor is empty on the last page.
@@ -301,6 +304,12 @@ type Page struct {
 	// all the query's matches per origin park, whatever the page; parks
 	// without a match are absent.
 	ParkHits map[string]int `json:"park_hits,omitempty"`
+	// Facets, when the query named some (Query.Facets), counts the
+	// query's matches per value of each facet named, whatever the page.
+	Facets FacetCounts `json:"facets,omitempty"`
+	// FacetsCapped is true when the query had more matches than a store
+	// counts (the newest are counted): Facets are then lower bounds.
+	FacetsCapped bool `json:"facets_capped,omitempty"`
 }
 
 // Limits of a query.

@@ -18,7 +18,7 @@ const MaxQueryText = 200
 var queryParams = map[string]bool{
 	"q": true, "sectors": true, "country": true, "seeking": true, "offering": true,
 	"stage": true, "availability": true, "org_type": true, "updated_since": true,
-	"visible_to": true, "limit": true, "cursor": true,
+	"visible_to": true, "limit": true, "cursor": true, "facets": true,
 }
 
 // ParseQuery reads a search query from URL parameters for a service of kind
@@ -105,6 +105,9 @@ func ParseQuery(v url.Values, k Kind, extra ...string) (Query, error) {
 		}
 		q.Limit = n
 	}
+	if q.Facets, err = ParseFacets(v.Get("facets"), "facets"); err != nil {
+		return q, err
+	}
 	q.Cursor = v.Get("cursor")
 	return q, nil
 }
@@ -151,5 +154,6 @@ func (q Query) Values() url.Values {
 		set("limit", strconv.Itoa(q.Limit))
 	}
 	set("cursor", q.Cursor)
+	set("facets", strings.Join(q.Facets, ","))
 	return v
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/pkg/fulltext"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/synth"
 )
@@ -29,7 +30,7 @@ func benchStore(b *testing.B, n int) *Store {
 	}
 	// A directory of its own: a data directory remembers its stores
 	// (stores.txt), so a stale store goes with its directory.
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("parkmesh-bench-%d-v5", n))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("parkmesh-bench-%d-v6", n))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
@@ -210,4 +211,88 @@ func BenchmarkIndexBackfill(b *testing.B) {
 		s.Close()
 		b.StartTimer()
 	}
+}
+
+// BenchmarkFacets100k runs the mix of BenchmarkSearch100k asking for every
+// facet, with the scan bounded at several sizes ("all": unbounded), and
+// the alternative of one FTS5 count per facet value (vocabulary facets
+// only: no country), reporting per-query percentiles like
+// BenchmarkSearch100k. "none" is the search without counts.
+func BenchmarkFacets100k(b *testing.B) {
+	n := 100_000
+	if testing.Short() {
+		n = 10_000
+	}
+	s := benchStore(b, n)
+	ctx := context.Background()
+	run := func(b *testing.B, one func(q listing.Query) error) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		durs := make([]time.Duration, 0, b.N)
+		cpus := make([]time.Duration, 0, b.N)
+		for i := 0; b.Loop(); i++ {
+			c0, t0 := threadCPU(), time.Now()
+			err := one(benchQueries[i%len(benchQueries)])
+			durs = append(durs, time.Since(t0))
+			cpus = append(cpus, threadCPU()-c0)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, d := range []struct {
+			name string
+			ds   []time.Duration
+		}{{"", durs}, {"cpu-", cpus}} {
+			sort.Slice(d.ds, func(i, j int) bool { return d.ds[i] < d.ds[j] })
+			b.ReportMetric(float64(d.ds[len(d.ds)/2].Microseconds())/1000, d.name+"p50-ms")
+			b.ReportMetric(float64(d.ds[len(d.ds)*99/100].Microseconds())/1000, d.name+"p99-ms")
+		}
+	}
+	for _, scan := range []int{0, 500, DefaultFacetScan, 2000, 5000, 1 << 30} {
+		name := fmt.Sprintf("scan=%d", scan)
+		switch scan {
+		case 0:
+			name = "none"
+		case 1 << 30:
+			name = "scan=all"
+		}
+		b.Run(name, func(b *testing.B) {
+			s.FacetScan = scan
+			defer func() { s.FacetScan = 0 }()
+			run(b, func(q listing.Query) error {
+				if scan > 0 {
+					q.Facets = listing.FacetNames
+				}
+				_, err := s.Search(ctx, q)
+				return err
+			})
+		})
+	}
+	b.Run("per-value-match", func(b *testing.B) {
+		vocab := []struct {
+			f  facet
+			vs []string
+		}{{facetSector, listing.Sectors}, {facetSeeking, listing.Needs}, {facetOffering, listing.Needs},
+			{facetStage, listing.Stages}, {facetAvailability, listing.Availabilities}, {facetOrgType, listing.OrgTypes},
+			{facetKind, []string{"organization", "project", "talent"}}}
+		run(b, func(q listing.Query) error {
+			if _, err := s.Search(ctx, q); err != nil {
+				return err
+			}
+			p := planSearch(q, fulltext.Analyze(q.Text))
+			for _, v := range vocab {
+				for _, val := range v.vs {
+					m := `(facets : "` + facetToken(v.f, val) + `")`
+					if p.all != "" {
+						m = "(" + p.all + ") AND " + m
+					}
+					var c int
+					if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM listings_fts WHERE listings_fts MATCH ?`, m).Scan(&c); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	})
 }

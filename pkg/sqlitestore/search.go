@@ -86,13 +86,19 @@ func index(ctx context.Context, tx *sql.Tx, rid int64, l *listing.Listing) error
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE listings SET rank_text = ? WHERE rid = ?`, rankText(l), rid)
+	if _, err = tx.ExecContext(ctx, `UPDATE listings SET rank_text = ? WHERE rid = ?`, rankText(l), rid); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO listing_facets(rid, codes) VALUES (?, ?)`, rid, facetCodes(l))
 	return err
 }
 
 // unindex removes the search entry of the listing row rid.
 func unindex(ctx context.Context, tx *sql.Tx, rid int64) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM listings_fts WHERE rowid = ?`, rid)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM listings_fts WHERE rowid = ?`, rid); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM listing_facets WHERE rid = ?`, rid)
 	return err
 }
 
@@ -114,6 +120,9 @@ func (s *Store) reindexIfMarked(ctx context.Context) error {
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO listings_fts(listings_fts) VALUES ('delete-all')`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM listing_facets`); err != nil {
 		return err
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT rid, doc FROM listings`)
@@ -167,10 +176,11 @@ type cursor struct {
 }
 
 // queryHash identifies a query's filters, so a cursor cannot be replayed
-// against a different query. CountParks changes no result, so a caller may
-// ask for counts on the first page only and page on without them.
+// against a different query. CountParks and Facets change no result, so a
+// caller may ask for counts on the first page only and page on without
+// them.
 func queryHash(q listing.Query) string {
-	q.Cursor, q.Limit, q.CountParks = "", 0, false
+	q.Cursor, q.Limit, q.CountParks, q.Facets = "", 0, false, nil
 	b, _ := json.Marshal(q)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
@@ -201,7 +211,9 @@ func (s *Store) decodeCursor(raw string, q listing.Query) (cursor, error) {
 // page is full. Filters are facet tokens in the same index.
 //
 // ParkHits (q.CountParks) counts every match, so it costs in proportion
-// to the number of matches, unlike the page itself.
+// to the number of matches, unlike the page itself. Facet counts
+// (q.Facets) read the facet codes of at most FacetScan matches, newest
+// first, and say so when there were more (countFacets).
 func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, err error) {
 	defer func() { err = s.observe(err) }()
 	limit := q.Limit
@@ -245,6 +257,13 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 			return nil, err
 		}
 		page.ParkHits = hits
+	}
+	if len(q.Facets) > 0 {
+		counts, capped, err := s.countFacets(ctx, p, since, q.Facets)
+		if err != nil {
+			return nil, err
+		}
+		page.Facets, page.FacetsCapped = counts, capped
 	}
 	if p.text != nil {
 		return s.searchText(ctx, p, cur, limit, since, page)
@@ -466,4 +485,94 @@ func (s *Store) countParks(ctx context.Context, p searchPlan, since int64) (map[
 		hits[park] = n
 	}
 	return hits, rows.Err()
+}
+
+// DefaultFacetScan is how many matches, newest first, a search's facet
+// counts read at most (Store.FacetScan): about 2 µs each at 100k
+// listings, so counting adds about 2 ms to a query that asks for it;
+// counting every match of a common word adds 50–250 ms, and one FTS5
+// count per facet value more still (docs/benchmarks.md, docs/decisions.md).
+const DefaultFacetScan = 1000
+
+// facetCodes is l's facet values as listing_facets keeps them: " name:value"
+// for each value of each facet (listing.FacetNames), then a space.
+func facetCodes(l *listing.Listing) string {
+	var b strings.Builder
+	code := func(name string, vs ...string) {
+		for _, v := range vs {
+			if v != "" {
+				b.WriteString(" " + name + ":" + v)
+			}
+		}
+	}
+	code(listing.FacetSector, l.Sectors...)
+	code(listing.FacetCountry, l.Country)
+	code(listing.FacetKind, string(l.Kind))
+	code(listing.FacetSeeking, l.Seeking...)
+	code(listing.FacetOffering, l.Offering...)
+	code(listing.FacetStage, l.Attrs.Stage)
+	code(listing.FacetAvailability, l.Attrs.Availability...)
+	code(listing.FacetOrgType, l.Attrs.OrgType)
+	b.WriteByte(' ')
+	return b.String()
+}
+
+// countFacets counts the hits of p per value of each facet in names,
+// reading the facet codes of at most s.FacetScan hits, newest first (the
+// same hits countParks counts, visibility and every filter included). It
+// reports whether there were more hits than it read.
+func (s *Store) countFacets(ctx context.Context, p searchPlan, since int64, names []string) (listing.FacetCounts, bool, error) {
+	counts := listing.FacetCounts{}
+	for _, n := range names {
+		counts[n] = map[string]int{}
+	}
+	if p.text != nil && len(p.tiers) == 0 {
+		return counts, false, nil
+	}
+	scan := s.FacetScan
+	if scan <= 0 {
+		scan = DefaultFacetScan
+	}
+	var rows *sql.Rows
+	var err error
+	switch {
+	case p.all == "":
+		rows, err = s.read.QueryContext(ctx, `SELECT c.codes FROM listings l JOIN listing_facets c ON c.rid = l.rid
+			WHERE l.updated_at >= ?`+p.columns+` ORDER BY l.rid DESC LIMIT ?`,
+			append(append([]any{since}, p.columnArgs...), scan+1)...)
+	case since > 0:
+		rows, err = s.read.QueryContext(ctx, `SELECT c.codes FROM listings_fts f JOIN listings l ON l.rid = f.rowid
+			JOIN listing_facets c ON c.rid = f.rowid
+			WHERE listings_fts MATCH ? AND l.updated_at >= ? ORDER BY f.rowid DESC LIMIT ?`, p.all, since, scan+1)
+	default:
+		// No time filter: the listings rows (their documents) are not read.
+		rows, err = s.read.QueryContext(ctx, `SELECT c.codes FROM listings_fts f JOIN listing_facets c ON c.rid = f.rowid
+			WHERE listings_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?`, p.all, scan+1)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlitestore: facets: %w", err)
+	}
+	defer rows.Close()
+	want := make(map[string]map[string]int, len(names))
+	for _, n := range names {
+		want[n] = counts[n]
+	}
+	read := 0
+	for rows.Next() {
+		if read == scan {
+			return counts, true, rows.Close()
+		}
+		read++
+		var codes string
+		if err := rows.Scan(&codes); err != nil {
+			return nil, false, err
+		}
+		for _, code := range strings.Fields(codes) {
+			name, value, _ := strings.Cut(code, ":")
+			if m := want[name]; m != nil {
+				m[value]++
+			}
+		}
+	}
+	return counts, false, rows.Err()
 }

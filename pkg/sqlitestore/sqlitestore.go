@@ -62,6 +62,10 @@ type Store struct {
 	tierStmt    *sql.Stmt
 	hasWordStmt *sql.Stmt
 	searchErr   error
+
+	// FacetScan bounds the matches a search's facet counts read (newest
+	// first); 0 means DefaultFacetScan. Set it before the first search.
+	FacetScan int
 }
 
 // readIdle is how many idle read connections the pool keeps.

@@ -88,11 +88,11 @@ func (f *qualityFixture) search(t *testing.T, scope string, q listing.Query) []*
 		}
 		return page.Results
 	}
-	res, _, failed, err := f.local.Search(t.Context(), q, listing.Kinds, "")
-	if err != nil || len(failed) > 0 {
-		t.Fatalf("local search %q: %v %v", q.Text, err, failed)
+	page, err := f.local.Search(t.Context(), q, listing.Kinds, "")
+	if err != nil || len(page.Failures) > 0 {
+		t.Fatalf("local search %q: %v %v", q.Text, err, page)
 	}
-	return res
+	return page.Results
 }
 
 // rankOf is the 1-based rank of the listing whose title contains title

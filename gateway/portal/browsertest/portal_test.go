@@ -266,6 +266,10 @@ func TestPortalJourneys(t *testing.T) {
 		if got := p.text(`[data-facet="sectors"] a[data-value="new-materials"] .facet-label`) + " " + p.text(`[data-facet="sectors"] a[data-value="new-materials"] .count`); got != fmt.Sprintf("新材料 %d", results) {
 			t.Errorf("sector facet: %q, want 新材料 %d", got, results)
 		}
+		// The counts are the server's (every match), not the loaded page's.
+		if p.count(`#facets-note[data-source="server"]`) != 1 {
+			t.Errorf("facet note %q: want the server's counts", p.text("#facets-note"))
+		}
 		if got := p.text(`[data-facet="parks"] a[data-value="haifa-lifescience"] .facet-label`) + " " + p.text(`[data-facet="parks"] a[data-value="haifa-lifescience"] .count`); got != haifa.zh+" 2" {
 			t.Errorf("park facet: %q, want %q", got, haifa.zh+" 2")
 		}

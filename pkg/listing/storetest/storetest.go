@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("SearchChineseAndEnglish", func(t *testing.T) { testSearch(t, open) })
 	t.Run("FiltersAndCursor", func(t *testing.T) { testFilters(t, open) })
 	t.Run("Visibility", func(t *testing.T) { testVisibility(t, open) })
+	t.Run("FacetCounts", func(t *testing.T) { testFacets(t, open) })
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }
