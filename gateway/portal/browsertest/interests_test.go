@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
@@ -303,6 +305,26 @@ func TestPortalInterests(t *testing.T) {
 		q.screenshot("interest-refused")
 		if _, body := api(t, b, parktoken.Viewer, "GET", "/api/v1/interests?box=sent", nil); strings.Contains(string(body), gone.ID) {
 			t.Errorf("a refused interest was stored: %s", body)
+		}
+	})
+
+	t.Run("phone width", func(t *testing.T) {
+		if accepted == "" {
+			t.Skip("no interest was accepted")
+		}
+		q := pb.on(t)
+		q.do("phone viewport", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+		defer q.do("desktop viewport", chromedp.EmulateViewport(1280, 900))
+		for _, c := range []struct{ name, hash, ready string }{
+			{"phone-interests", "#/interests?box=sent", `document.querySelectorAll("#interests li").length > 0`},
+			{"phone-interest", "#/interest/" + accepted, `!!document.querySelector("#their-contact")`},
+			{"phone-express", fmt.Sprintf("#/express/%s/projects/%s", chengdu.id, lab.ID), `!!document.querySelector("#express-form")`},
+		} {
+			q.route(c.hash)
+			q.wait(c.name, c.ready)
+			if why := noOverflow(q); why != "" {
+				t.Errorf("%s at 375 px: %s", c.name, why)
+			}
 		}
 	})
 }
