@@ -12,6 +12,7 @@ import { h, uid, option, go } from "./dom.js";
 import { get, call, collection, kindOf } from "./api.js";
 import { t, when, errorText, has, list } from "./i18n.js";
 import { S, parkName, canEdit } from "./state.js";
+import { readSSE } from "./sse.js";
 
 const STATUSES = ["sent", "delivered", "accepted", "declined", "withdrawn", "expired", "refused"];
 
@@ -417,24 +418,7 @@ export function unwatch() {
 /** shouldRedraw: an interest view is shown and nothing is being typed there. */
 export const shouldRedraw = (routeName) => routeName === "interests" || (routeName === "interest" && !dirty);
 
+/** readEvents calls on(id, isEvent) for each event of the interest stream. */
 async function readEvents(body, on) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += value.replace(/\r\n?/g, "\n");
-    let n;
-    while ((n = buf.indexOf("\n\n")) >= 0) {
-      const block = buf.slice(0, n);
-      buf = buf.slice(n + 2);
-      let id = "", type = "message", data = false;
-      for (const line of block.split("\n")) {
-        if (line.startsWith("id:")) id = line.slice(3).trim();
-        else if (line.startsWith("event:")) type = line.slice(6).trim();
-        else if (line.startsWith("data:")) data = true;
-      }
-      on(id, data && type === "message");
-    }
-  }
+  await readSSE(body, (id, type, data) => on(id, data !== null && type === "message"));
 }

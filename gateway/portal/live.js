@@ -6,6 +6,7 @@ import { h, uid, option } from "./dom.js";
 import { collection } from "./api.js";
 import { t, vocab, when, errorText } from "./i18n.js";
 import { S, VOCAB, parkName } from "./state.js";
+import { readSSE } from "./sse.js";
 
 const KEY = "parkmesh-live";
 const MAX = 200;
@@ -104,40 +105,18 @@ export async function liveView(view) {
 
 /** read parses an SSE body; each event's id (and parsed CloudEvent) goes to on. */
 async function read(body, on) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += value.replace(/\r\n?/g, "\n");
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      let id = "", type = "message";
-      const data = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith(":")) continue;
-        const c = line.indexOf(":");
-        const field = c < 0 ? line : line.slice(0, c);
-        const val = c < 0 ? "" : line.slice(c + 1).replace(/^ /, "");
-        if (field === "id") id = val;
-        else if (field === "event") type = val;
-        else if (field === "data") data.push(val);
-      }
-      if (type === "error") {
-        // The gateway ends the stream and says from where to resume.
-        try { const e = JSON.parse(data.join("\n")); if (e.resume_id) id = e.resume_id; } catch { /* keep the last id */ }
-        on(id, null);
-        continue;
-      }
-      if (!data.length) { if (id) on(id, null); continue; }
-      try {
-        const ce = JSON.parse(data.join("\n"));
-        on(id, summarize(ce));
-      } catch { /* not a CloudEvent: skip it */ }
+  await readSSE(body, (id, type, data) => {
+    if (type === "error") {
+      // The gateway ends the stream and says from where to resume.
+      try { const e = JSON.parse(data); if (e.resume_id) id = e.resume_id; } catch { /* keep the last id */ }
+      on(id, null);
+      return;
     }
-  }
+    if (data === null) { if (id) on(id, null); return; }
+    try {
+      on(id, summarize(JSON.parse(data)));
+    } catch { /* not a CloudEvent: skip it */ }
+  });
 }
 
 /** summarize keeps what the list shows of a CloudEvent. */
