@@ -694,7 +694,7 @@ func TestInterestsIdempotencyKey(t *testing.T) {
 		t.Errorf("again: %d %q %q %s; want 200 replaying %s", status, hdr.Get("Idempotent-Replayed"), hdr.Get("Location"), raw, first.ID)
 	}
 	waitStatus(t, a, first.ID, interests.Delivered)
-	status, hdr, third, raw := post(send, key)
+	status, _, third, raw := post(send, key)
 	if status != 200 || third.ID != first.ID || third.Status != interests.Delivered {
 		t.Errorf("again once delivered: %d %s; want 200 with %s as it is now (delivered)", status, raw, first.ID)
 	}
