@@ -128,6 +128,8 @@ func TestPortalInterests(t *testing.T) {
 		q.screenshot("interest-express")
 		q.click("#express-send")
 		q.waitText("#flash", "Your interest is on its way to "+chengdu.en)
+		// The flash shows on the route change, before the page is drawn.
+		q.wait("the sent interest's page", `!!document.querySelector("#interest[data-box=sent]")`)
 		q.eval(`document.querySelector("#interest").dataset.id`, &accepted)
 		if got := q.text("#contacts-pending"); got != "Contacts are exchanged only once the other park accepts." {
 			t.Errorf("before an answer, at Haifa: %q", got)
