@@ -662,3 +662,70 @@ func TestInterestsRateLimit(t *testing.T) {
 		t.Errorf("A holds the interest it refused: %d", status)
 	}
 }
+
+// TestInterestsIdempotencyKey: a send repeated with its Idempotency-Key
+// (a double click, a retry after a timeout) makes one interest, answered
+// again with 200 and Idempotent-Replayed, and A receives one; the key
+// with a changed body is refused naming it, and so is a malformed key.
+func TestInterestsIdempotencyKey(t *testing.T) {
+	opts := nodetest.Options{GatewayArgs: []string{"-interest-backoff", "200ms"}}
+	parks := nodetest.StartClub(t, opts, "xian-hitech", "chengdu-hitech")
+	a, b := parks[0], parks[1]
+	prj := a.Create("projects", project("Xi'an copper", ""))
+	indexSearch(t, b, "parks=xian-hitech", 1)
+	send := `{"listing":{"park":"` + a.ID + `","kind":"projects","id":"` + prj.ID + `"},"message":"interested","organization":{"name":"Chengdu office"},"sender_contact":{"email":"` + senderEmail + `"}}`
+	key := "0b6f7a52-8c1e-4d3a-9f27-5e4c3b2a1d0f"
+	post := func(body, key string) (int, http.Header, interests.Interest, []byte) {
+		t.Helper()
+		c := contractCall{method: "POST", url: b.GatewayURL + "/api/v1/interests", token: b.Token(parktoken.Editor), body: body,
+			header: []string{"Idempotency-Key", key}}
+		status, hdr, raw := c.do(t)
+		var in interests.Interest
+		json.Unmarshal(raw, &in)
+		return status, hdr, in, raw
+	}
+	status, hdr, first, raw := post(send, key)
+	if status != 201 || hdr.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("first send: %d %q %s, want 201 not replayed", status, hdr.Get("Idempotent-Replayed"), raw)
+	}
+	// The same again, spaced otherwise: the same interest.
+	status, hdr, again, raw := post(strings.ReplaceAll(send, ",", ", "), key)
+	if status != 200 || again.ID != first.ID || hdr.Get("Idempotent-Replayed") != "true" || hdr.Get("Location") != "/api/v1/interests/"+first.ID {
+		t.Errorf("again: %d %q %q %s; want 200 replaying %s", status, hdr.Get("Idempotent-Replayed"), hdr.Get("Location"), raw, first.ID)
+	}
+	waitStatus(t, a, first.ID, interests.Delivered)
+	status, _, third, raw := post(send, key)
+	if status != 200 || third.ID != first.ID || third.Status != interests.Delivered {
+		t.Errorf("again once delivered: %d %s; want 200 with %s as it is now (delivered)", status, raw, first.ID)
+	}
+	// Changed, with the same key: refused, nothing made.
+	status, _, _, raw = post(strings.Replace(send, `"interested"`, `"very interested"`, 1), key)
+	if status != 409 || !strings.Contains(string(raw), `"field":"Idempotency-Key"`) {
+		t.Errorf("changed body, same key: %d %s; want 409 naming Idempotency-Key", status, raw)
+	}
+	status, _, _, raw = post(send, "two words")
+	if status != 400 || !strings.Contains(string(raw), `"field":"Idempotency-Key"`) {
+		t.Errorf("malformed key: %d %s; want 400 naming Idempotency-Key", status, raw)
+	}
+	for _, p := range []*nodetest.Park{a, b} {
+		status, body := p.Do(context.Background(), "GET", "/api/v1/interests", p.Token(parktoken.Viewer), nil)
+		var list struct{ Interests []interests.Interest }
+		json.Unmarshal(body, &list)
+		if status != 200 || len(list.Interests) != 1 || list.Interests[0].ID != first.ID {
+			t.Errorf("%s's interests: %d %s; want only %s", p.ID, status, body, first.ID)
+		}
+	}
+	// Without a key, each send is a new interest.
+	if status, in, body := sendInterest(t, b, jsonMap(t, send)); status != 201 || in.ID == first.ID {
+		t.Errorf("send without a key: %d %s, want a new interest", status, body)
+	}
+}
+
+func jsonMap(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -1,49 +1,47 @@
 package interests
 
 import (
-	"sync"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
 	"time"
+
+	"github.com/parkmesh/parkmesh/pkg/apierror"
 )
 
-// DefaultRatePerHour is how many new interests one peer may deliver per
-// hour unless configured otherwise.
+// DefaultRatePerHour is how many new interests one peer may deliver in
+// any hour unless configured otherwise. The count is kept in gateway
+// state (state.TakeInterestArrival), so every replica sharing it counts
+// the same arrivals.
 const DefaultRatePerHour = 30
 
-// limiter is a token bucket per peer: perHour tokens at most, refilled at
-// perHour an hour. It is per gateway replica (a peer spreading its
-// deliveries over n replicas gets up to n times the rate).
-type limiter struct {
-	mu      sync.Mutex
-	buckets map[string]*bucket
+// IdempotencyWindow is how long the Idempotency-Key of a sent interest is
+// kept: the same request again within it answers the interest it made.
+const IdempotencyWindow = 24 * time.Hour
+
+// MaxKey is the longest Idempotency-Key taken.
+const MaxKey = 255
+
+// parseKey checks an Idempotency-Key header: 1 to MaxKey visible ASCII
+// characters, bare (as Stripe's) or as a structured-field string in
+// double quotes (as draft-ietf-httpapi-idempotency-key-header's), which
+// is the same key.
+func parseKey(h string) (string, error) {
+	k := h
+	if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+		k = k[1 : len(k)-1]
+	}
+	if k == "" || len(k) > MaxKey || strings.IndexFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e || r == '"' || r == '\\' }) >= 0 {
+		return "", apierror.InvalidField("Idempotency-Key", "must be 1 to %d visible ASCII characters (a UUID, say), optionally in double quotes", MaxKey)
+	}
+	return k, nil
 }
 
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-// take uses one of peer's tokens; when there is none it says how long
-// until there is.
-func (l *limiter) take(peer string, perHour int, now time.Time) (wait time.Duration, ok bool) {
-	if perHour <= 0 {
-		perHour = DefaultRatePerHour
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.buckets == nil {
-		l.buckets = map[string]*bucket{}
-	}
-	b := l.buckets[peer]
-	if b == nil {
-		b = &bucket{tokens: float64(perHour), at: now}
-		l.buckets[peer] = b
-	}
-	rate := float64(perHour) / float64(time.Hour) // tokens per nanosecond
-	b.tokens = min(float64(perHour), b.tokens+float64(now.Sub(b.at))*rate)
-	b.at = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0, true
-	}
-	return time.Duration((1-b.tokens)/rate) + time.Second, false
+// fingerprint identifies a send request by its content (as decoded, so
+// spacing and member order do not matter).
+func fingerprint(req SendRequest) string {
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -52,8 +52,9 @@ type Service struct {
 	// Expiry is how long an interest runs and an accepted exchange lasts
 	// (default DefaultExpiry).
 	Expiry time.Duration
-	// RatePerHour is how many new interests one peer may deliver per hour
-	// (a token bucket of that size; 0: 30).
+	// RatePerHour is how many new interests one peer may deliver in any
+	// hour (a sliding window counted in State, so replicas sharing it
+	// share the limit; 0: DefaultRatePerHour).
 	RatePerHour int
 	// Backoff is the first retry delay of a delivery; it doubles per
 	// attempt up to MaxBackoff (defaults 1 s and 5 min).
@@ -66,10 +67,9 @@ type Service struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
-	limiter limiter
-	mu      sync.Mutex
-	signal  chan struct{} // closed at the next local event
-	kick    chan struct{}
+	mu     sync.Mutex
+	signal chan struct{} // closed at the next local event
+	kick   chan struct{}
 }
 
 func (s *Service) now() time.Time {
@@ -169,7 +169,51 @@ type SendRequest struct {
 // a peer's listing: checked against the club index (the park must see the
 // listing now), stored as sent, and queued for delivery. Invalid names the
 // field; NotFound (field listing) when the park may not see the listing.
-func (s *Service) Send(ctx context.Context, who string, req SendRequest) (*Interest, error) {
+//
+// key is the request's Idempotency-Key ("" for none): the first request
+// of who with a key makes the interest; the same request again within
+// IdempotencyWindow, at any replica sharing State, answers that interest
+// as it is now with replayed true; another request with the key is a
+// Conflict naming Idempotency-Key.
+func (s *Service) Send(ctx context.Context, who, key string, req SendRequest) (in *Interest, replayed bool, err error) {
+	var fp string
+	if key != "" {
+		if key, err = parseKey(key); err != nil {
+			return nil, false, err
+		}
+		fp = fingerprint(req)
+		held, err := s.State.InterestKeyOf(ctx, who, key, s.now())
+		if err == nil {
+			in, err := s.replay(ctx, held, fp)
+			return in, err == nil, err
+		}
+		if !errors.Is(err, state.ErrNotFound) {
+			return nil, false, err
+		}
+	}
+	in, err = s.send(ctx, who, key, fp, req)
+	var inUse *state.KeyInUseError
+	if errors.As(err, &inUse) { // the same key, at once, at another replica
+		in, err := s.replay(ctx, &inUse.Held, fp)
+		return in, err == nil, err
+	}
+	return in, false, err
+}
+
+// replay answers a request again with the interest its key made.
+func (s *Service) replay(ctx context.Context, held *state.InterestKey, fp string) (*Interest, error) {
+	if held.Fingerprint != fp {
+		return nil, &apierror.Error{Code: apierror.Conflict, Field: "Idempotency-Key",
+			Message: "was used for another request (a different body): send a new key with a new interest"}
+	}
+	in, err := s.load(ctx, held.InterestID)
+	if err != nil {
+		return nil, err
+	}
+	return s.withDelivery(ctx, in)
+}
+
+func (s *Service) send(ctx context.Context, who, key, fp string, req SendRequest) (*Interest, error) {
 	if err := validateRef("listing", req.Listing); err != nil {
 		return nil, err
 	}
@@ -223,6 +267,11 @@ func (s *Service) Send(ctx context.Context, who string, req SendRequest) (*Inter
 	msg := Message{ID: in.ID, Listing: in.Listing, Message: in.Message, Organization: in.Organization, Offer: in.Offer,
 		CreatedAt: in.CreatedAt, ExpiresAt: in.ExpiresAt}
 	body, _ := json.Marshal(msg)
+	var claim *state.InterestKey
+	if key != "" {
+		claim = &state.InterestKey{Principal: who, Key: key, Fingerprint: fp, InterestID: in.ID,
+			ExpiresAt: now.Add(IdempotencyWindow), At: now}
+	}
 	err = s.State.UpdateInterest(ctx, in.ID, func(cur *state.InterestRow) (state.InterestWrite, error) {
 		if cur != nil {
 			return state.InterestWrite{}, apierror.New(apierror.Conflict, "interest id in use")
@@ -231,6 +280,7 @@ func (s *Service) Send(ctx context.Context, who string, req SendRequest) (*Inter
 			Row:    row(in),
 			Audit:  []state.InterestAudit{s.audit("sent", who, msg.crossed()...)},
 			Outbox: []state.InterestMessage{{Peer: in.OwnerPark, Kind: kindInterest, Body: body}},
+			Key:    claim,
 		}, nil
 	})
 	if err != nil {
@@ -275,7 +325,15 @@ func (s *Service) Receive(ctx context.Context, peer string, m Message) (r Receip
 	} else if !errors.Is(err, state.ErrNotFound) {
 		return r, false, err
 	}
-	if wait, ok := s.limiter.take(peer, s.RatePerHour, s.now()); !ok {
+	rate := s.RatePerHour
+	if rate <= 0 {
+		rate = DefaultRatePerHour
+	}
+	wait, ok, err := s.State.TakeInterestArrival(ctx, peer, rate, time.Hour, s.now())
+	if err != nil {
+		return r, false, err
+	}
+	if !ok {
 		s.Metrics.limited()
 		return r, false, &RateLimitedError{Err: apierror.New(apierror.TooManyRequests,
 			"park %s delivered more interests than this park takes per hour; retry later", peer), RetryAfter: wait}

@@ -34,18 +34,39 @@ func subject(r *http.Request) string {
 	return ""
 }
 
+// sendInterest serves POST /api/v1/interests. With an Idempotency-Key,
+// the same request again (a double click, a retry after a timeout) is
+// answered 200 with the interest the first one made, marked
+// Idempotent-Replayed; 201 means a new interest.
 func (a *API) sendInterest(w http.ResponseWriter, r *http.Request) {
+	keys := r.Header.Values("Idempotency-Key")
+	if len(keys) > 1 {
+		apierror.Write(w, apierror.InvalidField("Idempotency-Key", "must be given once"))
+		return
+	}
+	key := ""
+	if len(keys) == 1 {
+		if key = keys[0]; key == "" {
+			apierror.Write(w, apierror.InvalidField("Idempotency-Key", "must not be empty"))
+			return
+		}
+	}
 	var req interests.SendRequest
 	if err := httpjson.DecodeSmall(r, &req); err != nil {
 		apierror.Write(w, err)
 		return
 	}
-	in, err := a.Interests.Send(r.Context(), subject(r), req)
+	in, replayed, err := a.Interests.Send(r.Context(), subject(r), key, req)
 	if err != nil {
 		apierror.Write(w, err)
 		return
 	}
 	w.Header().Set("Location", "/api/v1/interests/"+in.ID)
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+		httpjson.Write(w, http.StatusOK, in)
+		return
+	}
 	httpjson.Write(w, http.StatusCreated, in)
 }
 

@@ -39,6 +39,18 @@ export async function expressView(view, r) {
   view.querySelector("textarea").focus();
 }
 
+/** newKey: a random UUID. crypto.randomUUID needs a secure context (https
+ * or localhost); a portal on plain http in a park's LAN has only
+ * crypto.getRandomValues. */
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const x = [...b].map((v) => v.toString(16).padStart(2, "0")).join("");
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
 function field(path, label, input, help) {
   const err = h("p", { class: "field-error", id: input.id + "-err", hidden: true });
   input.setAttribute("aria-describedby", err.id);
@@ -76,6 +88,10 @@ function expressForm(l, orgs) {
     general,
     h("div", { class: "actions" }, submit,
       h("a", { class: "button secondary", href: `#/listing/${encodeURIComponent(l.park)}/${collection(l.kind)}/${encodeURIComponent(l.id)}` }, t("edit.cancel"))));
+  // One Idempotency-Key per form: a double click, or sending again after
+  // a timeout, answers the interest the first send made. Sent, then
+  // changed and sent again, it is refused (409) rather than sent twice.
+  const key = newKey();
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors(form, general);
@@ -90,13 +106,16 @@ function expressForm(l, orgs) {
     for (const k of ["name", "email", "phone"]) if (!body.sender_contact[k]) delete body.sender_contact[k];
     submit.disabled = true;
     try {
-      const res = await call("POST", "/api/v1/interests", { body });
+      const res = await call("POST", "/api/v1/interests", { body, headers: { "Idempotency-Key": key } });
       go("#/interest/" + encodeURIComponent(res.body.id), t("interest.sent_flash", { park: parkName(l.park) }));
     } catch (err) {
       if (err.status === 404 && err.field === "listing") {
         general.replaceChildren(h("p", { class: "msg bad", id: "express-refused" }, t("interest.refused_listing")));
       } else if (err.status === 429) {
         general.replaceChildren(h("p", { class: "msg bad", id: "express-refused" }, t("interest.rate_limited", { s: err.retryAfter || "60" })));
+      } else if (err.status === 409 && err.field === "Idempotency-Key") {
+        general.replaceChildren(h("p", { class: "msg bad", id: "express-refused" }, t("interest.sent_already"), " ",
+          h("a", { href: "#/interests?box=sent" }, t("interest.box.sent"))));
       } else {
         showError(form, general, err);
       }

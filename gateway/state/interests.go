@@ -60,7 +60,31 @@ type InterestWrite struct {
 	Outbox       []InterestMessage
 	CancelOutbox bool
 	Events       []InterestEvent
+	// Key, when set, records the Idempotency-Key the interest was made
+	// with; when a live record of the same principal and key exists, the
+	// transaction writes nothing and UpdateInterest returns
+	// *KeyInUseError.
+	Key *InterestKey
 }
+
+// InterestKey is an Idempotency-Key of a request that made an interest:
+// the principal's key, the request's fingerprint, the interest it made,
+// and until when it is kept. At, when claiming a key, is the request's
+// time: records expired at it are free.
+type InterestKey struct {
+	Principal   string
+	Key         string
+	Fingerprint string
+	InterestID  string
+	ExpiresAt   time.Time
+	At          time.Time
+}
+
+// KeyInUseError is UpdateInterest's answer to a write whose
+// Idempotency-Key another request holds: Held is that request's record.
+type KeyInUseError struct{ Held InterestKey }
+
+func (e *KeyInUseError) Error() string { return "state: idempotency key in use" }
 
 // ErrUnchanged may be returned by an UpdateInterest function: nothing is
 // written and UpdateInterest returns nil.
@@ -90,6 +114,11 @@ func (db *DB) UpdateInterest(ctx context.Context, id string, fn func(cur *Intere
 	}
 	if err != nil {
 		return err
+	}
+	if k := w.Key; k != nil {
+		if err := claimKey(ctx, tx, k); err != nil {
+			return err
+		}
 	}
 	now := time.Now().UnixMicro()
 	if r := w.Row; r != nil {
@@ -128,6 +157,83 @@ func (db *DB) UpdateInterest(ctx context.Context, id string, fn func(cur *Intere
 		}
 	}
 	return tx.Commit()
+}
+
+// claimKey records k in tx, unless a live record of its principal and key
+// exists (*KeyInUseError). Expired records go at the same time: keys are
+// written once per new interest, rare enough to sweep here.
+func claimKey(ctx context.Context, tx *sql.Tx, k *InterestKey) error {
+	now := k.At.UnixMicro()
+	held, err := scanKey(tx.QueryRowContext(ctx, keySelect+` WHERE principal = ? AND key = ? AND expires_at > ?`,
+		k.Principal, k.Key, now))
+	if err == nil {
+		return &KeyInUseError{Held: *held}
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM interest_keys WHERE expires_at <= ?`, now); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO interest_keys(principal, key, fingerprint, interest_id, expires_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT(principal, key) DO UPDATE SET fingerprint = excluded.fingerprint, interest_id = excluded.interest_id, expires_at = excluded.expires_at`,
+		k.Principal, k.Key, k.Fingerprint, k.InterestID, k.ExpiresAt.UnixMicro())
+	return err
+}
+
+const keySelect = `SELECT principal, key, fingerprint, interest_id, expires_at FROM interest_keys`
+
+func scanKey(s rowScanner) (*InterestKey, error) {
+	var k InterestKey
+	var exp int64
+	if err := s.Scan(&k.Principal, &k.Key, &k.Fingerprint, &k.InterestID, &exp); err != nil {
+		return nil, err
+	}
+	k.ExpiresAt = time.UnixMicro(exp).UTC()
+	return &k, nil
+}
+
+// InterestKeyOf returns principal's record of Idempotency-Key key live at
+// now; ErrNotFound when there is none (never used, or kept no longer).
+func (db *DB) InterestKeyOf(ctx context.Context, principal, key string, now time.Time) (*InterestKey, error) {
+	k, err := scanKey(db.read.QueryRowContext(ctx, keySelect+` WHERE principal = ? AND key = ? AND expires_at > ?`,
+		principal, key, now.UnixMicro()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return k, err
+}
+
+// TakeInterestArrival counts one new interest from peer at now against
+// limit per window, a sliding window shared by every replica over this
+// state: in one write transaction it forgets peer's arrivals older than
+// the window, counts the rest, and records this one when there are fewer
+// than limit. When there are not, nothing is recorded and wait says when
+// the oldest one leaves the window.
+func (db *DB) TakeInterestArrival(ctx context.Context, peer string, limit int, window time.Duration, now time.Time) (wait time.Duration, ok bool, err error) {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM interest_arrivals WHERE peer = ? AND at <= ?`, peer, now.Add(-window).UnixMicro()); err != nil {
+		return 0, false, err
+	}
+	var n int
+	var oldest sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), min(at) FROM interest_arrivals WHERE peer = ?`, peer).Scan(&n, &oldest); err != nil {
+		return 0, false, err
+	}
+	if n >= limit {
+		if err := tx.Commit(); err != nil { // keep the forgetting
+			return 0, false, err
+		}
+		return time.UnixMicro(oldest.Int64).Add(window).Sub(now), false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO interest_arrivals(peer, at) VALUES (?, ?)`, peer, now.UnixMicro()); err != nil {
+		return 0, false, err
+	}
+	return 0, true, tx.Commit()
 }
 
 const interestSelect = `SELECT id, box, peer, status, created_at, expires_at, updated_at, record FROM interests`

@@ -31,6 +31,13 @@ func visibleAt(t *testing.T, p *nodetest.Park, l listing.Listing) {
 // it returns the new interest's id, once the page shows it.
 func express(p *page, l listing.Listing, message, offer string) string {
 	p.t.Helper()
+	return expressSubmitting(p, l, message, offer, func() { p.click("#express-send") })
+}
+
+// expressSubmitting is express with send as the officer's send (a double
+// submit, say).
+func expressSubmitting(p *page, l listing.Listing, message, offer string, send func()) string {
+	p.t.Helper()
 	p.route(fmt.Sprintf("#/listing/%s/%s/%s", l.Park, l.Kind.Collection(), l.ID))
 	p.click("#express-interest")
 	p.wait("the interest form", `!!document.querySelector("#express-form")`)
@@ -38,7 +45,7 @@ func express(p *page, l listing.Listing, message, offer string) string {
 	p.set(`#express-form [name="offer"]`, offer)
 	p.set(`#express-form [name="sender_contact.email"]`, "dana@haifa-park.example")
 	p.set(`#express-form [name="sender_contact.phone"]`, "+972 4 555 0199")
-	p.click("#express-send")
+	send()
 	p.wait("the sent interest's page", `!!document.querySelector("#interest[data-box=sent]")`)
 	var id string
 	p.eval(`document.querySelector("#interest").dataset.id`, &id)
@@ -123,6 +130,8 @@ func TestPortalInterests(t *testing.T) {
 		q.screenshot("interest-express")
 		q.click("#express-send")
 		q.waitText("#flash", "Your interest is on its way to "+chengdu.en)
+		// The flash shows on the route change, before the page is drawn.
+		q.wait("the sent interest's page", `!!document.querySelector("#interest[data-box=sent]")`)
 		q.eval(`document.querySelector("#interest").dataset.id`, &accepted)
 		if got := q.text("#contacts-pending"); got != "Contacts are exchanged only once the other park accepts." {
 			t.Errorf("before an answer, at Haifa: %q", got)
@@ -215,7 +224,16 @@ func TestPortalInterests(t *testing.T) {
 
 	t.Run("decline with a note", func(t *testing.T) {
 		p, q := pa.on(t), pb.on(t)
-		id := express(q, lab, "Could we co-develop a scaffold?", "Cell lines.")
+		// Sent twice at once (a double submit before the first answer):
+		// one interest, as the form sends one Idempotency-Key.
+		id := expressSubmitting(q, lab, "Could we co-develop a scaffold?", "Cell lines.", func() {
+			var ok bool
+			q.eval(`(() => { const f = document.querySelector("#express-form"); f.requestSubmit(); f.requestSubmit(); return true })()`, &ok)
+		})
+		_, sent := api(t, b, parktoken.Viewer, "GET", "/api/v1/interests?box=sent", nil)
+		if n := strings.Count(string(sent), `"id":"`+lab.ID+`"`); n != 1 {
+			t.Errorf("%d interests in Haifa's sent box for the lab after a double submit, want 1: %s", n, sent)
+		}
 		p.route("#/interests")
 		p.waitText(fmt.Sprintf(`#interests li[data-id=%q]`, id), lab.Title)
 		p.route("#/interest/" + id)
