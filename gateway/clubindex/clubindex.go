@@ -310,59 +310,88 @@ func (x *Index) SetPosition(ctx context.Context, peer, id string) error {
 // crash never loses nor doubles an event. It reports whether the event was
 // news (a newer version than the index held).
 func (x *Index) Apply(ctx context.Context, peer, id string, ev *feed.Event) (bool, error) {
-	pos, err := feed.ParsePosition(id)
-	if err != nil {
-		return false, fmt.Errorf("peer %s sent event id %q: %w", peer, id, err)
-	}
-	var c listing.Change
-	var k listing.Kind
-	switch ev.Type() {
-	case feed.TypeWithdrawn:
-		w, err := feed.WithdrawnOf(ev)
-		if err != nil {
-			return false, err
-		}
-		k = w.Kind
-		c = listing.Change{Op: listing.OpDeleted, ListingID: w.ID, Version: w.Version, At: ev.Time()}
-	default:
-		l, err := feed.ListingOf(ev)
-		if err != nil {
-			return false, err
-		}
-		k = l.Kind
-		c = listing.Change{Op: listing.OpUpdated, ListingID: l.ID, Version: l.Version, At: ev.Time(), Listing: l}
-	}
-	i := feed.KindIndex(k)
-	if i < 0 {
-		return false, fmt.Errorf("peer %s sent an event of kind %q", peer, k)
-	}
-	c.Seq = pos[i]
-	if c.Op == listing.OpDeleted {
-		// A withdrawal of a listing the index does not hold (never copied,
-		// or already withdrawn: a peer tells every park that could ever see
-		// it) changes nothing here and is not news to the park's staff.
-		if _, err := x.store.GetOf(ctx, peer, c.ListingID); apierror.CodeOf(err) == apierror.NotFound {
-			c.Listing, c.Op = nil, ""
-		} else if err != nil {
-			return false, err
-		}
-	}
-	var fresh bool
-	err = x.store.Batch(ctx, func(b *sqlitestore.Batch) error {
-		var err error
-		if c.Op != "" {
-			if fresh, err = apply(b, peer, k, c); err != nil {
-				return err
-			}
-		}
-		return b.SetMeta(keyPosition+peer, id)
-	})
+	fresh, err := x.ApplyBatch(ctx, peer, []string{id}, []*feed.Event{ev})
 	if err != nil {
 		return false, err
 	}
-	x.count(peer, fresh)
-	x.advance(peer, i, c.Seq)
-	lag := time.Since(ev.Time()).Milliseconds()
+	return fresh[0], nil
+}
+
+// ApplyBatch applies consecutive events of peer's feed (already validated
+// by feed.Parse; ids[j] is the SSE id of evs[j]) in one transaction, with
+// the position of the last: all of them and the position commit together
+// or not at all, so a crash never loses nor doubles an event, and an event
+// the index holds a version of already changes nothing (idempotent by
+// version). It reports, per event, whether it was news. One transaction
+// per event was what a copy cost most (docs/benchmarks.md).
+func (x *Index) ApplyBatch(ctx context.Context, peer string, ids []string, evs []*feed.Event) ([]bool, error) {
+	if len(ids) != len(evs) || len(evs) == 0 {
+		return nil, fmt.Errorf("club index: %d ids for %d events", len(ids), len(evs))
+	}
+	type item struct {
+		c listing.Change
+		k listing.Kind
+		i int
+	}
+	items := make([]item, len(evs))
+	for j, ev := range evs {
+		pos, err := feed.ParsePosition(ids[j])
+		if err != nil {
+			return nil, fmt.Errorf("peer %s sent event id %q: %w", peer, ids[j], err)
+		}
+		it := &items[j]
+		switch ev.Type() {
+		case feed.TypeWithdrawn:
+			w, err := feed.WithdrawnOf(ev)
+			if err != nil {
+				return nil, err
+			}
+			it.k = w.Kind
+			it.c = listing.Change{Op: listing.OpDeleted, ListingID: w.ID, Version: w.Version, At: ev.Time()}
+		default:
+			l, err := feed.ListingOf(ev)
+			if err != nil {
+				return nil, err
+			}
+			it.k = l.Kind
+			it.c = listing.Change{Op: listing.OpUpdated, ListingID: l.ID, Version: l.Version, At: ev.Time(), Listing: l}
+		}
+		if it.i = feed.KindIndex(it.k); it.i < 0 {
+			return nil, fmt.Errorf("peer %s sent an event of kind %q", peer, it.k)
+		}
+		it.c.Seq = pos[it.i]
+	}
+	fresh := make([]bool, len(evs))
+	err := x.store.Batch(ctx, func(b *sqlitestore.Batch) error {
+		for j, it := range items {
+			if it.c.Op == listing.OpDeleted {
+				// A withdrawal of a listing the index does not hold (never
+				// copied, or already withdrawn: a peer tells every park
+				// that could ever see it) changes nothing here and is not
+				// news to the park's staff.
+				held, err := b.Holds(peer, it.c.ListingID)
+				if err != nil {
+					return err
+				}
+				if !held {
+					continue
+				}
+			}
+			var err error
+			if fresh[j], err = apply(b, peer, it.k, it.c); err != nil {
+				return err
+			}
+		}
+		return b.SetMeta(keyPosition+peer, ids[len(ids)-1])
+	})
+	if err != nil {
+		return nil, err
+	}
+	for j, it := range items {
+		x.count(peer, fresh[j])
+		x.advance(peer, it.i, it.c.Seq)
+	}
+	lag := time.Since(evs[len(evs)-1].Time()).Milliseconds()
 	x.mu.Lock()
 	l := x.linkOf(peer)
 	l.lagMS = lag

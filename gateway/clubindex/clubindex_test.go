@@ -296,3 +296,68 @@ func TestStreamAcrossParksAndReplicas(t *testing.T) {
 		t.Errorf("withdrawn carries content: %v", data)
 	}
 }
+
+// A batch of a peer's events applies as the same events one by one would,
+// in one transaction with the last position: a listing put and then
+// withdrawn within the batch ends withdrawn (the withdrawal sees the put),
+// an older version after a newer one is refused, a withdrawal of a
+// listing never held is not news. A batch holding an event it cannot read
+// applies none of them and leaves the position where it was.
+func TestApplyBatchAsOneByOne(t *testing.T) {
+	dir := t.TempDir()
+	x := open(t, dir)
+	ctx := t.Context()
+	v1 := project(peerA, "copper v1", 1)
+	v2 := *v1
+	v2.Title, v2.Version = "copper v2", 2
+	gone := project(peerA, "gone", 1)
+	never := project(peerA, "never held", 1)
+	kept := project(peerA, "kept", 1)
+	steps := []struct {
+		c   listing.Change
+		pos feed.Position
+	}{
+		{change(v1, 1), feed.Position{0, 1, 0}},
+		{change(gone, 2), feed.Position{0, 2, 0}},
+		{change(&v2, 3), feed.Position{0, 3, 0}},
+		{change(v1, 1), feed.Position{0, 3, 0}},
+		{tombstone(gone, 4), feed.Position{0, 4, 0}},
+		{tombstone(never, 5), feed.Position{0, 5, 0}},
+		{change(kept, 6), feed.Position{0, 6, 0}},
+	}
+	var ids []string
+	var evs []*feed.Event
+	for _, s := range steps {
+		id, ev := peerEvent(t, peerA, s.c, s.pos)
+		ids, evs = append(ids, id), append(evs, ev)
+	}
+	fresh, err := x.ApplyBatch(ctx, peerA, ids, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, true, true, false, true, false, true}; !slices.Equal(fresh, want) {
+		t.Errorf("fresh %v, want %v", fresh, want)
+	}
+	if got, want := titles(t, x, listing.Query{}), []string{peerA + ":copper v2", peerA + ":kept"}; !slices.Equal(got, want) {
+		t.Errorf("index holds %v, want %v", got, want)
+	}
+	if pos, _ := x.Position(ctx, peerA); pos != "v1.0.6.0" {
+		t.Errorf("position %q, want v1.0.6.0", pos)
+	}
+	if h := x.Head().Of(peerA); h != (feed.Position{0, 6, 0}) {
+		t.Errorf("head %v", h)
+	}
+
+	// A failing batch: a good event, then one whose id is no position.
+	more := project(peerA, "more", 1)
+	id, ev := peerEvent(t, peerA, change(more, 7), feed.Position{0, 7, 0})
+	if _, err := x.ApplyBatch(ctx, peerA, []string{id, "nonsense"}, []*feed.Event{ev, ev}); err == nil {
+		t.Fatal("a batch with a bad id applied")
+	}
+	if got := titles(t, x, listing.Query{}); len(got) != 2 {
+		t.Errorf("after a failed batch the index holds %v", got)
+	}
+	if pos, _ := x.Position(ctx, peerA); pos != "v1.0.6.0" {
+		t.Errorf("position after a failed batch %q, want v1.0.6.0", pos)
+	}
+}

@@ -514,7 +514,7 @@ func (c *Club) searchIndex(ctx context.Context, sr search.Request, targets []str
 	resp := &search.Response{Results: page.Results, NextCursor: page.NextCursor, Facets: page.Facets, FacetsCapped: page.FacetsCapped}
 	for _, park := range targets {
 		f := fresh[park]
-		st := search.ParkStatus{Park: park, Status: f.Status, TookMS: took, Hits: page.ParkHits[park], LagMS: f.LagMS}
+		st := search.ParkStatus{Park: park, Status: f.Status, TookMS: took, Hits: page.ParkHits[park], HitsCapped: page.ParkHitsCapped, LagMS: f.LagMS}
 		if !f.AsOf.IsZero() {
 			asOf := f.AsOf
 			st.AsOf = &asOf

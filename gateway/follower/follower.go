@@ -40,9 +40,10 @@ type Index interface {
 	Position(ctx context.Context, peer string) (string, error)
 	// SetPosition records a stream's announced start.
 	SetPosition(ctx context.Context, peer, id string) error
-	// Apply applies one validated event and its position together,
-	// reporting whether it was news.
-	Apply(ctx context.Context, peer, id string, ev *feed.Event) (bool, error)
+	// ApplyBatch applies consecutive validated events (ids[j] the SSE id
+	// of evs[j]) and the position of the last together, reporting for
+	// each whether it was news.
+	ApplyBatch(ctx context.Context, peer string, ids []string, evs []*feed.Event) ([]bool, error)
 	// Synced records that the stream caught up at position id.
 	Synced(ctx context.Context, peer, id string) error
 	// Disconnected records that peer's stream ended.
@@ -249,39 +250,105 @@ func (f *Follower) stream(ctx context.Context, peer string) (bool, error) {
 	}
 	body := &idleReader{r: res.Body, timer: time.AfterFunc(idle, cancel), idle: idle}
 	defer body.timer.Stop()
-	rd := sse.NewReader(body)
-	for {
-		ev, err := rd.Next()
-		if err != nil {
-			if body.timedOut() {
-				return delivered, fmt.Errorf("peer sent nothing, not even a heartbeat, for %s", idle)
+	// The stream is read ahead of the index: events that arrive while a
+	// batch is applied wait here, and the next batch takes them all.
+	items := make(chan streamItem, MaxBatch)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rd := sse.NewReader(body)
+		for {
+			ev, err := rd.Next()
+			if err != nil && body.timedOut() {
+				err = fmt.Errorf("peer sent nothing, not even a heartbeat, for %s", idle)
 			}
-			return delivered, err
+			select {
+			case items <- streamItem{ev: ev, err: err, read: true}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		switch ev.Type {
+	}()
+	defer func() { cancel(); <-done }()
+	for {
+		var it streamItem
+		select {
+		case it = <-items:
+		case <-ctx.Done():
+			return delivered, ctx.Err()
+		}
+		// Listing events already read, up to MaxBatch, are applied in one
+		// transaction; anything else is handled after them, in order.
+		var batch []sse.Event
+	gather:
+		for isChange(it) {
+			batch = append(batch, it.ev)
+			if len(batch) == MaxBatch {
+				it = streamItem{}
+				break
+			}
+			select {
+			case it = <-items:
+			default:
+				it = streamItem{}
+				break gather
+			}
+		}
+		if len(batch) > 0 {
+			if err := f.handle(ctx, peer, batch); err != nil {
+				return delivered, err
+			}
+			delivered = true
+		}
+		if it.err != nil {
+			return delivered, it.err
+		}
+		switch it.ev.Type {
 		case sse.ErrorType:
-			return delivered, f.streamError(ctx, peer, ev.Data)
+			return delivered, f.streamError(ctx, peer, it.ev.Data)
 		case "position":
 			// Where the stream starts: a reconnect before the first change
 			// resumes from here.
-			if ev.ID != "" {
-				if err := f.Index.SetPosition(ctx, peer, ev.ID); err != nil {
+			if it.ev.ID != "" {
+				if err := f.Index.SetPosition(ctx, peer, it.ev.ID); err != nil {
 					return delivered, err
 				}
 			}
 		case feed.SyncedType:
 			// Everything up to now has arrived: a full copy is complete,
 			// and the peer's part is live from here on.
-			if err := f.Index.Synced(ctx, peer, ev.ID); err != nil {
+			if err := f.Index.Synced(ctx, peer, it.ev.ID); err != nil {
 				return delivered, err
 			}
-		default:
-			if err := f.handle(ctx, peer, ev.ID, ev.Data); err != nil {
-				return delivered, err
-			}
-			delivered = true
 		}
 	}
+}
+
+// MaxBatch is how many events of a peer's feed, read and waiting, the
+// follower applies in one transaction at most.
+const MaxBatch = 200
+
+// streamItem is one event read from a feed, or why the read ended.
+type streamItem struct {
+	ev   sse.Event
+	err  error
+	read bool // false for the zero item: nothing
+}
+
+// isChange reports whether it is a listing event (not a stream's control
+// event, an error or its end); the zero item is none.
+func isChange(it streamItem) bool {
+	if !it.read || it.err != nil {
+		return false
+	}
+	switch it.ev.Type {
+	case sse.ErrorType, "position", feed.SyncedType:
+		return false
+	}
+	return true
 }
 
 func (f *Follower) streamError(ctx context.Context, peer string, d []byte) error {
@@ -325,26 +392,36 @@ func (f *Follower) resync(ctx context.Context, peer, code string) error {
 	return fmt.Errorf("peer refused our position (%s); resyncing", code)
 }
 
-// handle validates and applies one event. A malformed event is logged and
-// counted, and the stream goes on.
-func (f *Follower) handle(ctx context.Context, peer, id string, data []byte) error {
-	ev, _, _, err := feed.Parse(peer, data)
-	if err != nil || id == "" {
-		f.malformed.WithLabelValues(peer).Inc()
-		f.update(peer, func(h *peering.FeedHealth) { h.Malformed++ })
-		f.Logger.Warn("malformed event from peer feed", "peer", peer, "err", err, "id", id)
+// handle validates and applies consecutive events in one transaction. A
+// malformed event is logged and counted, and the stream goes on.
+func (f *Follower) handle(ctx context.Context, peer string, batch []sse.Event) error {
+	ids := make([]string, 0, len(batch))
+	evs := make([]*feed.Event, 0, len(batch))
+	for _, e := range batch {
+		ev, _, _, err := feed.Parse(peer, e.Data)
+		if err != nil || e.ID == "" {
+			f.malformed.WithLabelValues(peer).Inc()
+			f.update(peer, func(h *peering.FeedHealth) { h.Malformed++ })
+			f.Logger.Warn("malformed event from peer feed", "peer", peer, "err", err, "id", e.ID)
+			continue
+		}
+		ids, evs = append(ids, e.ID), append(evs, ev)
+	}
+	if len(evs) == 0 {
 		return nil
 	}
-	fresh, err := f.Index.Apply(ctx, peer, id, ev)
+	fresh, err := f.Index.ApplyBatch(ctx, peer, ids, evs)
 	if err != nil {
 		return err
 	}
-	result := "duplicate"
-	if fresh {
-		result = "new"
+	for _, news := range fresh {
+		result := "duplicate"
+		if news {
+			result = "new"
+		}
+		f.applied.WithLabelValues(peer, result).Inc()
 	}
-	f.applied.WithLabelValues(peer, result).Inc()
-	lag := time.Since(ev.Time())
+	lag := time.Since(evs[len(evs)-1].Time())
 	f.lag.WithLabelValues(peer).Set(lag.Seconds())
 	f.update(peer, func(h *peering.FeedHealth) { h.LastEventAt, h.LagMS = time.Now().UTC(), lag.Milliseconds() })
 	return nil

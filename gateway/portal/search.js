@@ -160,8 +160,11 @@ function facetGroups(results, ans, served, p, club) {
     (a.availability || []).forEach((s) => add("availability", s));
     add("org_type", a.org_type);
   }
+  let parksCapped = false;
   if (club && !p.get("mode")) {
     counts.parks = new Map(((ans.parks && ans.parks.details) || []).filter((d) => d.hits > 0).map((d) => [d.park, d.hits]));
+    // Past 1,000 matches the index counts the newest only: a lower bound.
+    parksCapped = ((ans.parks && ans.parks.details) || []).some((d) => d.hits_capped);
   } else {
     for (const l of results) add("parks", l.park);
   }
@@ -182,7 +185,7 @@ function facetGroups(results, ans, served, p, club) {
         // A filter of one kind narrows the search to it: drop a kind that contradicts it.
         if (!active && (k === "stage" || k === "availability" || k === "org_type")) next.delete("kinds");
         return h("li", {}, h("a", { href: searchHash(next), class: active ? "facet-value active" : "facet-value", "aria-current": active ? "true" : null,
-          "data-value": v }, h("span", { class: "facet-label" }, label(k, v)), " ", h("span", { class: "count" }, String(n))));
+          "data-value": v }, h("span", { class: "facet-label" }, label(k, v)), " ", h("span", { class: "count" }, (k === "parks" && parksCapped ? "≥" : "") + n)));
       }))));
   }
   return groups;
@@ -193,7 +196,7 @@ function freshness(ans) {
   const items = (parks.details || []).map((d) => h("li", { class: "fresh " + d.status, "data-park": d.park },
     h("span", { class: "park-name" }, parkName(d.park)), " ",
     h("span", { class: "badge status-" + d.status }, t("status." + d.status)), " ",
-    h("span", { class: "muted" }, t("search.park_hits", { n: d.hits })),
+    h("span", { class: "muted" }, t("search.park_hits", { n: (d.hits_capped ? "≥" : "") + d.hits })),
     d.as_of && d.status !== "live" ? h("span", { class: "muted" }, " · " + t("status.as_of", { t: when(d.as_of) })) : ""));
   return h("div", {}, h("h3", { class: "small-h" }, t("search.parks")),
     h("ul", { class: "freshness" }, items),

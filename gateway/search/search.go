@@ -195,7 +195,11 @@ type ParkStatus struct {
 	Status string `json:"status"`
 	TookMS int64  `json:"took_ms"`
 	Hits   int    `json:"hits"`
-	Error  string `json:"error,omitempty"`
+	// HitsCapped: the club index counted only the search's newest
+	// matches (sqlitestore.DefaultFacetScan across every park asked), so
+	// Hits is a lower bound.
+	HitsCapped bool   `json:"hits_capped,omitempty"`
+	Error      string `json:"error,omitempty"`
 	// AsOf is when the park's part of the club index was last known
 	// complete (index searches; absent while syncing).
 	AsOf *time.Time `json:"as_of,omitempty"`

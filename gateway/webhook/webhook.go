@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/parkmesh/parkmesh/gateway/clubindex"
@@ -62,6 +63,12 @@ type Webhooks struct {
 	Poll time.Duration
 	// Timeout bounds one delivery attempt (default 10 s).
 	Timeout time.Duration
+
+	// What the dispatcher did, for tests: changes it read back from the
+	// index, and the last position it skipped to without webhooks.
+	readBack   atomic.Int64
+	skippedTo  atomic.Value // string
+	storedSkip string       // dispatch's own: the skipped position last stored
 }
 
 // Webhook is a registered subscriber.
@@ -169,9 +176,37 @@ func (wh *Webhooks) dispatch(ctx context.Context) {
 		}
 	}
 	src := clubindex.Stream{Index: wh.Index, From: pos, Sent: feed.NewSent()}
+	var saved time.Time // when a skipped position was last stored
 	for ctx.Err() == nil {
 		sig := src.Signals()
+		// With no webhook registered nothing would be queued: the changes
+		// are not read back, the position skips to the index's head. The
+		// head is read before the webhooks are listed, so a webhook
+		// registered after the list misses none of its changes. The
+		// skipped position is stored now and then (a restart resumes near
+		// it, as one with webhooks does).
+		head := wh.Index.Head()
+		hooks, err := wh.State.Webhooks(ctx)
+		if err == nil && len(hooks) == 0 {
+			if !head.Equal(pos) {
+				pos = head
+				wh.skippedTo.Store(pos.String())
+			}
+			if stored := pos.String(); stored != wh.storedSkip && time.Since(saved) >= skipSave {
+				if err := wh.State.Enqueue(ctx, nil, stored); err == nil {
+					wh.storedSkip, saved = stored, time.Now()
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig[0]:
+			case <-time.After(skipSave):
+			}
+			continue
+		}
 		items, next, err := src.Next(ctx, pos, 200)
+		wh.readBack.Add(int64(len(items)))
 		if err != nil {
 			if !retry.Sleep(ctx, time.Second) {
 				return
@@ -197,6 +232,10 @@ func (wh *Webhooks) dispatch(ctx context.Context) {
 		}
 	}
 }
+
+// skipSave is how often at most the dispatcher stores a position it
+// skipped to without webhooks.
+const skipSave = 5 * time.Second
 
 func (wh *Webhooks) enqueue(ctx context.Context, items []feed.Item[feed.ClubPosition], next feed.ClubPosition) error {
 	hooks, err := wh.List(ctx)

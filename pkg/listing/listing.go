@@ -301,9 +301,12 @@ type Page struct {
 	Results    []*Listing `json:"results"`
 	NextCursor string     `json:"next_cursor"`
 	// ParkHits, when the query asked for it (CountParks), is the number of
-	// all the query's matches per origin park, whatever the page; parks
+	// the query's matches per origin park, whatever the page; parks
 	// without a match are absent.
 	ParkHits map[string]int `json:"park_hits,omitempty"`
+	// ParkHitsCapped is true when the query had more matches than a store
+	// counts (the newest are counted): ParkHits are then lower bounds.
+	ParkHitsCapped bool `json:"park_hits_capped,omitempty"`
 	// Facets, when the query named some (Query.Facets), counts the
 	// query's matches per value of each facet named, whatever the page.
 	Facets FacetCounts `json:"facets,omitempty"`

@@ -247,6 +247,16 @@ func (b *Batch) DeleteMeta(key string) error {
 	return err
 }
 
+// Holds reports whether the batch's transaction holds park's listing id
+// (not withdrawn), its own writes included.
+func (b *Batch) Holds(park, id string) (bool, error) {
+	_, err := b.rid(park, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // rid is the rowid of park's listing id, which the store holds.
 func (b *Batch) rid(park, id string) (int64, error) {
 	var rid int64

@@ -346,3 +346,65 @@ func ids(ls []*listing.Listing) []string {
 	}
 	return out
 }
+
+// Per-park hit counts of a search that matches through the index read at
+// most DefaultFacetScan matches, newest first, like the facet counts: up
+// to that many they are exact; past it they are the newest matches' and
+// say they are capped. Counting every listing of some parks (no text, no
+// filter) stays exact.
+func TestParkHitsCapped(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	ctx := t.Context()
+	now := time.Now().UTC()
+	const a, b, c = "xian-hitech", "haifa-lifescience", "chengdu-hitech"
+	// Oldest first: 590 of a, 400 of b, 10 of c match 芯片 (1,000 in all,
+	// exactly the cap); 50 of a do not.
+	seq := int64(0)
+	add := func(park string, n int, title string) {
+		err := s.Batch(ctx, func(bt *sqlitestore.Batch) error {
+			for range n {
+				seq++
+				if _, err := bt.Put(listingOf(park, listing.KindProject, listing.NewID(listing.KindProject, now), title, 1, now), seq); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(a, 50, "copper wire")
+	add(a, 590, "芯片 design")
+	add(b, 400, "芯片 test")
+	add(c, 10, "芯片 fab")
+	if sqlitestore.DefaultFacetScan != 1000 {
+		t.Fatalf("DefaultFacetScan = %d; this test is written for 1000", sqlitestore.DefaultFacetScan)
+	}
+	search := func(q listing.Query) *listing.Page {
+		t.Helper()
+		q.CountParks, q.Limit = true, 5
+		page, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Results) != 5 {
+			t.Errorf("%+v: %d results, want 5", q, len(page.Results))
+		}
+		return page
+	}
+	check := func(name string, page *listing.Page, want map[string]int, capped bool) {
+		t.Helper()
+		if fmt.Sprint(page.ParkHits) != fmt.Sprint(want) || page.ParkHitsCapped != capped {
+			t.Errorf("%s: park hits %v (capped %v), want %v (capped %v)", name, page.ParkHits, page.ParkHitsCapped, want, capped)
+		}
+	}
+	check("text, exactly the cap", search(listing.Query{Text: "芯片"}), map[string]int{a: 590, b: 400, c: 10}, false)
+	add(c, 1, "芯片 fab")
+	check("text, one past the cap", search(listing.Query{Text: "芯片"}), map[string]int{a: 589, b: 400, c: 11}, true)
+	check("text, two parks below the cap", search(listing.Query{Text: "芯片", Parks: []string{b, c}}), map[string]int{b: 400, c: 11}, false)
+	check("filter past the cap", search(listing.Query{Kinds: []listing.Kind{listing.KindProject}, Sectors: storetest.NewProject("x", now).Sectors}),
+		map[string]int{a: 589, b: 400, c: 11}, true)
+	check("every listing", search(listing.Query{}), map[string]int{a: 640, b: 400, c: 11}, false)
+	check("every listing of a", search(listing.Query{Parks: []string{a}}), map[string]int{a: 640}, false)
+}

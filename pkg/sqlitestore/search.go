@@ -210,10 +210,9 @@ func (s *Store) decodeCursor(raw string, q listing.Query) (cursor, error) {
 // listings table newest first, which SQLite streams and stops as soon as a
 // page is full. Filters are facet tokens in the same index.
 //
-// ParkHits (q.CountParks) counts every match, so it costs in proportion
-// to the number of matches, unlike the page itself. Facet counts
-// (q.Facets) read the facet codes of at most FacetScan matches, newest
-// first, and say so when there were more (countFacets).
+// ParkHits (q.CountParks) and facet counts (q.Facets) each read at most
+// FacetScan matches, newest first, and say so when there were more
+// (countParks, countFacets), so their cost is bounded like the page's.
 func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, err error) {
 	defer func() { err = s.observe(err) }()
 	limit := q.Limit
@@ -252,11 +251,11 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 	}
 	page := &listing.Page{Results: []*listing.Listing{}}
 	if q.CountParks {
-		hits, err := s.countParks(ctx, p, since)
+		hits, capped, err := s.countParks(ctx, p, since)
 		if err != nil {
 			return nil, err
 		}
-		page.ParkHits = hits
+		page.ParkHits, page.ParkHitsCapped = hits, capped
 	}
 	if len(q.Facets) > 0 {
 		counts, capped, err := s.countFacets(ctx, p, since, q.Facets)
@@ -457,38 +456,69 @@ func facetTokens(f facet, vs []string) string {
 	return "(facets : (" + strings.Join(toks, " OR ") + "))"
 }
 
-// countParks counts every hit of p per origin park.
-func (s *Store) countParks(ctx context.Context, p searchPlan, since int64) (map[string]int, error) {
-	var rows *sql.Rows
-	var err error
+// countParks counts the hits of p per origin park. A plan that matches
+// through the index (text or facet filters) reads at most scan hits,
+// newest first, the same ones countFacets reads, and reports whether there
+// were more (the counts are then lower bounds): counting every match was
+// a GROUP BY whose cost grew with the club and exceeded the page's
+// (docs/benchmarks.md). A plan without either (every listing of some
+// parks) counts them all: it reads no document and no index entry of the
+// full-text index, and callers use it to check a copy is complete.
+func (s *Store) countParks(ctx context.Context, p searchPlan, since int64) (map[string]int, bool, error) {
 	if p.text != nil && len(p.tiers) == 0 {
-		return map[string]int{}, nil
+		return map[string]int{}, false, nil
 	}
+	hits := map[string]int{}
 	if p.all == "" {
-		rows, err = s.read.QueryContext(ctx, `SELECT park, count(*) FROM listings WHERE updated_at >= ?`+p.columns+` GROUP BY park`,
+		rows, err := s.read.QueryContext(ctx, `SELECT park, count(*) FROM listings WHERE updated_at >= ?`+p.columns+` GROUP BY park`,
 			append([]any{since}, p.columnArgs...)...)
-	} else {
-		rows, err = s.read.QueryContext(ctx, `SELECT l.park, count(*) FROM listings_fts f JOIN listings l ON l.rid = f.rowid
-			WHERE listings_fts MATCH ? AND l.updated_at >= ? GROUP BY l.park`, p.all, since)
+		if err != nil {
+			return nil, false, fmt.Errorf("sqlitestore: count: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var park string
+			var n int
+			if err := rows.Scan(&park, &n); err != nil {
+				return nil, false, err
+			}
+			hits[park] = n
+		}
+		return hits, false, rows.Err()
 	}
+	scan := s.countScan()
+	rows, err := s.read.QueryContext(ctx, `SELECT l.park FROM listings_fts f JOIN listings l ON l.rid = f.rowid
+		WHERE listings_fts MATCH ? AND l.updated_at >= ? ORDER BY f.rowid DESC LIMIT ?`, p.all, since, scan+1)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: count: %w", err)
+		return nil, false, fmt.Errorf("sqlitestore: count: %w", err)
 	}
 	defer rows.Close()
-	hits := map[string]int{}
+	read := 0
 	for rows.Next() {
-		var park string
-		var n int
-		if err := rows.Scan(&park, &n); err != nil {
-			return nil, err
+		if read == scan {
+			return hits, true, rows.Close()
 		}
-		hits[park] = n
+		read++
+		var park string
+		if err := rows.Scan(&park); err != nil {
+			return nil, false, err
+		}
+		hits[park]++
 	}
-	return hits, rows.Err()
+	return hits, false, rows.Err()
+}
+
+// countScan is how many matches, newest first, a search's counts read at
+// most (Store.FacetScan, DefaultFacetScan when unset).
+func (s *Store) countScan() int {
+	if s.FacetScan > 0 {
+		return s.FacetScan
+	}
+	return DefaultFacetScan
 }
 
 // DefaultFacetScan is how many matches, newest first, a search's facet
-// counts read at most (Store.FacetScan): about 2 µs each at 100k
+// counts and per-park hit counts each read at most (Store.FacetScan): about 2 µs each at 100k
 // listings, so counting adds about 2 ms to a query that asks for it;
 // counting every match of a common word adds 50–250 ms, and one FTS5
 // count per facet value more still (docs/benchmarks.md, docs/decisions.md).
@@ -529,10 +559,7 @@ func (s *Store) countFacets(ctx context.Context, p searchPlan, since int64, name
 	if p.text != nil && len(p.tiers) == 0 {
 		return counts, false, nil
 	}
-	scan := s.FacetScan
-	if scan <= 0 {
-		scan = DefaultFacetScan
-	}
+	scan := s.countScan()
 	var rows *sql.Rows
 	var err error
 	switch {
