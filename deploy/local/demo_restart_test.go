@@ -21,7 +21,6 @@ import (
 	"github.com/parkmesh/parkmesh/deploy/local"
 	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
 	"github.com/parkmesh/parkmesh/deploy/testenv/localproc"
-	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 )
 
 // TestDemoFirstRunAndRestart runs the demo as on a first run, with
@@ -47,9 +46,9 @@ func TestDemoFirstRunAndRestart(t *testing.T) {
 	if err := os.WriteFile(install, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const jaegerQuery = "http://127.0.0.1:28801"
-	run := runDemo(t, bin, root, []string{"-gateway-port", fmt.Sprint(nodetest.FreePort(t)), "-service-port", "28700", "-consul-port", "28600",
-		"-jaeger-port", "28801", "-jaeger-otlp-port", "28802", "-jaeger-health-port", "28804", "-jaeger-install", install})
+	const jaegerQuery = "http://127.0.0.1:32741" // fixed ports: see TestDemoSmoke
+	run := runDemo(t, bin, root, []string{"-gateway-port", "32410", "-service-port", "32600", "-consul-port", "32700",
+		"-jaeger-port", "32741", "-jaeger-otlp-port", "32743", "-jaeger-health-port", "32746", "-jaeger-install", install})
 	p := run.demo.Parks[0]
 
 	// The parks serve while Jaeger's "build" is pending.

@@ -173,14 +173,19 @@ func trySearch(p local.ParkInfo, q string) (int, error) {
 // TestDemoSmoke runs the demo as `make demo` does (on other ports, in a temp
 // root), searches every park through its gateway, stops it with SIGINT and
 // checks that no process is left; a second run keeps the first one's data.
+// The demo tests give the demo fixed ports (as a person running it gets)
+// between 32000 and 32767: above the range other tests draw their ports
+// from at random (deploy/testenv/localproc, 10000–32000), below Linux's
+// ephemeral range, so no parallel test or outgoing connection takes one
+// between the demo's two runs (one did, with the earlier 27100).
+
 func TestDemoSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short: the demo smoke test starts three whole parks")
 	}
 	bin := buildDemo(t)
 	root := t.TempDir()
-	base := nodetest.FreePort(t)
-	ports := []string{"-gateway-port", fmt.Sprint(base), "-service-port", "27100", "-consul-port", "28500", "-jaeger-port", "0"}
+	ports := []string{"-gateway-port", "32010", "-service-port", "32200", "-consul-port", "32300", "-jaeger-port", "0"}
 
 	run := runDemo(t, bin, root, ports)
 	demo, stop := run.demo, run.stop
