@@ -171,6 +171,12 @@ func TestEstablishAttacks(t *testing.T) {
 	if _, err := b.fed.Establish(context.Background(), c.generate(t, b.id)); err != nil {
 		t.Fatalf("peering B with C: %v", err)
 	}
+	// B learns C's display names in the background after peering; learned
+	// here first, that write cannot land during an attack below (a later
+	// one finds nothing new, or loses its check-and-set).
+	if _, err := b.fed.Peers.LearnIdentity(context.Background(), c.id); err != nil {
+		t.Fatalf("B learning C's identity: %v", err)
+	}
 	// A's real token for B, which each attack edits.
 	good := a.generate(t, b.id)
 
