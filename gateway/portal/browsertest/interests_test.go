@@ -194,7 +194,7 @@ func TestPortalInterests(t *testing.T) {
 
 	t.Run("audit trail for Chengdu's admin", func(t *testing.T) {
 		if accepted == "" {
-			t.Skip("no interest was accepted")
+			t.Fatal("no interest was accepted: the first journey failed, so this one cannot run")
 		}
 		ad := newPage(t, browser, "Chengdu admin", a.GatewayURL)
 		ad.open("/")
@@ -328,7 +328,7 @@ func TestPortalInterests(t *testing.T) {
 
 	t.Run("phone width", func(t *testing.T) {
 		if accepted == "" {
-			t.Skip("no interest was accepted")
+			t.Fatal("no interest was accepted: the first journey failed, so this one cannot run")
 		}
 		q := pb.on(t)
 		q.do("phone viewport", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
