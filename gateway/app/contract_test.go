@@ -57,12 +57,13 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 	parkLn, parkURL := validated()
 	fedLn, public := validated()
 	g := app.NewMain(io.Discard)
+	gwLog := failLog(t, id+" gateway")
 	// The gateway's own listeners stay (Consul checks the park one).
 	g.Listeners.Park, g.Listeners.Federation = listenLocal(t), listenLocal(t)
 	if err := g.ParseFlags(append([]string{"-data-dir", dir, "-park", id,
 		"-public-url", public, "-webhook-backoff", "100ms", "-feed-heartbeat", "1s",
 		"-webhook-allow-cidr", "127.0.0.0/8", "-max-webhooks", "1"}, append(nameFlags(id), consulFlags(t, agent, consulacl.Gateway)...)...),
-		func(string) string { return "" }, io.Discard); err != nil {
+		func(string) string { return "" }, gwLog); err != nil {
 		t.Fatal(err)
 	}
 	runInproc(t, g.Open, g.Run)
@@ -75,7 +76,7 @@ func startContractPark(t *testing.T, id string, v *openapi.Validator) *contractP
 		t.Cleanup(func() { srv.Close() }) // runs before the gateway stops: ends the streams it serves
 	}
 	p := &contractPark{id: id, keys: ks, parkURL: parkURL, fedURL: public, dir: dir}
-	waitGatewayReady(t, id, p.parkURL+"/readyz")
+	waitGatewayReady(t, id, p.parkURL+"/readyz", agent)
 	return p
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ type recorder struct {
 	stop     chan struct{}
 	mu       sync.Mutex
 	seen     []crossing
+	all      atomic.Int64 // every request proxied, recorded or not
 }
 
 func newRecorder(t *testing.T, from, to *nodetest.Park) *recorder {
@@ -47,6 +49,7 @@ func newRecorder(t *testing.T, from, to *nodetest.Park) *recorder {
 	rec.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Proxied requests (the peer's feed among them) end when the
 		// recorder stops, or closing it would wait for them.
+		rec.all.Add(1)
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		go func() {
@@ -74,6 +77,17 @@ func newRecorder(t *testing.T, from, to *nodetest.Park) *recorder {
 		rec.srv.Close()
 	})
 	return rec
+}
+
+// waitUsed waits until park from's gateway has taken the repointed peer
+// record (it reads records as Consul tells it of them): until then its
+// interests could go to the peer directly, unrecorded.
+func (r *recorder) waitUsed(t *testing.T, from *nodetest.Park) {
+	t.Helper()
+	waitFor(t, from.ID+" reaching "+r.to+" through the recorder", 10*time.Second, func() bool {
+		clubSearch(t, from, "mode=live&q=copper&timeout_ms=1000")
+		return r.all.Load() > 0
+	})
 }
 
 func (r *recorder) crossings() []crossing {
@@ -251,6 +265,8 @@ func TestInterestsAcrossParks(t *testing.T) {
 	toA, toB := newRecorder(t, b, a), newRecorder(t, a, b)
 	repoint(t, b, a.ID, toA.srv.URL)
 	repoint(t, a, b.ID, toB.srv.URL)
+	toA.waitUsed(t, b)
+	toB.waitUsed(t, a)
 
 	// A's webhook receives its interest events.
 	var hookMu sync.Mutex

@@ -54,6 +54,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// failLog is a log a process of the test writes to; its last lines are
+// logged if the test fails (an in-process gateway's log says why it is
+// not ready, where io.Discard would hide it).
+func failLog(t *testing.T, name string) *syncBuffer {
+	b := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+			t.Logf("%s log (last lines):\n%s", name, strings.Join(lines[max(0, len(lines)-30):], "\n"))
+		}
+	})
+	return b
+}
+
 // inprocPark is a park whose services and gateway run inside the test
 // process (real Consul, SQLite, HTTP), so they can share an in-memory span
 // exporter.
@@ -77,7 +91,7 @@ func startInproc(t *testing.T, id string, exp sdktrace.SpanExporter) *inprocPark
 func startInprocWith(t *testing.T, id string, exp sdktrace.SpanExporter, metrics bool) *inprocPark {
 	t.Helper()
 	agent, dir, ks := startInprocNode(t, id, exp)
-	p := &inprocPark{id: id, keys: ks, gwLog: &syncBuffer{}}
+	p := &inprocPark{id: id, keys: ks, gwLog: failLog(t, id+" gateway")}
 	// Listeners on port 0, opened here: the addresses are known (peers are
 	// told the federation one) and no chosen port can be lost to a race.
 	g := app.NewMain(io.Discard)
@@ -95,7 +109,7 @@ func startInprocWith(t *testing.T, id string, exp sdktrace.SpanExporter, metrics
 		t.Fatal(err)
 	}
 	p.stopGW = runInproc(t, g.Open, g.Run)
-	waitGatewayReady(t, id, ready)
+	waitGatewayReady(t, id, ready, agent)
 	return p
 }
 
@@ -151,7 +165,7 @@ func consulFlags(t *testing.T, agent *consultest.Agent, process string) []string
 func startInprocServices(t *testing.T, id, dir string, agent *consultest.Agent, exp sdktrace.SpanExporter) {
 	t.Helper()
 	for _, spec := range []listingservice.Spec{directory.Spec, projectsvc.Spec, talent.Spec} {
-		m := listingservice.NewMain(spec, io.Discard)
+		m := listingservice.NewMain(spec, failLog(t, id+" "+spec.Name))
 		m.Telemetry = telemetry.Config{Exporter: exp}
 		args := append([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", id, "-log-level", "error"}, consulFlags(t, agent, spec.Name)...)
 		if err := m.ParseFlags(args, func(string) string { return "" }); err != nil {
@@ -162,19 +176,38 @@ func startInprocServices(t *testing.T, id, dir string, agent *consultest.Agent, 
 }
 
 // waitGatewayReady waits until the gateway's readiness at url reports an
-// instance of every kind.
-func waitGatewayReady(t *testing.T, id, url string) {
+// instance of every kind. If it never does, what it last answered and what
+// the agent says of each service's health are logged.
+func waitGatewayReady(t *testing.T, id, url string, agent *consultest.Agent) {
 	t.Helper()
-	waitFor(t, id+" gateway sees its services", 20*time.Second, func() bool {
+	var last string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var body struct{ Instances map[string]int }
 		res, err := http.Get(url)
 		if err != nil {
-			return false
+			last = err.Error()
+		} else {
+			raw, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			last = fmt.Sprintf("%d %s", res.StatusCode, raw)
+			json.Unmarshal(raw, &body)
 		}
-		defer res.Body.Close()
-		var body struct{ Instances map[string]int }
-		json.NewDecoder(res.Body).Decode(&body)
-		return body.Instances["organization"] > 0 && body.Instances["project"] > 0 && body.Instances["talent"] > 0
-	})
+		if body.Instances["organization"] > 0 && body.Instances["project"] > 0 && body.Instances["talent"] > 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, k := range listing.Kinds {
+		checks, _, err := agent.Client().Health().Checks(k.ServiceName(), nil)
+		for _, c := range checks {
+			t.Logf("agent: %s %s: %s %s", k.ServiceName(), c.ServiceID, c.Status, c.Output)
+		}
+		if err != nil || len(checks) == 0 {
+			t.Logf("agent: %s: no checks (%v)", k.ServiceName(), err)
+		}
+	}
+	t.Fatalf("timed out waiting for %s gateway to see its services; readiness last said: %s", id, last)
 }
 
 func (p *inprocPark) do(t *testing.T, method, path string, role parktoken.Role, body string, hdr ...string) (int, []byte) {
