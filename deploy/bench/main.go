@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/bench/relevance"
 	"github.com/parkmesh/parkmesh/deploy/local"
 )
 
@@ -71,7 +72,7 @@ func main() {
 	flag.StringVar(&cfg.root, "root", filepath.Join(".parkmesh", "bench"), "working directory (binaries, seeds, data, logs)")
 	flag.StringVar(&cfg.record, "record", filepath.Join("docs", "benchmarks.md"), "file the results are appended to (\"\" to skip)")
 	flag.StringVar(&queries, "queries", "硅谷,新材料,copper,medical device,芯片 设计,innovation", "comma-separated query mix")
-	flag.StringVar(&cfg.judgments, "judgments", judgmentsFile, "relevance mode: the judged query set")
+	flag.StringVar(&cfg.judgments, "judgments", relevance.JudgmentsFile, "relevance mode: the judged query set")
 	flag.BoolVar(&cfg.verbose, "v", false, "relevance mode: print each query's scores")
 	flag.Parse()
 	cfg.queries = strings.Split(queries, ",")

@@ -1,8 +1,7 @@
-package main
+package relevance
 
 import (
 	"math"
-	"path/filepath"
 	"testing"
 )
 
@@ -27,16 +26,16 @@ func TestRelevanceMetrics(t *testing.T) {
 		{"seven relevant", []int{1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 2}, []int{2, 1, 1, 1, 1, 1, 1}, 0.6, -1},
 	}
 	for _, tt := range tests {
-		if p := precisionAt5(tt.got, len(tt.judged)); !near(p, tt.p5) {
+		if p := PrecisionAt5(tt.got, len(tt.judged)); !near(p, tt.p5) {
 			t.Errorf("%s: P@5 = %v, want %v", tt.name, p, tt.p5)
 		}
 		if tt.ndcg >= 0 {
-			if n := ndcgAt10(tt.got, tt.judged); !near(n, tt.ndcg) {
+			if n := NDCGAt10(tt.got, tt.judged); !near(n, tt.ndcg) {
 				t.Errorf("%s: nDCG@10 = %v, want %v", tt.name, n, tt.ndcg)
 			}
 		}
 	}
-	if n := ndcgAt10([]int{1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 2}, []int{2, 1, 1, 1, 1, 1, 1}); n >= ndcgAt10([]int{2, 1, 1, 0, 1}, []int{2, 1, 1, 1, 1, 1, 1}) {
+	if n := NDCGAt10([]int{1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 2}, []int{2, 1, 1, 1, 1, 1, 1}); n >= NDCGAt10([]int{2, 1, 1, 0, 1}, []int{2, 1, 1, 1, 1, 1, 1}) {
 		t.Errorf("a grade-2 result beyond the tenth counts: %v", n)
 	}
 }
@@ -54,7 +53,7 @@ const (
 // `go run ./deploy/bench -mode relevance` does, and fails below the floors
 // or when a query finds nothing although a listing is relevant.
 func TestRelevanceFloor(t *testing.T) {
-	scores, err := relevanceRun(t.Context(), t.TempDir(), filepath.Join("relevance", "judgments.json"))
+	scores, err := Run(t.Context(), t.TempDir(), "judgments.json")
 	if err != nil {
 		t.Fatal(err)
 	}
