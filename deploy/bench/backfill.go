@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/bench/internal/procstat"
+	"github.com/parkmesh/parkmesh/deploy/bench/internal/seed"
 	"github.com/parkmesh/parkmesh/deploy/local"
 	"github.com/parkmesh/parkmesh/gateway/search"
 )
@@ -20,12 +22,12 @@ import (
 // backfillRound is what one new peering's backfill took, measured at the
 // following park from the moment its establish request was answered.
 type backfillRound struct {
-	known    time.Duration // the park first answered as a target (syncing)
-	live     time.Duration // its part first answered live
-	complete time.Duration // live with every visible listing: the backfill time
-	hits     int           // hits when complete (or at the timeout)
-	cpu      cpuTimes      // CPU used by each process until complete
-	machine  time.Duration // CPU used on the whole machine meanwhile
+	known    time.Duration  // the park first answered as a target (syncing)
+	live     time.Duration  // its part first answered live
+	complete time.Duration  // live with every visible listing: the backfill time
+	hits     int            // hits when complete (or at the timeout)
+	cpu      procstat.Times // CPU used by each process until complete
+	machine  time.Duration  // CPU used on the whole machine meanwhile
 	err      error
 }
 
@@ -81,8 +83,8 @@ func measureBackfill(ctx context.Context, cfg config, c *local.Cluster, from, to
 		return r
 	}
 	t0 := time.Now()
-	cpu0, busy0 := readCPU(c.PIDs()), machineBusy()
-	defer func() { r.cpu, r.machine = readCPU(c.PIDs()).since(cpu0), machineBusy()-busy0 }()
+	cpu0, busy0 := procstat.ReadCPU(c.PIDs()), procstat.MachineBusy()
+	defer func() { r.cpu, r.machine = procstat.ReadCPU(c.PIDs()).Since(cpu0), procstat.MachineBusy()-busy0 }()
 	status := url.Values{"scope": {"club"}, "parks": {from.ID}, "limit": {"1"}, "q": {noMatch}}
 	count := url.Values{"scope": {"club"}, "parks": {from.ID}, "limit": {"1"}}
 	r.err = until(ctx, cfg.syncTimeout, 100*time.Millisecond, func() (bool, error) {
@@ -152,7 +154,7 @@ func runBackfill(ctx context.Context, cfg config, out io.Writer) (err error) {
 	pr := progress{out: out, start: time.Now()}
 	loadBefore := loadAvg()
 	x, y := parkID(0), parkID(1)
-	sd := &seeder{root: cfg.root, listings: func(park string) int {
+	sd := &seed.Seeder{Root: cfg.root, Listings: func(park string) int {
 		if park == x {
 			return cfg.listings
 		}
@@ -166,11 +168,11 @@ func runBackfill(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	gws := newGateways(c.Parks)
 	from, to := gws[0], gws[1]
-	all, err := sd.count(x, x)
+	all, err := sd.Count(x, x)
 	if err != nil {
 		return err
 	}
-	want, err := sd.count(x, y)
+	want, err := sd.Count(x, y)
 	if err != nil {
 		return err
 	}
@@ -214,7 +216,7 @@ func runBackfill(ctx context.Context, cfg config, out io.Writer) (err error) {
 		"times run from %s's answer to the establish request to its club search (`parks=%s`) answering that park `live` (status polled every 100 ms with a term nothing matches) with all %d (counted once live). "+
 		"Between rounds the peering is deleted on both sides and the bench waits for %s's purge. "+
 		"Load average (1, 5, 15 min) before start %s, before the first round %s, at the end %s (2 cores, shared).\n\n",
-		x, all, want, privateEvery, y, x, y, y, x, want, y, loadBefore, loadAt, loadAfter)
+		x, all, want, seed.PrivateEvery, y, x, y, y, x, want, y, loadBefore, loadAt, loadAfter)
 	fmt.Fprintf(&b, "| round | park known (syncing) s | live s | live with all listings s | listings/s | CPU s: %s gateway (follows, indexes) | %s gateway (serves the feed) | %s services | whole machine |\n", y, x, x)
 	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var totals []time.Duration
@@ -225,6 +227,6 @@ func runBackfill(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	sort.Slice(totals, func(i, j int) bool { return totals[i] < totals[j] })
 	fmt.Fprintf(&b, "\nMedian backfill of %d listings: **%.2f s** (aim ≤ 10 s). The whole machine has %d CPUs (%.0f CPU-s per round at most); CPU by process in the last round: %s.\n",
-		want, pct(totals, 50).Seconds(), runtime.NumCPU(), float64(runtime.NumCPU())*rounds[len(rounds)-1].complete.Seconds(), rounds[len(rounds)-1].cpu.top(6))
+		want, pct(totals, 50).Seconds(), runtime.NumCPU(), float64(runtime.NumCPU())*rounds[len(rounds)-1].complete.Seconds(), rounds[len(rounds)-1].cpu.Top(6))
 	return report(cfg, b.String(), out)
 }

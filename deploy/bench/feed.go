@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/bench/internal/procstat"
+	"github.com/parkmesh/parkmesh/deploy/bench/internal/seed"
 	"github.com/parkmesh/parkmesh/gateway/sse"
 )
 
@@ -225,7 +227,7 @@ func runFeed(ctx context.Context, cfg config, out io.Writer) (err error) {
 	loadBefore := loadAvg()
 	ids := parkIDs(cfg.parks)
 	pr.say("starting %d parks (load average %s)…", cfg.parks, loadBefore)
-	c, err := startParks(ctx, cfg, ids, &seeder{root: cfg.root, listings: func(string) int { return 0 }})
+	c, err := startParks(ctx, cfg, ids, &seed.Seeder{Root: cfg.root, Listings: func(string) int { return 0 }})
 	defer stopClub(c, &err)
 	if err != nil {
 		return err
@@ -259,22 +261,22 @@ func runFeed(ctx context.Context, cfg config, out io.Writer) (err error) {
 			return ctx.Err()
 		}
 	}
-	idle, idleBusy := idleCPU(c.PIDs(), 3*time.Second)
+	idle, idleBusy := procstat.IdleCPU(c.PIDs(), 3*time.Second)
 	loadAt := loadAvg()
 
 	pr.say("phase 1/2: %d listings/s for %s…", cfg.rate, cfg.duration)
-	cpu0, busy0 := readCPU(c.PIDs()), machineBusy()
+	cpu0, busy0 := procstat.ReadCPU(c.PIDs()), procstat.MachineBusy()
 	made := create(ctx, origin, cfg.rate, 0, cfg.duration)
 	lat, missing, dups := deliveries(subs, made, 30*time.Second)
-	rateCPU, rateBusy := readCPU(c.PIDs()).since(cpu0), machineBusy()-busy0
+	rateCPU, rateBusy := procstat.ReadCPU(c.PIDs()).Since(cpu0), procstat.MachineBusy()-busy0
 
 	pr.say("phase 2/2: as fast as %d writers go for %s…", cfg.concurrency, cfg.duration)
 	t0 := time.Now()
-	cpu0, busy0 = readCPU(c.PIDs()), machineBusy()
+	cpu0, busy0 = procstat.ReadCPU(c.PIDs()), procstat.MachineBusy()
 	burst := create(ctx, origin, 0, cfg.concurrency, cfg.duration)
 	writeRate := float64(len(burst)) / time.Since(t0).Seconds()
 	bl, bmissing, bdups := deliveries(subs, burst, 60*time.Second)
-	burstCPU, burstBusy := readCPU(c.PIDs()).since(cpu0), machineBusy()-busy0
+	burstCPU, burstBusy := procstat.ReadCPU(c.PIDs()).Since(cpu0), procstat.MachineBusy()-busy0
 	bdups -= dups // the subscribers count duplicates over both phases
 	var lastArrival time.Time
 	reconnects := 0
@@ -304,12 +306,12 @@ func runFeed(ctx context.Context, cfg config, out io.Writer) (err error) {
 	fmt.Fprintf(&b, "\nAt %d/s: p99 **%s ms** (aim ≤ 20 ms), %d missing, %d duplicated (aim 0 and 0). "+
 		"Unthrottled: %.0f creates/s accepted through one gateway; delivered to every subscriber at %.0f changes/s per subscriber, %d missing, %d duplicated; the subscribers reconnected %d times.\n",
 		cfg.rate, ms(pct(lat, 99)), missing, dups, writeRate, deliverRate, bmissing, bdups, reconnects)
-	cpuLine := func(name string, t cpuTimes, busy time.Duration) {
+	cpuLine := func(name string, t procstat.Times, busy time.Duration) {
 		gw := t[origin.ID+" gateway"]
 		svc := t[origin.ID+" directory"] + t[origin.ID+" project"] + t[origin.ID+" talent"]
 		fmt.Fprintf(&b, "CPU in the %s phase (until the last delivery): %s's gateway %.1f s, its services %.1f s, the other gateways %.1f s, the bench %.1f s, the whole machine %.1f s (other work on it: %.1f s).\n",
-			name, origin.ID, gw.Seconds(), svc.Seconds(), t.gateways(origin.ID).Seconds(),
-			t["bench"].Seconds(), busy.Seconds(), (busy - t.sum("")).Seconds())
+			name, origin.ID, gw.Seconds(), svc.Seconds(), t.Gateways(origin.ID).Seconds(),
+			t["bench"].Seconds(), busy.Seconds(), (busy - t.Sum("")).Seconds())
 	}
 	fmt.Fprintf(&b, "Idle for 3 s before measuring (subscribers connected, nothing created), the %d parks' processes used %.1f CPU-s, the whole machine %.1f.\n", cfg.parks, idle.Seconds(), idleBusy.Seconds())
 	cpuLine(fmt.Sprintf("%d/s", cfg.rate), rateCPU, rateBusy)

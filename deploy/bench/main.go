@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/bench/internal/seed"
 	"github.com/parkmesh/parkmesh/deploy/bench/relevance"
 	"github.com/parkmesh/parkmesh/deploy/local"
 )
@@ -109,13 +110,13 @@ func parkIDs(n int) []string {
 // is reported, naming it), each from a fresh data directory holding
 // s's seed for it and with fresh logs; it does not peer them. Pass the cluster to stopClub
 // whatever the error.
-func startParks(ctx context.Context, cfg config, ids []string, s *seeder) (*local.Cluster, error) {
+func startParks(ctx context.Context, cfg config, ids []string, s *seed.Seeder) (*local.Cluster, error) {
 	// The launcher appends to log files; a run's logs are its own.
 	if err := os.RemoveAll(filepath.Join(cfg.root, "logs")); err != nil {
 		return nil, err
 	}
 	return local.Start(ctx, local.Config{
-		Root: cfg.root, Parks: ids, GatewayBasePort: 9101, ServiceBasePort: 27200, ConsulBasePort: 29000, Seed: s.prepare,
+		Root: cfg.root, Parks: ids, GatewayBasePort: 9101, ServiceBasePort: 27200, ConsulBasePort: 29000, Seed: s.Prepare,
 	}, io.Discard)
 }
 

@@ -18,6 +18,8 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/parkmesh/parkmesh/deploy/bench/internal/procstat"
+	"github.com/parkmesh/parkmesh/deploy/bench/internal/seed"
 	"github.com/parkmesh/parkmesh/deploy/local"
 	"github.com/parkmesh/parkmesh/gateway/peering"
 	"github.com/parkmesh/parkmesh/gateway/search"
@@ -182,9 +184,9 @@ type searchCost struct {
 // measureCost sends searches of kind k only, for d, and divides the CPU
 // the club used meanwhile by the searches sent.
 func measureCost(ctx context.Context, cfg config, c *local.Cluster, g *gateway, k kind, d time.Duration) searchCost {
-	cpu0 := readCPU(c.PIDs())
+	cpu0 := procstat.ReadCPU(c.PIDs())
 	ss := interleave(ctx, cfg, g, []kind{k}, cfg.concurrency, d)
-	t := readCPU(c.PIDs()).since(cpu0)
+	t := procstat.ReadCPU(c.PIDs()).Since(cpu0)
 	sc := searchCost{kind: k, n: len(ss), p50: summarize(ss, d).p50}
 	if sc.n == 0 {
 		return sc
@@ -192,7 +194,7 @@ func measureCost(ctx context.Context, cfg config, c *local.Cluster, g *gateway, 
 	per := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 / float64(sc.n) }
 	gw := t[g.ID+" gateway"]
 	svc := t[g.ID+" directory"] + t[g.ID+" project"] + t[g.ID+" talent"]
-	sc.gateway, sc.services, sc.rest = per(gw), per(svc), t.sum("bench-park-")-gw-svc
+	sc.gateway, sc.services, sc.rest = per(gw), per(svc), t.Sum("bench-park-")-gw-svc
 	return sc
 }
 
@@ -297,7 +299,7 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	pr := progress{out: out, start: time.Now()}
 	loadBefore := loadAvg()
 	ids := parkIDs(cfg.parks)
-	sd := &seeder{root: cfg.root, listings: func(string) int { return cfg.listings }}
+	sd := &seed.Seeder{Root: cfg.root, Listings: func(string) int { return cfg.listings }}
 	pr.say("starting %d parks with %d listings each (load average %s)…", cfg.parks, cfg.listings, loadBefore)
 	c, err := startParks(ctx, cfg, ids, sd)
 	defer stopClub(c, &err)
@@ -332,7 +334,7 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	allLive := time.Since(t0)
 	want := map[string]int{}
 	for _, id := range ids {
-		if want[id], err = sd.count(id, first.ID); err != nil {
+		if want[id], err = sd.Count(id, first.ID); err != nil {
 			return err
 		}
 	}
@@ -347,15 +349,15 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 		total += n
 	}
 	pr.say("measuring the club's idle CPU…")
-	idle, idleBusy := idleCPU(c.PIDs(), 3*time.Second)
-	rss := residentMB(c.PIDs())
+	idle, idleBusy := procstat.IdleCPU(c.PIDs(), 3*time.Second)
+	rss := procstat.ResidentMB(c.PIDs())
 	pr.say("warming up…")
 	interleave(ctx, cfg, first, []kind{localSearch, indexSearch}, cfg.concurrency, 3*time.Second)
 	loadAt := loadAvg()
 	pr.say("interleaved loop, local vs club (index), %d searchers, %s…", cfg.concurrency, cfg.duration)
-	cpu0, busy0 := readCPU(c.PIDs()), machineBusy()
+	cpu0, busy0 := procstat.ReadCPU(c.PIDs()), procstat.MachineBusy()
 	loop := interleave(ctx, cfg, first, []kind{localSearch, indexSearch}, cfg.concurrency, cfg.duration)
-	loopCPU, loopBusy := readCPU(c.PIDs()).since(cpu0), machineBusy()-busy0
+	loopCPU, loopBusy := procstat.ReadCPU(c.PIDs()).Since(cpu0), procstat.MachineBusy()-busy0
 	// What one search costs, and where: each kind alone for a while, with
 	// the CPU of the searching park's gateway and services.
 	var costs []searchCost
@@ -434,7 +436,7 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 		"Start-up %.0f s, %d peerings (%s) %.1f s; %s's club index live for all %d parks %.1f s after the last peering, every park's %.1f s after. "+
 		"It then held %d listings (%d expected: its own and every peer's visible ones; %s), %.1f s later %d (%s). "+
 		"Load average (1, 5, 15 min) before start %s, before measuring %s, at the end %s (2 cores, shared).\n\n",
-		first.ID, cfg.queries, privateEvery, startTook.Seconds(), peerings, cfg.peering, peerTook.Seconds(),
+		first.ID, cfg.queries, seed.PrivateEvery, startTook.Seconds(), peerings, cfg.peering, peerTook.Seconds(),
 		first.ID, cfg.parks, firstLive.Seconds(), allLive.Seconds(), held.hits(), total, shortfall(held, want), allLive.Seconds()-firstLive.Seconds(), heldLate.hits(), shortfall(heldLate, want),
 		loadBefore, loadAt, loadAfter)
 	fmt.Fprintln(&b, "| phase | search | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | partial | failed |")
@@ -464,8 +466,8 @@ func runSearch(ctx context.Context, cfg config, out io.Writer) (err error) {
 	gw := loopCPU[first.ID+" gateway"]
 	svc := loopCPU[first.ID+" directory"] + loopCPU[first.ID+" project"] + loopCPU[first.ID+" talent"]
 	fmt.Fprintf(&b, "CPU during the interleaved loop (%s, %d CPUs): %s's gateway %.1f s, its services %.1f s, every other process of the %d parks %.1f s, the bench %.1f s, the whole machine %.1f s (other work on it: %.1f s).\n",
-		cfg.duration, runtime.NumCPU(), first.ID, gw.Seconds(), svc.Seconds(), cfg.parks, (loopCPU.sum("bench-park-") - gw - svc).Seconds(), loopCPU["bench"].Seconds(),
-		loopBusy.Seconds(), (loopBusy - loopCPU.sum("")).Seconds())
+		cfg.duration, runtime.NumCPU(), first.ID, gw.Seconds(), svc.Seconds(), cfg.parks, (loopCPU.Sum("bench-park-") - gw - svc).Seconds(), loopCPU["bench"].Seconds(),
+		loopBusy.Seconds(), (loopBusy - loopCPU.Sum("")).Seconds())
 	for _, sc := range costs {
 		fmt.Fprintf(&b, "%s alone (%d searchers, %s): %d searches, p50 %s ms; CPU per search: %s's gateway %.1f ms, its services %.1f ms (the rest of the club used %.1f CPU-s meanwhile).\n",
 			sc.kind, cfg.concurrency, cfg.phase/2, sc.n, ms(sc.p50), first.ID, sc.gateway, sc.services, sc.rest.Seconds())

@@ -1,4 +1,7 @@
-package main
+// Package procstat reads what the bench measures of processes from /proc:
+// CPU time per cluster process, the machine's busy time, resident memory.
+// Without /proc the readings are empty or zero.
+package procstat
 
 import (
 	"bytes"
@@ -15,14 +18,14 @@ import (
 // every Linux this runs on.
 const clockTick = 10 * time.Millisecond
 
-// cpuTimes is the CPU time (user + system) each process has used, keyed by
+// Times is the CPU time (user + system) each process has used, keyed by
 // "<park> <binary>" ("bench-park-02 gateway", "bench-park-01 consul"), the
 // bench itself as "bench". Without /proc it is empty.
-type cpuTimes map[string]time.Duration
+type Times map[string]time.Duration
 
-// readCPU reads the CPU times of pids and of the bench itself.
-func readCPU(pids []int) cpuTimes {
-	out := cpuTimes{}
+// ReadCPU reads the CPU times of pids and of the bench itself.
+func ReadCPU(pids []int) Times {
+	out := Times{}
 	if d, ok := procCPU("self"); ok {
 		out["bench"] = d
 	}
@@ -80,17 +83,17 @@ func procLabel(pid int) string {
 	return name
 }
 
-// since is the CPU used between before and t.
-func (t cpuTimes) since(before cpuTimes) cpuTimes {
-	out := cpuTimes{}
+// Since is the CPU used between before and t.
+func (t Times) Since(before Times) Times {
+	out := Times{}
 	for k, d := range t {
 		out[k] = d - before[k]
 	}
 	return out
 }
 
-// sum adds the times of the labels that start with prefix.
-func (t cpuTimes) sum(prefix string) time.Duration {
+// Sum adds the times of the labels that start with prefix.
+func (t Times) Sum(prefix string) time.Duration {
 	var d time.Duration
 	for k, v := range t {
 		if strings.HasPrefix(k, prefix) {
@@ -100,8 +103,8 @@ func (t cpuTimes) sum(prefix string) time.Duration {
 	return d
 }
 
-// gateways adds the times of every park's gateway but except's.
-func (t cpuTimes) gateways(except string) time.Duration {
+// Gateways adds the times of every park's gateway but except's.
+func (t Times) Gateways(except string) time.Duration {
 	var d time.Duration
 	for k, v := range t {
 		if strings.HasSuffix(k, " gateway") && k != except+" gateway" {
@@ -111,8 +114,8 @@ func (t cpuTimes) gateways(except string) time.Duration {
 	return d
 }
 
-// top lists the n largest, "label 1.2 s".
-func (t cpuTimes) top(n int) string {
+// Top lists the n largest, "label 1.2 s".
+func (t Times) Top(n int) string {
 	type kv struct {
 		k string
 		d time.Duration
@@ -129,10 +132,10 @@ func (t cpuTimes) top(n int) string {
 	return strings.Join(parts, ", ")
 }
 
-// machineBusy is the CPU time every process on the machine has used
+// MachineBusy is the CPU time every process on the machine has used
 // (all of /proc/stat's first line but idle and iowait): with the
 // cluster's own, it shows how much went to other work.
-func machineBusy() time.Duration {
+func MachineBusy() time.Duration {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0
@@ -152,19 +155,19 @@ func machineBusy() time.Duration {
 	return time.Duration(busy) * clockTick
 }
 
-// idleCPU measures, for d, the CPU the cluster's processes use with no
+// IdleCPU measures, for d, the CPU the cluster's processes use with no
 // load from the bench: their background work (health checks, Consul,
 // heartbeats, polling).
-func idleCPU(pids []int, d time.Duration) (cluster, machine time.Duration) {
-	cpu0, busy0 := readCPU(pids), machineBusy()
+func IdleCPU(pids []int, d time.Duration) (cluster, machine time.Duration) {
+	cpu0, busy0 := ReadCPU(pids), MachineBusy()
 	time.Sleep(d)
-	t := readCPU(pids).since(cpu0)
-	return t.sum("") - t["bench"], machineBusy() - busy0
+	t := ReadCPU(pids).Since(cpu0)
+	return t.Sum("") - t["bench"], MachineBusy() - busy0
 }
 
-// residentMB is the resident memory of pids together, in MiB (0 without
+// ResidentMB is the resident memory of pids together, in MiB (0 without
 // /proc).
-func residentMB(pids []int) int {
+func ResidentMB(pids []int) int {
 	kb := 0
 	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

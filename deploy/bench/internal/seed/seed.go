@@ -1,4 +1,7 @@
-package main
+// Package seed gives the bench's parks their services' databases, filled
+// with synthetic listings (pkg/listing/synth) made once per park and size
+// and copied for each run.
+package seed
 
 import (
 	"context"
@@ -17,29 +20,29 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
-// privateEvery makes one seeded listing in this many private: a peer's
+// PrivateEvery makes one seeded listing in this many private: a peer's
 // club index must hold every other one and never these.
-const privateEvery = 20
+const PrivateEvery = 20
 
-// seeder gives every park a fresh data directory holding its services'
+// Seeder gives every park a fresh data directory holding its services'
 // databases with a fixed number of synthetic listings. The databases are
 // made once per park and size under <root>/seed/<park>-<m> and copied for
 // each run.
-type seeder struct {
-	root     string
-	listings func(park string) int
+type Seeder struct {
+	Root     string                // the bench's working directory
+	Listings func(park string) int // how many listings park gets
 }
 
-// prepare is the launcher's Seed: it empties dataDir and copies the park's
+// Prepare is the launcher's Seed: it empties dataDir and copies the park's
 // seeded databases into it, seeding them first if need be.
-func (s *seeder) prepare(park, dataDir string) error {
+func (s *Seeder) Prepare(park, dataDir string) error {
 	if err := os.RemoveAll(dataDir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return err
 	}
-	m := s.listings(park)
+	m := s.Listings(park)
 	if m == 0 {
 		return nil
 	}
@@ -63,8 +66,8 @@ func (s *seeder) prepare(park, dataDir string) error {
 // seed returns the directory of park's seeded databases with m listings,
 // making it when missing (in a temporary directory renamed at the end, so
 // an interrupted seed is made again).
-func (s *seeder) seed(park string, m int) (string, error) {
-	dir := filepath.Join(s.root, "seed", fmt.Sprintf("%s-%d", park, m))
+func (s *Seeder) seed(park string, m int) (string, error) {
+	dir := filepath.Join(s.Root, "seed", fmt.Sprintf("%s-%d", park, m))
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
@@ -92,7 +95,7 @@ func (s *seeder) seed(park string, m int) (string, error) {
 		}
 		for i := 0; i < want; i++ {
 			l := synth.Listing(r, ki*1_000_000/3+i, k, park, now)
-			if n++; n%privateEvery == 0 {
+			if n++; n%PrivateEvery == 0 {
 				l.Visibility = listing.Private
 			}
 			if err := st.Create(context.Background(), l); err != nil {
@@ -107,11 +110,11 @@ func (s *seeder) seed(park string, m int) (string, error) {
 	return dir, os.Rename(tmp, dir)
 }
 
-// count returns how many of park's seeded listings viewer may see: all of
+// Count returns how many of park's seeded listings viewer may see: all of
 // them for the park itself ("" or park), those visible to viewer for a
 // peer.
-func (s *seeder) count(park, viewer string) (int, error) {
-	m := s.listings(park)
+func (s *Seeder) Count(park, viewer string) (int, error) {
+	m := s.Listings(park)
 	if m == 0 {
 		return 0, nil
 	}
