@@ -90,6 +90,13 @@ type Store struct {
 	rejectedTotal *prometheus.CounterVec
 	ignored       prometheus.Gauge
 
+	// wmu orders this replica's writes of records with their local
+	// effect: a write to Consul and its application here happen together,
+	// so a deletion is never followed by the local effect of an update
+	// that reached Consul before it (the peer would be trusted again here
+	// until the watch answered).
+	wmu sync.Mutex
+
 	mu          sync.RWMutex
 	peers       map[string]*Peer
 	index       uint64
@@ -445,6 +452,8 @@ func (s *Store) Put(ctx context.Context, p *Peer) error {
 // put is Put; with index > 0 a check-and-set that writes only over that
 // version of the record, reporting false when it was changed meanwhile.
 func (s *Store) put(ctx context.Context, p *Peer, index uint64) (bool, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	b, err := sealPeer(s.cfg.Keys(), p)
 	if err != nil {
 		return false, err
@@ -465,6 +474,27 @@ func (s *Store) put(ctx context.Context, p *Peer, index uint64) (bool, error) {
 	s.mu.Unlock()
 	s.changed()
 	return true, nil
+}
+
+// update rewrites park's record, as Consul holds it now, with change, by
+// check-and-set: a change made from what was fetched over the network
+// meanwhile must not undo a write made in between (a deletion, a new URL
+// or keys from a re-peering); a record changed in between is left alone
+// for the next round. change reports false to leave the record as it is.
+func (s *Store) update(ctx context.Context, park string, change func(cur *Peer) (*Peer, bool)) (bool, error) {
+	kv, _, err := s.kv.Get(kvPeers+park, (&consulapi.QueryOptions{}).WithContext(ctx))
+	if err != nil || kv == nil {
+		return false, err
+	}
+	cur, _, err := openPeer(s.cfg.Keys(), kv.Key, kv.Value)
+	if err != nil {
+		return false, err
+	}
+	np, ok := change(cur)
+	if !ok {
+		return false, nil
+	}
+	return s.put(ctx, np, kv.ModifyIndex)
 }
 
 // writtenAt returns the index of the peer list as Consul answers it right
@@ -493,6 +523,8 @@ func (s *Store) changed() {
 // Delete removes the peer id; every replica stops trusting it as soon as
 // its watch fires.
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if _, ok := s.Get(id); !ok {
 		return false, nil
 	}
@@ -539,11 +571,23 @@ func (s *Store) RefreshKeys(park string) bool {
 		s.logger.Warn("peer JWKS refresh failed", "peer", park, "err", err)
 		return false
 	}
-	np := *p
-	np.Keys = pinKeys(keys)
-	np.KeysRefreshedAt = time.Now().UTC()
-	if err := s.Put(ctx, &np); err != nil {
+	// Written over the record as it is now, and only if it still names
+	// the URL the keys came from: the peering may have been deleted or
+	// made anew while they were fetched.
+	changed, err := s.update(ctx, park, func(cur *Peer) (*Peer, bool) {
+		if cur.URL != p.URL {
+			return nil, false
+		}
+		np := *cur
+		np.Keys = pinKeys(keys)
+		np.KeysRefreshedAt = time.Now().UTC()
+		return &np, true
+	})
+	if err != nil {
 		s.logger.Warn("storing refreshed peer keys failed", "peer", park, "err", err)
+		return false
+	}
+	if !changed {
 		return false
 	}
 	s.logger.Info("peer keys refreshed", "peer", park, "keys", len(keys))
@@ -586,25 +630,16 @@ func (s *Store) LearnIdentity(ctx context.Context, park string) (bool, error) {
 	if id.Country != "" && !listing.ValidCountry(id.Country) {
 		id.Country = ""
 	}
-	// The record is read again and written back only if it is still that
-	// version (check-and-set): the identity was fetched over the network
-	// meanwhile, and a blind write of the copy read before would undo a
-	// change made in between (a new URL or keys from a re-peering).
-	kv, _, err := s.kv.Get(kvPeers+park, (&consulapi.QueryOptions{}).WithContext(ctx))
-	if err != nil || kv == nil {
+	changed, err := s.update(ctx, park, func(cur *Peer) (*Peer, bool) {
+		if cur.DisplayName != nil && *cur.DisplayName == id.DisplayName && cur.Country == id.Country {
+			return nil, false
+		}
+		np := *cur
+		np.DisplayName, np.Country, np.IdentityAt = &id.DisplayName, id.Country, time.Now().UTC()
+		return &np, true
+	})
+	if err != nil || !changed {
 		return false, err
-	}
-	cur, _, err := openPeer(s.cfg.Keys(), kv.Key, kv.Value)
-	if err != nil {
-		return false, err
-	}
-	if cur.DisplayName != nil && *cur.DisplayName == id.DisplayName && cur.Country == id.Country {
-		return false, nil
-	}
-	np := *cur
-	np.DisplayName, np.Country, np.IdentityAt = &id.DisplayName, id.Country, time.Now().UTC()
-	if ok, err := s.put(ctx, &np, kv.ModifyIndex); err != nil || !ok {
-		return false, err // !ok: changed meanwhile; the next round reads it again
 	}
 	s.logger.Info("peer identity learned", "peer", park, "name_en", id.DisplayName.EN, "country", id.Country)
 	return true, nil

@@ -479,3 +479,64 @@ func TestStoreAdoptsUnsignedRecordsOnce(t *testing.T) {
 		t.Errorf("a gateway with a new data directory has peers %s, want chengdu-hitech only", got)
 	}
 }
+
+// TestStoreFetchesNeverUndoADeletion: a key refresh or an identity read
+// still fetching from the peer when its peering is deleted does not bring
+// the peering back, in Consul or in this replica's memory (it would be
+// trusted again).
+func TestStoreFetchesNeverUndoADeletion(t *testing.T) {
+	t.Parallel()
+	agent := consultest.Start(t)
+	ks, peerKeys := testKeys(t), testKeys(t)
+	s := startStore(t, agent.HTTPAddr(), agent.Token(t, consulacl.Gateway), func() *parkkey.KeySet { return ks }, t.TempDir(), 300*time.Millisecond)
+	s.refreshEvery = 0
+
+	asked, release := make(chan string, 4), make(chan struct{})
+	peerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked <- r.URL.Path
+		<-release
+		switch r.URL.Path {
+		case "/.well-known/jwks.json":
+			json.NewEncoder(w).Encode(peerKeys.JWKS())
+		case "/.well-known/parkmesh.json":
+			fmt.Fprint(w, `{"park":"chengdu-hitech","display_name":{"zh":"成都高新区","en":"Chengdu Hi-tech Zone"},"country":"CN"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(peerSrv.Close)
+
+	for _, c := range []struct {
+		name  string
+		fetch func()
+	}{
+		{"key refresh", func() { s.RefreshKeys("chengdu-hitech") }},
+		{"identity read", func() { s.LearnIdentity(t.Context(), "chengdu-hitech") }},
+	} {
+		p := testPeer("chengdu-hitech")
+		p.URL = peerSrv.URL
+		if err := s.Put(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+		release = make(chan struct{})
+		done := make(chan struct{})
+		go func() { defer close(done); c.fetch() }()
+		select {
+		case <-asked:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the peer was never asked", c.name)
+		}
+		if ok, err := s.Delete(t.Context(), "chengdu-hitech"); err != nil || !ok {
+			t.Fatalf("%s: delete: %v %v", c.name, ok, err)
+		}
+		close(release)
+		<-done
+		time.Sleep(500 * time.Millisecond) // a watch round
+		if _, ok := s.Get("chengdu-hitech"); ok {
+			t.Errorf("%s: the deleted peer is trusted again", c.name)
+		}
+		if pair, _, err := agent.Client().KV().Get(kvPeers+"chengdu-hitech", nil); err != nil || pair != nil {
+			t.Errorf("%s: the deleted peer's record is back in Consul (%v)", c.name, err)
+		}
+	}
+}
