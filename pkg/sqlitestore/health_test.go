@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,126 +51,6 @@ func garble(b []byte, off, n int) []byte {
 		c[i] = byte(i*7 + 3)
 	}
 	return c
-}
-
-// Each way a file goes wrong is refused at start with a message naming the
-// file and saying what to do; -allow-empty-store begins empty where the
-// file was missing or empty, and never opens a damaged one.
-func TestStartRefusesDamagedMissingOrEmptyStores(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "xian-hitech-talent.db")
-	good := fillStore(t, src, 300)
-	page := 4096
-	cases := []struct {
-		name    string
-		damage  func(path string) // on a store its directory's record names
-		problem string
-		empty   bool // -allow-empty-store begins empty
-	}{
-		{"zero-length", func(p string) { os.WriteFile(p, nil, 0o600) }, "is empty (zero bytes)", true},
-		{"truncated", func(p string) { os.WriteFile(p, good[:len(good)/page/2*page], 0o600) }, "is damaged: quick_check", false},
-		{"truncated mid-page", func(p string) { os.WriteFile(p, good[:len(good)/2+100], 0o600) }, "not a whole number of 4096-byte pages", false},
-		{"garbage in the header", func(p string) { os.WriteFile(p, garble(good, 0, 100), 0o600) }, "does not start with the SQLite header", false},
-		{"garbage in the middle", func(p string) { os.WriteFile(p, garble(good, len(good)/2/page*page, 64<<10), 0o600) }, "is damaged: quick_check", false},
-		{"missing beside the others", func(p string) { os.Remove(p) }, "is missing, but this data directory held it (stores.txt names it)", true},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "xian-hitech-talent.db")
-			if err := os.WriteFile(path, good, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := record(dir, filepath.Base(path)); err != nil {
-				t.Fatal(err)
-			}
-			c.damage(path)
-			_, err := Open(t.Context(), path)
-			var se *StartError
-			if !errors.As(err, &se) {
-				t.Fatalf("Open = %v, want a *StartError", err)
-			}
-			msg := err.Error()
-			for _, want := range []string{path, c.problem, "parkmesh restore --from DIR", "-allow-empty-store"} {
-				if !strings.Contains(msg, want) {
-					t.Errorf("message lacks %q:\n%s", want, msg)
-				}
-			}
-			s, err := Open(t.Context(), path, AllowEmpty(true))
-			if !c.empty {
-				if !errors.As(err, &se) {
-					t.Fatalf("with AllowEmpty, a damaged file opened (err %v)", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("with AllowEmpty: %v", err)
-			}
-			defer s.Close()
-			if seq, err := s.LastSeq(t.Context()); err != nil || seq != 0 {
-				t.Errorf("with AllowEmpty: last seq %d (%v), want an empty store", seq, err)
-			}
-		})
-	}
-}
-
-// A new data directory gets its store created and recorded; a second
-// start opens it; its loss is then refused.
-func TestNewDirectoryCreatesAndRecords(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "p-directory.db")
-	s, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Create(t.Context(), testListing(1)); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if ok, err := recorded(dir, "p-directory.db"); !ok || err != nil {
-		t.Fatalf("recorded = %v, %v", ok, err)
-	}
-	if _, err := os.Stat(path + ".new"); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the temporary file stayed: %v", err)
-	}
-	s, err = Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seq, _ := s.LastSeq(t.Context()); seq != 1 {
-		t.Errorf("reopened last seq = %d, want 1", seq)
-	}
-	s.Close()
-	for _, f := range []string{path, path + "-wal", path + "-shm"} {
-		os.Remove(f)
-	}
-	if _, err := Open(t.Context(), path); err == nil {
-		t.Fatal("a recorded store that went missing opened")
-	}
-}
-
-// The club index is a cache: gone or empty, it is made again; damaged, it
-// is refused, never served.
-func TestRebuildableStore(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "club-index.db")
-	good := fillStore(t, path, 200)
-	os.Remove(filepath.Join(dir, RecordName))
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(t.Context(), path, Rebuildable("club index"))
-	if err != nil {
-		t.Fatalf("empty cache: %v", err)
-	}
-	s.Close()
-	if err := os.WriteFile(path, garble(good, len(good)/2/4096*4096, 64<<10), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(path + "-wal")
-	_, err = Open(t.Context(), path, Rebuildable("club index"))
-	if err == nil || !strings.Contains(err.Error(), "rebuilt from the park's and its peers' feeds") || !strings.Contains(err.Error(), path) {
-		t.Fatalf("damaged cache: %v", err)
-	}
 }
 
 // A full disk is a clear answer: insufficient_storage, nothing of the
