@@ -11,7 +11,8 @@
 //
 // What is true of every ParkMesh SQLite file, not only of a listing store
 // (the start check, opening, migrating, copying, the storage error
-// classes), is in package sqlitefile.
+// classes), is in package sqlitefile; what a listing's search entry holds
+// and how a query becomes FTS5 MATCH expressions, in package ftsdoc.
 package sqlitestore
 
 import (
