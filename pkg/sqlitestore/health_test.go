@@ -1,11 +1,15 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +45,25 @@ func testListing(i int) *listing.Listing {
 	return &listing.Listing{ID: listing.NewID(listing.KindTalent, now.Add(time.Duration(i))), Park: "xian-hitech",
 		Kind: listing.KindTalent, Version: 1, Title: fmt.Sprintf("人才 %d copper research 硅谷", i), Country: "CN",
 		Visibility: "club", CreatedAt: now, UpdatedAt: now}
+}
+
+// syncBuffer is a bytes.Buffer the store's goroutines may log to while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // garble overwrites n bytes from off with a pattern that is no page of
@@ -121,7 +144,9 @@ func limitPages(t *testing.T, s *Store, n int64) int64 {
 func TestDamageSeenWhileServingMakesTheStoreNotReady(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.db")
 	fillStore(t, path, 300)
-	s, err := Open(t.Context(), path, WithRecheckEvery(50*time.Millisecond))
+	var logs syncBuffer
+	s, err := Open(t.Context(), path, WithRecheckEvery(50*time.Millisecond),
+		WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +170,27 @@ func TestDamageSeenWhileServingMakesTheStoreNotReady(t *testing.T) {
 	err = s.Ping(t.Context())
 	if !apierror.Is(err, apierror.Unavailable) || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("Ping on a damaged store = %v", err)
+	}
+	// The re-check logs the damage with the whole advice (the file named
+	// "store", as at start).
+	s.recheck(t.Context(), 0)
+	var advice []string
+	for line := range strings.Lines(logs.String()) {
+		var e struct {
+			Msg      string
+			WhatToDo string `json:"what_to_do"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "store is damaged" {
+			advice = append(advice, e.WhatToDo)
+		}
+	}
+	if len(advice) == 0 {
+		t.Fatalf("the re-check of a damaged store logged no damage:\n%s", logs.String())
+	}
+	for _, a := range advice {
+		if !strings.HasSuffix(a, "to begin with an empty store.") {
+			t.Errorf("the re-check's advice is %q, want it to end \"to begin with an empty store.\"", a)
+		}
 	}
 	if err := os.WriteFile(path, good, 0o600); err != nil { // restored
 		t.Fatal(err)

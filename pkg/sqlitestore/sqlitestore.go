@@ -136,6 +136,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if o.check.Logger == nil {
 		o.check.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.check.What == "" {
+		// The re-check says the remedy again with these options.
+		o.check.What = "store"
+	}
 	checked, err := sqlitefile.Prepare(ctx, abs, func(ctx context.Context, db *sql.DB) error {
 		return sqlitefile.Migrate(ctx, db, migrations, "migrations")
 	}, o.check)
