@@ -56,7 +56,7 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/parktoken"
 	"github.com/parkmesh/parkmesh/pkg/registration"
-	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
 	"github.com/parkmesh/parkmesh/pkg/telemetry"
 )
 
@@ -433,7 +433,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Keys:        m.keys.KeySet, Peers: m.peers, KV: cc.KV(), Client: peerClient,
 		AllowInsecurePeers: m.Config.AllowInsecurePeers,
 	}
-	if m.state, err = state.Open(ctx, m.Config.DataDir, sqlitestore.AllowEmpty(m.Config.AllowEmptyStore), sqlitestore.WithLogger(m.Logger)); err != nil {
+	if m.state, err = state.Open(ctx, m.Config.DataDir, sqlitefile.AllowEmpty(m.Config.AllowEmptyStore), sqlitefile.WithLogger(m.Logger)); err != nil {
 		return fmt.Errorf("-data-dir: %w", err)
 	}
 	creds := credentials.New(m.state, cc, m.Logger)

@@ -28,6 +28,7 @@ import (
 	"github.com/parkmesh/parkmesh/gateway/state"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
@@ -91,7 +92,7 @@ func (o Options) now() time.Time {
 
 // Backup copies the node whose data directory is dataDir into out (new or
 // empty), while the node serves: each SQLite file through one read
-// transaction (sqlitestore.CopyTo), the gateway's state first, so the feed
+// transaction (sqlitefile.CopyTo), the gateway's state first, so the feed
 // positions it keeps (the webhooks') are not ahead of the stores' copies.
 func Backup(ctx context.Context, dataDir, out string, o Options) (*Manifest, error) {
 	ks, err := parkkey.Load(dataDir)
@@ -110,7 +111,7 @@ func Backup(ctx context.Context, dataDir, out string, o Options) (*Manifest, err
 		m.Files = append(m.Files, File{Path: rel, Role: role, Kind: kind, Size: size, SHA256: sum, LastSeq: seq})
 		return nil
 	}
-	if err := sqlitestore.CopyTo(ctx, filepath.Join(dataDir, state.FileName), filepath.Join(out, state.FileName)); err != nil {
+	if err := sqlitefile.CopyTo(ctx, filepath.Join(dataDir, state.FileName), filepath.Join(out, state.FileName)); err != nil {
 		return nil, err
 	}
 	if err := add(state.FileName, RoleState, "", 0); err != nil {
@@ -119,7 +120,7 @@ func Backup(ctx context.Context, dataDir, out string, o Options) (*Manifest, err
 	for _, k := range listing.Kinds {
 		name := sqlitestore.ServiceFileName(ks.Park(), k)
 		dst := filepath.Join(out, name)
-		if err := sqlitestore.CopyTo(ctx, filepath.Join(dataDir, name), dst); err != nil {
+		if err := sqlitefile.CopyTo(ctx, filepath.Join(dataDir, name), dst); err != nil {
 			return nil, err
 		}
 		seq, err := sqlitestore.FileSeq(ctx, dst)
@@ -266,7 +267,7 @@ func Restore(ctx context.Context, from, dataDir string, o Options) (*Restored, e
 		dbs = append(dbs, sqlitestore.ServiceFileName(m.Park, k))
 	}
 	for _, name := range dbs {
-		used, err := sqlitestore.InUse(filepath.Join(dataDir, name))
+		used, err := sqlitefile.InUse(filepath.Join(dataDir, name))
 		if err != nil {
 			return nil, err
 		}

@@ -86,7 +86,7 @@ type link struct {
 
 // Open opens the index in dataDir for park. The index is a cache of the
 // feeds: missing or empty, it is created and filled again from them;
-// damaged, it is refused (a *sqlitestore.StartError saying to move it
+// damaged, it is refused (a *sqlitefile.StartError saying to move it
 // away), never served.
 func Open(ctx context.Context, dataDir, park string, logger *slog.Logger, reg prometheus.Registerer) (*Index, error) {
 	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, FileName), sqlitestore.Rebuildable("club index"),

@@ -16,7 +16,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
 )
 
 //go:embed migrations/*.sql
@@ -31,26 +31,26 @@ type DB struct {
 }
 
 // Open checks the gateway's state in dataDir as every ParkMesh SQLite
-// file is checked (sqlitestore.Prepare: damaged, or missing or empty where
-// the data directory held it, it is refused with a *sqlitestore.StartError
+// file is checked (sqlitefile.Prepare: damaged, or missing or empty where
+// the data directory held it, it is refused with a *sqlitefile.StartError
 // unless opts allow an empty one), creates it in a new data directory, and
 // brings its schema up to date.
-func Open(ctx context.Context, dataDir string, opts ...sqlitestore.Option) (*DB, error) {
+func Open(ctx context.Context, dataDir string, opts ...sqlitefile.Option) (*DB, error) {
 	path, err := filepath.Abs(filepath.Join(dataDir, FileName))
 	if err != nil {
 		return nil, err
 	}
 	migrate := func(ctx context.Context, db *sql.DB) error {
-		return sqlitestore.Migrate(ctx, db, migrations, "migrations")
+		return sqlitefile.Migrate(ctx, db, migrations, "migrations")
 	}
-	if _, err := sqlitestore.PrepareFile(ctx, path, migrate, append([]sqlitestore.Option{sqlitestore.What("gateway state")}, opts...)...); err != nil {
+	if _, err := sqlitefile.PrepareFile(ctx, path, migrate, append([]sqlitefile.Option{sqlitefile.What("gateway state")}, opts...)...); err != nil {
 		return nil, err
 	}
-	w, r, err := sqlitestore.OpenDB(path)
+	w, r, err := sqlitefile.OpenDB(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := sqlitestore.Migrate(ctx, w, migrations, "migrations"); err != nil {
+	if err := sqlitefile.Migrate(ctx, w, migrations, "migrations"); err != nil {
 		w.Close()
 		r.Close()
 		return nil, fmt.Errorf("gateway state %s: %w", path, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
@@ -38,7 +39,7 @@ func oldFile(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, r, err := sqlitestore.OpenDB(filepath.Join(dir, "gateway-feed.db"))
+	w, r, err := sqlitefile.OpenDB(filepath.Join(dir, "gateway-feed.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestOpenUpgradesAFileOfTheOldLayout(t *testing.T) {
 		}
 		db.Close()
 	}
-	w, r, err := sqlitestore.OpenDB(filepath.Join(dir, "gateway-feed.db"))
+	w, r, err := sqlitefile.OpenDB(filepath.Join(dir, "gateway-feed.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestOpenCreatesAFreshFile(t *testing.T) {
 
 func TestOpenRefusesAFileItCannotMigrate(t *testing.T) {
 	dir := t.TempDir()
-	w, r, err := sqlitestore.OpenDB(filepath.Join(dir, FileName))
+	w, r, err := sqlitefile.OpenDB(filepath.Join(dir, FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ func TestOpenRefusesDamagedOrLostState(t *testing.T) {
 	if err := os.WriteFile(path, bad, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(t.Context(), dir, sqlitestore.AllowEmpty(true)); err == nil ||
+	if _, err := Open(t.Context(), dir, sqlitefile.AllowEmpty(true)); err == nil ||
 		!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "gateway state") {
 		t.Fatalf("damaged state: %v", err)
 	}
@@ -191,7 +192,7 @@ func TestOpenRefusesDamagedOrLostState(t *testing.T) {
 	if _, err := Open(t.Context(), dir); err == nil || !strings.Contains(err.Error(), "is missing") {
 		t.Fatalf("lost state: %v", err)
 	}
-	db, err = Open(t.Context(), dir, sqlitestore.AllowEmpty(true))
+	db, err = Open(t.Context(), dir, sqlitefile.AllowEmpty(true))
 	if err != nil {
 		t.Fatalf("lost state with AllowEmpty: %v", err)
 	}

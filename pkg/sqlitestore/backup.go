@@ -6,43 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"time"
 
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
 )
 
 // ServiceFileName is the file of the store of park's service keeping kind
 // k, in the service's data directory.
 func ServiceFileName(park string, k listing.Kind) string {
 	return park + "-" + k.Service() + ".db"
-}
-
-// CopyTo writes a consistent copy of the SQLite file at src to dst (which
-// must not exist) with VACUUM INTO: one read transaction on src, so the
-// processes using src go on reading and writing meanwhile (WAL), and the
-// copy is the database as of one commit. It works for every ParkMesh
-// SQLite file (stores, the gateway's state). src must exist: it is never
-// created.
-func CopyTo(ctx context.Context, src, dst string) error {
-	if _, err := os.Stat(src); err != nil {
-		return fmt.Errorf("sqlitestore: backup %s: %w", src, err)
-	}
-	if _, err := os.Stat(dst); err == nil {
-		return fmt.Errorf("sqlitestore: backup %s: %s already exists", src, dst)
-	}
-	write, read, err := OpenDB(src)
-	if err != nil {
-		return err
-	}
-	defer write.Close()
-	defer read.Close()
-	if _, err := read.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
-		return fmt.Errorf("sqlitestore: backup %s: %w", src, err)
-	}
-	return nil
 }
 
 // FileSeq is the newest sequence a store file (a service's, not closed
@@ -52,7 +27,7 @@ func FileSeq(ctx context.Context, path string) (int64, error) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, err
 	}
-	write, read, err := OpenDB(path)
+	write, read, err := sqlitefile.OpenDB(path)
 	if err != nil {
 		return 0, err
 	}
@@ -119,7 +94,7 @@ func MarkRestart(ctx context.Context, path string, base int64, at time.Time) (Re
 	if _, err := os.Stat(path); err != nil {
 		return Restart{}, err
 	}
-	w, r, err := OpenDB(path)
+	w, r, err := sqlitefile.OpenDB(path)
 	if err != nil {
 		return Restart{}, err
 	}
@@ -184,23 +159,4 @@ func (s *Store) Restarts(ctx context.Context) ([]Restart, error) {
 		return nil, fmt.Errorf("sqlitestore: corrupt restart record: %w", err)
 	}
 	return all, nil
-}
-
-// InUse reports whether a process has the SQLite file at path open: every
-// connection to a WAL database holds a shared lock on the -shm file's
-// "DMS" byte for as long as it is open (that is how SQLite itself tells the
-// first connection from the others), so a write lock there that cannot be
-// had means someone is using the database. A file with no -shm beside it
-// is not open in WAL mode by anyone. Locks held by this process are not
-// seen: call it with nothing open here.
-func InUse(path string) (bool, error) {
-	f, err := os.OpenFile(path+"-shm", os.O_RDWR, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	return shmLocked(f)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/fulltext"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/synth"
+	"github.com/parkmesh/parkmesh/pkg/sqlitestore/ftsdoc"
 )
 
 // benchStore returns a store holding n synthetic listings, built once per
@@ -270,21 +271,21 @@ func BenchmarkFacets100k(b *testing.B) {
 	}
 	b.Run("per-value-match", func(b *testing.B) {
 		vocab := []struct {
-			f  facet
+			f  ftsdoc.Facet
 			vs []string
-		}{{facetSector, listing.Sectors}, {facetSeeking, listing.Needs}, {facetOffering, listing.Needs},
-			{facetStage, listing.Stages}, {facetAvailability, listing.Availabilities}, {facetOrgType, listing.OrgTypes},
-			{facetKind, []string{"organization", "project", "talent"}}}
+		}{{ftsdoc.FacetSector, listing.Sectors}, {ftsdoc.FacetSeeking, listing.Needs}, {ftsdoc.FacetOffering, listing.Needs},
+			{ftsdoc.FacetStage, listing.Stages}, {ftsdoc.FacetAvailability, listing.Availabilities}, {ftsdoc.FacetOrgType, listing.OrgTypes},
+			{ftsdoc.FacetKind, []string{"organization", "project", "talent"}}}
 		run(b, func(q listing.Query) error {
 			if _, err := s.Search(ctx, q); err != nil {
 				return err
 			}
-			p := planSearch(q, fulltext.Analyze(q.Text))
+			p := ftsdoc.PlanSearch(q, fulltext.Analyze(q.Text))
 			for _, v := range vocab {
 				for _, val := range v.vs {
-					m := `(facets : "` + facetToken(v.f, val) + `")`
-					if p.all != "" {
-						m = "(" + p.all + ") AND " + m
+					m := `(facets : "` + ftsdoc.Token(v.f, val) + `")`
+					if p.All != "" {
+						m = "(" + p.All + ") AND " + m
 					}
 					var c int
 					if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM listings_fts WHERE listings_fts MATCH ?`, m).Scan(&c); err != nil {

@@ -8,52 +8,20 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
 )
-
-// Class is the kind of storage failure an error from SQLite is.
-type Class string
-
-// The classes. Full and ReadOnly stop writes only; IO and Corrupt say the
-// file cannot be trusted to read either.
-const (
-	ClassFull     Class = "full"     // SQLITE_FULL: the disk (or a size limit) is full
-	ClassReadOnly Class = "readonly" // SQLITE_READONLY: the file or its file system is read-only
-	ClassIO       Class = "io"       // SQLITE_IOERR, SQLITE_CANTOPEN: the disk failed an operation
-	ClassCorrupt  Class = "corrupt"  // SQLITE_CORRUPT, SQLITE_NOTADB: the file is damaged
-)
-
-// ClassOf returns the storage class of err, "" when err is not a storage
-// failure (a constraint, a busy timeout, a cancelled context, …).
-func ClassOf(err error) Class {
-	var coded interface{ Code() int }
-	if !errors.As(err, &coded) {
-		return ""
-	}
-	switch coded.Code() & 0xff { // the primary code of an extended one
-	case sqlite3.SQLITE_FULL:
-		return ClassFull
-	case sqlite3.SQLITE_READONLY:
-		return ClassReadOnly
-	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
-		return ClassIO
-	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
-		return ClassCorrupt
-	}
-	return ""
-}
 
 // storageError is what a caller is told of a storage failure: a clear code
 // and nothing of the file (the log names it).
-func storageError(c Class) *apierror.Error {
+func storageError(c sqlitefile.Class) *apierror.Error {
 	switch c {
-	case ClassFull:
+	case sqlitefile.ClassFull:
 		return apierror.New(apierror.InsufficientStorage, "the store is out of disk space; nothing was written, and the same request succeeds once space is freed")
-	case ClassReadOnly:
+	case sqlitefile.ClassReadOnly:
 		return apierror.New(apierror.Unavailable, "the store is read-only now; nothing was written")
-	case ClassIO:
+	case sqlitefile.ClassIO:
 		return apierror.New(apierror.Unavailable, "the store had a disk I/O error")
 	}
 	return apierror.New(apierror.Unavailable, "the store is damaged")
@@ -84,7 +52,7 @@ func errorsTotal(reg prometheus.Registerer) *prometheus.CounterVec {
 
 // failure is a storage failure the store has seen.
 type failure struct {
-	class  Class
+	class  sqlitefile.Class
 	reason string
 	since  time.Time
 }
@@ -113,7 +81,7 @@ type health struct {
 // observe records err's storage class, counts it and logs the first of a
 // kind, and returns what the caller is told; other errors pass unchanged.
 func (s *Store) observe(err error) error {
-	c := ClassOf(err)
+	c := sqlitefile.ClassOf(err)
 	if c == "" {
 		return err
 	}
@@ -123,7 +91,7 @@ func (s *Store) observe(err error) error {
 	h.mu.Lock()
 	first := false
 	switch c {
-	case ClassFull, ClassReadOnly:
+	case sqlitefile.ClassFull, sqlitefile.ClassReadOnly:
 		if first = h.writes == nil; first {
 			h.writes = f
 		}
@@ -135,7 +103,7 @@ func (s *Store) observe(err error) error {
 	h.mu.Unlock()
 	if first {
 		s.logger.Error("store failing: "+string(c), "db", s.path, "class", string(c), "err", err)
-		if c == ClassIO || c == ClassCorrupt {
+		if c == sqlitefile.ClassIO || c == sqlitefile.ClassCorrupt {
 			s.dropIdleReaders()
 			s.kick()
 		}
@@ -169,7 +137,7 @@ func (s *Store) Health() (failing, writes error) {
 // pages from the file rather than from a connection's cache.
 func (s *Store) dropIdleReaders() {
 	s.read.SetMaxIdleConns(0)
-	s.read.SetMaxIdleConns(readIdle)
+	s.read.SetMaxIdleConns(sqlitefile.ReadIdle)
 }
 
 // kick wakes the re-check loop.
@@ -209,9 +177,9 @@ func (s *Store) recheckLoop(ctx context.Context, every time.Duration) {
 	}
 }
 
-// recheck runs CheckFile and records what it found.
+// recheck runs sqlitefile.CheckFile and records what it found.
 func (s *Store) recheck(ctx context.Context, timeout time.Duration) {
-	problem, _, unfinished, err := CheckFile(ctx, s.path, timeout)
+	problem, _, unfinished, err := sqlitefile.CheckFile(ctx, s.path, timeout)
 	if err != nil || unfinished {
 		if err != nil && ctx.Err() == nil {
 			s.logger.Warn("store re-check failed", "db", s.path, "err", err)
@@ -224,7 +192,7 @@ func (s *Store) recheck(ctx context.Context, timeout time.Duration) {
 	h.unchecked = false
 	if problem != "" {
 		if h.failing == nil {
-			h.failing = &failure{class: ClassCorrupt, since: time.Now().UTC()}
+			h.failing = &failure{class: sqlitefile.ClassCorrupt, since: time.Now().UTC()}
 		}
 		h.failing.reason = problem
 	} else {
@@ -233,9 +201,9 @@ func (s *Store) recheck(ctx context.Context, timeout time.Duration) {
 	h.mu.Unlock()
 	switch {
 	case problem != "":
-		s.errorsTotal.WithLabelValues(s.name, string(ClassCorrupt)).Inc()
-		s.logger.Error("store is damaged", "db", s.path, "class", string(ClassCorrupt), "problem", problem,
-			"what_to_do", remedy(s.path, s.checkOpts, "damaged"))
+		s.errorsTotal.WithLabelValues(s.name, string(sqlitefile.ClassCorrupt)).Inc()
+		s.logger.Error("store is damaged", "db", s.path, "class", string(sqlitefile.ClassCorrupt), "problem", problem,
+			"what_to_do", sqlitefile.Remedy(s.path, s.checkOpts, "damaged"))
 	case was != nil:
 		s.dropIdleReaders()
 		s.logger.Info("store passed its re-check and is ready again", "db", s.path, "was", was.err().Error())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/storetest"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
 )
 
 //go:embed testdata/pre_0004.sql
@@ -22,7 +23,7 @@ var pre0004 string
 func TestUpgradeToTheBySeqIndex(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "old.db")
-	w, r, err := OpenDB(path)
+	w, r, err := sqlitefile.OpenDB(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/fulltext"
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/sqlitestore/ftsdoc"
 )
 
 // Window sizes of a ranked text search: each candidate tier reads at most
@@ -30,49 +30,9 @@ type candidate struct {
 	score float64
 }
 
-// rankText is l's text as ranking reads it, kept in listings.rank_text:
-// the normalised title, the normalised body (what the index's body column
-// holds), and l's vocabulary codes, separated by \x1f.
-func rankText(l *listing.Listing) string {
-	var b strings.Builder
-	b.WriteString(string(fulltext.Normalize(l.Title)))
-	b.WriteByte(0x1f)
-	b.WriteString(string(fulltext.Normalize(strings.Join(rankBody(l), "\n"))))
-	b.WriteByte(0x1f)
-	b.WriteByte(' ')
-	code := func(field string, vs ...string) {
-		for _, v := range vs {
-			if v != "" {
-				b.WriteString(field + ":" + v + " ")
-			}
-		}
-	}
-	code("sector", l.Sectors...)
-	code("seeking", l.Seeking...)
-	code("offering", l.Offering...)
-	code("org_type", l.Attrs.OrgType)
-	code("stage", l.Attrs.Stage)
-	code("availability", l.Attrs.Availability...)
-	return b.String()
-}
-
-// rankBody is l's body in parts, summary first (the snippet prefers it).
-func rankBody(l *listing.Listing) []string {
-	body := make([]string, 0, 3+len(l.Tags)+len(l.Attrs.Expertise))
-	body = append(body, l.Summary, l.City)
-	body = append(body, l.Tags...)
-	body = append(body, l.Attrs.Expertise...)
-	return append(body, l.Attrs.Affiliation)
-}
-
 // newCandidate scores the listing rid from its rank text.
 func newCandidate(q *fulltext.Query, rid int64, rank, doc string) *candidate {
-	title, rest, _ := strings.Cut(rank, "\x1f")
-	body, codes, _ := strings.Cut(rest, "\x1f")
-	score := q.Score(fulltext.Fields{Title: fulltext.Text(title), Body: fulltext.Text(body), Has: func(field, value string) bool {
-		return strings.Contains(codes, " "+field+":"+value+" ")
-	}})
-	return &candidate{rid: rid, doc: doc, score: score}
+	return &candidate{rid: rid, doc: doc, score: q.Score(ftsdoc.RankFields(rank))}
 }
 
 // result is c as a search result: the whole listing, its score and
@@ -82,7 +42,7 @@ func (c *candidate) result(q *fulltext.Query) (*listing.Listing, error) {
 	if err != nil {
 		return nil, err
 	}
-	snippet, hl := q.Snippet(fulltext.Doc{Title: l.Title, Body: rankBody(l)})
+	snippet, hl := q.Snippet(fulltext.Doc{Title: l.Title, Body: ftsdoc.Body(l)})
 	l.Match = &listing.Match{Score: c.score, Snippet: snippet, Highlights: hl}
 	return l, nil
 }
@@ -129,18 +89,18 @@ func (s *Store) readTier(ctx context.Context, m string, before, since int64, n i
 // never rise down the pages (a gateway merges sources by score). Every
 // page reads the window again: its cost is bounded and the cursor need
 // not hold it.
-func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit int, since int64, page *listing.Page) (*listing.Page, error) {
-	if len(p.tiers) == 0 {
+func (s *Store) searchText(ctx context.Context, p ftsdoc.Plan, cur cursor, limit int, since int64, page *listing.Page) (*listing.Page, error) {
+	if len(p.Tiers) == 0 {
 		return page, nil
 	}
-	aq := p.text
+	aq := p.Text
 	w := window(limit)
 	seen := map[int64]bool{}
 	var cands []*candidate
 	// tailFrom: the loosest tier's hits below it follow the window (0:
 	// none do).
 	tailFrom := int64(0)
-	for i, m := range p.tiers {
+	for i, m := range p.Tiers {
 		n, last, err := s.readTier(ctx, m, 1<<62-1, since, w, seen, func(rid int64, rank, doc string) error {
 			seen[rid] = true
 			cands = append(cands, newCandidate(aq, rid, rank, doc))
@@ -149,7 +109,7 @@ func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit 
 		if err != nil {
 			return nil, err
 		}
-		if i == len(p.tiers)-1 {
+		if i == len(p.Tiers)-1 {
 			if n == w {
 				tailFrom = last
 			}
@@ -203,7 +163,7 @@ func (s *Store) searchText(ctx context.Context, p searchPlan, cur cursor, limit 
 		return page, nil
 	}
 	// The tail: the loosest tier's hits outside the window, newest first.
-	loosest := p.tiers[len(p.tiers)-1]
+	loosest := p.Tiers[len(p.Tiers)-1]
 	lastRid := before
 	var tail []*candidate
 	for len(page.Results)+len(tail) <= limit {

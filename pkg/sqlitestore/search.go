@@ -12,84 +12,22 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/fulltext"
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/sqlitestore/ftsdoc"
 )
 
-// facet is the prefix of a facet token, naming which filter it is for.
-// Tokens are digits only, so the porter stemmer leaves them alone and none
-// can equal a word of text. The one-digit prefixes came first; later ones
-// start with "0", which no one-digit prefix does, so no token of one facet
-// can equal a token of another.
-type facet string
-
-// The facets.
-const (
-	facetSector       facet = "1"
-	facetCountry      facet = "2"
-	facetSeeking      facet = "3"
-	facetOffering     facet = "4"
-	facetStage        facet = "5"
-	facetAvailability facet = "6"
-	facetOrgType      facet = "7"
-	facetVisibility   facet = "8"
-	facetShareWith    facet = "9"
-	facetPark         facet = "01" // origin park
-	facetKind         facet = "02"
-)
-
-// facetToken encodes a filter value as a token of digits only: the prefix,
-// then three decimal digits per byte of v.
-func facetToken(f facet, v string) string {
-	var b strings.Builder
-	b.WriteString(string(f))
-	for i := 0; i < len(v); i++ {
-		fmt.Fprintf(&b, "%03d", v[i])
-	}
-	return b.String()
-}
-
-func facets(l *listing.Listing) string {
-	var toks []string
-	add := func(f facet, vs ...string) {
-		for _, v := range vs {
-			if v != "" {
-				toks = append(toks, facetToken(f, v))
-			}
-		}
-	}
-	add(facetSector, l.Sectors...)
-	add(facetCountry, l.Country)
-	add(facetSeeking, l.Seeking...)
-	add(facetOffering, l.Offering...)
-	add(facetStage, l.Attrs.Stage)
-	add(facetAvailability, l.Attrs.Availability...)
-	add(facetOrgType, l.Attrs.OrgType)
-	add(facetVisibility, string(l.Visibility))
-	add(facetShareWith, l.ShareWith...)
-	add(facetPark, l.Park)
-	add(facetKind, string(l.Kind))
-	return strings.Join(toks, " ")
-}
-
-// bodyText is everything searchable besides the title.
-func bodyText(l *listing.Listing) string {
-	parts := []string{l.Summary, l.City}
-	parts = append(parts, l.Tags...)
-	parts = append(parts, l.Attrs.Expertise...)
-	parts = append(parts, l.Attrs.Affiliation)
-	return strings.Join(parts, "\n")
-}
-
-// index adds l's search entry under the rowid rid of its listing row.
+// index adds l's search entry (ftsdoc.Of) under the rowid rid of its
+// listing row.
 func index(ctx context.Context, tx *sql.Tx, rid int64, l *listing.Listing) error {
+	d := ftsdoc.Of(l)
 	_, err := tx.ExecContext(ctx, `INSERT INTO listings_fts(rowid, title, body, facets) VALUES (?, ?, ?, ?)`,
-		rid, fulltext.IndexText(l.Title), fulltext.IndexText(bodyText(l)), facets(l))
+		rid, d.Title, d.Body, d.Facets)
 	if err != nil {
 		return err
 	}
-	if _, err = tx.ExecContext(ctx, `UPDATE listings SET rank_text = ? WHERE rid = ?`, rankText(l), rid); err != nil {
+	if _, err = tx.ExecContext(ctx, `UPDATE listings SET rank_text = ? WHERE rid = ?`, d.Rank, rid); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO listing_facets(rid, codes) VALUES (?, ?)`, rid, facetCodes(l))
+	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO listing_facets(rid, codes) VALUES (?, ?)`, rid, d.Codes)
 	return err
 }
 
@@ -244,7 +182,7 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 			aq = aq.WithoutPrefix()
 		}
 	}
-	p := planSearch(q, aq)
+	p := ftsdoc.PlanSearch(q, aq)
 	since := int64(0)
 	if !q.UpdatedSince.IsZero() {
 		since = micros(q.UpdatedSince)
@@ -264,13 +202,13 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 		}
 		page.Facets, page.FacetsCapped = counts, capped
 	}
-	if p.text != nil {
+	if p.Text != nil {
 		return s.searchText(ctx, p, cur, limit, since, page)
 	}
-	if cur.Tier >= len(p.tiers) || cur.Offset != 0 || cur.Tail {
+	if cur.Tier >= len(p.Tiers) || cur.Offset != 0 || cur.Tail {
 		return nil, apierror.InvalidField("cursor", "is not a cursor this service issued for this query")
 	}
-	for tier := cur.Tier; tier < len(p.tiers); tier++ {
+	for tier := cur.Tier; tier < len(p.Tiers); tier++ {
 		before := int64(1<<62 - 1)
 		if tier == cur.Tier && cur.Before > 0 {
 			before = cur.Before
@@ -278,14 +216,14 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 		want := limit + 1 - len(page.Results)
 		var rows *sql.Rows
 		var err error
-		if p.tiers[tier] == "" {
-			args := append([]any{before, since}, p.columnArgs...)
+		if p.Tiers[tier] == "" {
+			args := append([]any{before, since}, p.ColumnArgs...)
 			rows, err = s.read.QueryContext(ctx, `SELECT rid, doc FROM listings
-				WHERE rid < ? AND updated_at >= ?`+p.columns+` ORDER BY rid DESC LIMIT ?`, append(args, want)...)
+				WHERE rid < ? AND updated_at >= ?`+p.Columns+` ORDER BY rid DESC LIMIT ?`, append(args, want)...)
 		} else {
 			rows, err = s.read.QueryContext(ctx, `SELECT l.rid, l.doc FROM listings_fts f JOIN listings l ON l.rid = f.rowid
 				WHERE listings_fts MATCH ? AND f.rowid < ? AND l.updated_at >= ?
-				ORDER BY f.rowid DESC LIMIT ?`, p.tiers[tier], before, since, want)
+				ORDER BY f.rowid DESC LIMIT ?`, p.Tiers[tier], before, since, want)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sqlitestore: search: %w", err)
@@ -327,135 +265,6 @@ func (s *Store) Search(ctx context.Context, q listing.Query) (_ *listing.Page, e
 	return page, nil
 }
 
-// searchPlan is how a query reads the store: one FTS5 MATCH expression per
-// ranking tier, or, when the index has nothing to narrow (no text, no facet
-// filter), a single tier "" that walks the listings table with columns
-// (extra SQL conditions on park and kind) and their columnArgs.
-type searchPlan struct {
-	tiers      []string
-	all        string // MATCH of every hit of every tier ("" for a table walk)
-	columns    string
-	columnArgs []any
-	// text is the analysed query of a text search (nil without text):
-	// tiers are then the candidate tiers of the ranked window, strictest
-	// first, the last (loosest) one being all.
-	text *fulltext.Query
-}
-
-func planSearch(q listing.Query, aq fulltext.Query) searchPlan {
-	var filters []string
-	anyOf := func(f facet, vs ...string) {
-		if toks := facetTokens(f, vs); toks != "" {
-			filters = append(filters, toks)
-		}
-	}
-	anyOf(facetSector, q.Sectors...)
-	anyOf(facetCountry, q.Country)
-	anyOf(facetSeeking, q.Seeking...)
-	anyOf(facetOffering, q.Offering...)
-	anyOf(facetStage, q.Stage)
-	anyOf(facetAvailability, q.Availability)
-	anyOf(facetOrgType, q.OrgType)
-	if q.VisibleTo != "" {
-		// club, or peers shared with the caller; never private.
-		filters = append(filters, fmt.Sprintf(`(facets : ("%s" OR ("%s" AND "%s")))`,
-			facetToken(facetVisibility, string(listing.Club)),
-			facetToken(facetVisibility, string(listing.Peers)), facetToken(facetShareWith, q.VisibleTo)))
-	}
-	kinds := make([]string, len(q.Kinds))
-	for i, k := range q.Kinds {
-		kinds[i] = string(k)
-	}
-	if len(aq.Concepts) == 0 && len(filters) == 0 {
-		var p searchPlan
-		in := func(col, op string, vs []string) {
-			var marks []string
-			for _, v := range vs {
-				if v != "" {
-					marks = append(marks, "?")
-					p.columnArgs = append(p.columnArgs, v)
-				}
-			}
-			if len(marks) > 0 {
-				// Unary + keeps SQLite from reading through the (park, id)
-				// index and sorting: the walk must stream newest first.
-				p.columns += " AND +" + col + " " + op + " (" + strings.Join(marks, ", ") + ")"
-			}
-		}
-		in("park", "IN", q.Parks)
-		in("park", "NOT IN", q.ExcludeParks)
-		in("kind", "IN", kinds)
-		p.tiers = []string{""}
-		return p
-	}
-	anyOf(facetPark, q.Parks...)
-	anyOf(facetKind, kinds...)
-	excluded := facetTokens(facetPark, q.ExcludeParks)
-	match := func(parts ...string) string {
-		m := strings.Join(parts, " AND ")
-		if excluded != "" {
-			m = "(" + m + ") NOT " + excluded
-		}
-		return m
-	}
-	if len(aq.Concepts) == 0 {
-		m := match(filters...)
-		return searchPlan{tiers: []string{m}, all: m}
-	}
-	// Candidate tiers: every concept anywhere (a vocabulary code counting
-	// as a match), then enough of them anywhere. A tier of title matches
-	// first was measured and dropped: a column filter makes FTS5 read the
-	// positions of every hit it skips (3–18 ms for a common word at 100k
-	// listings); the score puts title matches first within the window.
-	var anywhere []string
-	for _, c := range aq.Concepts {
-		if e := fulltext.FTS5Concept(c, []string{"title", "body"}, codeMatch); e != "" {
-			anywhere = append(anywhere, e)
-		}
-	}
-	p := searchPlan{text: &aq}
-	if len(anywhere) == 0 {
-		return p // nothing the index can match: no tiers, an empty answer
-	}
-	p.tiers = append(p.tiers, match(append([]string{fulltext.FTS5AtLeast(anywhere, len(anywhere))}, filters...)...))
-	if k := min(aq.MinConcepts, len(anywhere)); k < len(anywhere) {
-		p.tiers = append(p.tiers, match(append([]string{fulltext.FTS5AtLeast(anywhere, k)}, filters...)...))
-	}
-	p.all = p.tiers[len(p.tiers)-1]
-	return p
-}
-
-// codeFacets maps the vocabulary fields of pkg/fulltext's dictionary to
-// their facets.
-var codeFacets = map[string]facet{
-	"sector": facetSector, "seeking": facetSeeking, "offering": facetOffering,
-	"org_type": facetOrgType, "stage": facetStage, "availability": facetAvailability,
-}
-
-// codeMatch renders a vocabulary code of a query concept as a facet match.
-func codeMatch(field, value string) string {
-	f, ok := codeFacets[field]
-	if !ok || value == "" {
-		return ""
-	}
-	return `(facets : "` + facetToken(f, value) + `")`
-}
-
-// facetTokens is the MATCH expression for "any of vs" in facet f, or ""
-// when vs holds no value.
-func facetTokens(f facet, vs []string) string {
-	var toks []string
-	for _, v := range vs {
-		if v != "" {
-			toks = append(toks, `"`+facetToken(f, v)+`"`)
-		}
-	}
-	if len(toks) == 0 {
-		return ""
-	}
-	return "(facets : (" + strings.Join(toks, " OR ") + "))"
-}
-
 // countParks counts the hits of p per origin park. A plan that matches
 // through the index (text or facet filters) reads at most scan hits,
 // newest first, the same ones countFacets reads, and reports whether there
@@ -464,14 +273,14 @@ func facetTokens(f facet, vs []string) string {
 // (docs/benchmarks.md). A plan without either (every listing of some
 // parks) counts them all: it reads no document and no index entry of the
 // full-text index, and callers use it to check a copy is complete.
-func (s *Store) countParks(ctx context.Context, p searchPlan, since int64) (map[string]int, bool, error) {
-	if p.text != nil && len(p.tiers) == 0 {
+func (s *Store) countParks(ctx context.Context, p ftsdoc.Plan, since int64) (map[string]int, bool, error) {
+	if p.Text != nil && len(p.Tiers) == 0 {
 		return map[string]int{}, false, nil
 	}
 	hits := map[string]int{}
-	if p.all == "" {
-		rows, err := s.read.QueryContext(ctx, `SELECT park, count(*) FROM listings WHERE updated_at >= ?`+p.columns+` GROUP BY park`,
-			append([]any{since}, p.columnArgs...)...)
+	if p.All == "" {
+		rows, err := s.read.QueryContext(ctx, `SELECT park, count(*) FROM listings WHERE updated_at >= ?`+p.Columns+` GROUP BY park`,
+			append([]any{since}, p.ColumnArgs...)...)
 		if err != nil {
 			return nil, false, fmt.Errorf("sqlitestore: count: %w", err)
 		}
@@ -488,7 +297,7 @@ func (s *Store) countParks(ctx context.Context, p searchPlan, since int64) (map[
 	}
 	scan := s.countScan()
 	rows, err := s.read.QueryContext(ctx, `SELECT l.park FROM listings_fts f JOIN listings l ON l.rid = f.rowid
-		WHERE listings_fts MATCH ? AND l.updated_at >= ? ORDER BY f.rowid DESC LIMIT ?`, p.all, since, scan+1)
+		WHERE listings_fts MATCH ? AND l.updated_at >= ? ORDER BY f.rowid DESC LIMIT ?`, p.All, since, scan+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlitestore: count: %w", err)
 	}
@@ -524,57 +333,34 @@ func (s *Store) countScan() int {
 // count per facet value more still (docs/benchmarks.md, docs/decisions.md).
 const DefaultFacetScan = 1000
 
-// facetCodes is l's facet values as listing_facets keeps them: " name:value"
-// for each value of each facet (listing.FacetNames), then a space.
-func facetCodes(l *listing.Listing) string {
-	var b strings.Builder
-	code := func(name string, vs ...string) {
-		for _, v := range vs {
-			if v != "" {
-				b.WriteString(" " + name + ":" + v)
-			}
-		}
-	}
-	code(listing.FacetSector, l.Sectors...)
-	code(listing.FacetCountry, l.Country)
-	code(listing.FacetKind, string(l.Kind))
-	code(listing.FacetSeeking, l.Seeking...)
-	code(listing.FacetOffering, l.Offering...)
-	code(listing.FacetStage, l.Attrs.Stage)
-	code(listing.FacetAvailability, l.Attrs.Availability...)
-	code(listing.FacetOrgType, l.Attrs.OrgType)
-	b.WriteByte(' ')
-	return b.String()
-}
-
 // countFacets counts the hits of p per value of each facet in names,
 // reading the facet codes of at most s.FacetScan hits, newest first (the
 // same hits countParks counts, visibility and every filter included). It
 // reports whether there were more hits than it read.
-func (s *Store) countFacets(ctx context.Context, p searchPlan, since int64, names []string) (listing.FacetCounts, bool, error) {
+func (s *Store) countFacets(ctx context.Context, p ftsdoc.Plan, since int64, names []string) (listing.FacetCounts, bool, error) {
 	counts := listing.FacetCounts{}
 	for _, n := range names {
 		counts[n] = map[string]int{}
 	}
-	if p.text != nil && len(p.tiers) == 0 {
+	if p.Text != nil && len(p.Tiers) == 0 {
 		return counts, false, nil
 	}
 	scan := s.countScan()
 	var rows *sql.Rows
 	var err error
 	switch {
-	case p.all == "":
+	case p.All == "":
 		rows, err = s.read.QueryContext(ctx, `SELECT c.codes FROM listings l JOIN listing_facets c ON c.rid = l.rid
-			WHERE l.updated_at >= ?`+p.columns+` ORDER BY l.rid DESC LIMIT ?`,
-			append(append([]any{since}, p.columnArgs...), scan+1)...)
+			WHERE l.updated_at >= ?`+p.Columns+` ORDER BY l.rid DESC LIMIT ?`,
+			append(append([]any{since}, p.ColumnArgs...), scan+1)...)
 	case since > 0:
 		rows, err = s.read.QueryContext(ctx, `SELECT c.codes FROM listings_fts f JOIN listings l ON l.rid = f.rowid
 			JOIN listing_facets c ON c.rid = f.rowid
-			WHERE listings_fts MATCH ? AND l.updated_at >= ? ORDER BY f.rowid DESC LIMIT ?`, p.all, since, scan+1)
+			WHERE listings_fts MATCH ? AND l.updated_at >= ? ORDER BY f.rowid DESC LIMIT ?`, p.All, since, scan+1)
 	default:
 		// No time filter: the listings rows (their documents) are not read.
 		rows, err = s.read.QueryContext(ctx, `SELECT c.codes FROM listings_fts f JOIN listing_facets c ON c.rid = f.rowid
-			WHERE listings_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?`, p.all, scan+1)
+			WHERE listings_fts MATCH ? ORDER BY f.rowid DESC LIMIT ?`, p.All, scan+1)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlitestore: facets: %w", err)

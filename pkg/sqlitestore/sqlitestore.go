@@ -8,6 +8,11 @@
 // The same Store is also a club index (index.go): many parks' listings of
 // every kind in one file, applied as their origins' changes arrive (Put,
 // Remove, Purge), searched by the same Search.
+//
+// What is true of every ParkMesh SQLite file, not only of a listing store
+// (the start check, opening, migrating, copying, the storage error
+// classes), is in package sqlitefile; what a listing's search entry holds
+// and how a query becomes FTS5 MATCH expressions, in package ftsdoc.
 package sqlitestore
 
 import (
@@ -17,20 +22,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	pagecursor "github.com/parkmesh/parkmesh/pkg/cursor"
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
 )
 
 //go:embed migrations/*.sql
@@ -51,7 +54,7 @@ type Store struct {
 	logger       *slog.Logger
 	errorsTotal  *prometheus.CounterVec
 	health       health
-	checkOpts    CheckOptions
+	checkOpts    sqlitefile.CheckOptions
 	checkTimeout time.Duration
 	recheckNow   chan struct{}
 	stopRecheck  context.CancelFunc
@@ -68,14 +71,11 @@ type Store struct {
 	FacetScan int
 }
 
-// readIdle is how many idle read connections the pool keeps.
-const readIdle = 2
-
 // Option changes how Open opens a store.
 type Option func(*openOptions)
 
 type openOptions struct {
-	check        CheckOptions
+	check        sqlitefile.CheckOptions
 	registerer   prometheus.Registerer
 	recheckEvery time.Duration
 }
@@ -105,7 +105,7 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 }
 
 // WithCheckTimeout bounds quick_check at start and at each re-check
-// (DefaultCheckTimeout by default).
+// (sqlitefile.DefaultCheckTimeout by default).
 func WithCheckTimeout(d time.Duration) Option { return func(o *openOptions) { o.check.Timeout = d } }
 
 // WithRecheckEvery sets how often a failing store checks its file again
@@ -117,9 +117,10 @@ const DefaultRecheckEvery = 15 * time.Second
 
 var _ listing.Store = (*Store)(nil)
 
-// Open checks the database file at path (Prepare: a damaged file, or a
-// missing or empty one its data directory held, is a *StartError), creates
-// it when it should, and applies pending migrations.
+// Open checks the database file at path (sqlitefile.Prepare: a damaged
+// file, or a missing or empty one its data directory held, is a
+// *sqlitefile.StartError), creates it when it should, and applies pending
+// migrations.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlitestore: empty path")
@@ -135,8 +136,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if o.check.Logger == nil {
 		o.check.Logger = slog.New(slog.DiscardHandler)
 	}
-	checked, err := Prepare(ctx, abs, func(ctx context.Context, db *sql.DB) error {
-		return Migrate(ctx, db, migrations, "migrations")
+	if o.check.What == "" {
+		// The re-check says the remedy again with these options.
+		o.check.What = "store"
+	}
+	checked, err := sqlitefile.Prepare(ctx, abs, func(ctx context.Context, db *sql.DB) error {
+		return sqlitefile.Migrate(ctx, db, migrations, "migrations")
 	}, o.check)
 	if err != nil {
 		return nil, err
@@ -145,7 +150,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		name: filepath.Base(abs), logger: o.check.Logger, errorsTotal: errorsTotal(o.registerer),
 		checkOpts: o.check, checkTimeout: o.check.Timeout, recheckNow: make(chan struct{}, 1)}
 	s.health.unchecked = checked.Unfinished
-	if s.write, s.read, err = OpenDB(abs); err != nil {
+	if s.write, s.read, err = sqlitefile.OpenDB(abs); err != nil {
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -168,72 +173,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// OpenDB opens the SQLite file at path the way every ParkMesh store does:
-// WAL, a busy timeout, immediate write transactions, one write connection
-// (SQLite has one writer) and a small pool of readers.
-func OpenDB(path string) (write, read *sql.DB, err error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
-	if write, err = sql.Open("sqlite", dsn); err != nil {
-		return nil, nil, err
-	}
-	write.SetMaxOpenConns(1)
-	if read, err = sql.Open("sqlite", dsn+"&_pragma=mmap_size(268435456)"); err != nil {
-		write.Close()
-		return nil, nil, err
-	}
-	read.SetMaxOpenConns(4)
-	read.SetMaxIdleConns(readIdle)
-	return write, read, nil
-}
-
 // migrate applies the store's embedded migrations.
 func (s *Store) migrate(ctx context.Context) error {
-	return Migrate(ctx, s.write, migrations, "migrations")
-}
-
-// Migrate applies, in name order and each in its own transaction, the
-// migrations (*.sql in dir of fsys) not yet recorded in the database's
-// schema_migrations table. Every ParkMesh SQLite file (the services'
-// stores, the gateway's state) upgrades this one way.
-func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, dir string) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return err
-	}
-	names, err := fs.Glob(fsys, dir+"/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		var n int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			continue
-		}
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return err
-		}
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)`, name, time.Now().Unix()); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sqlitefile.Migrate(ctx, s.write, migrations, "migrations")
 }
 
 // Path returns the database file's absolute path.

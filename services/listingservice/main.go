@@ -21,6 +21,7 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/registration"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
+	"github.com/parkmesh/parkmesh/pkg/sqlitestore/storetrace"
 	"github.com/parkmesh/parkmesh/pkg/telemetry"
 )
 
@@ -196,7 +197,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.store = st
 	var store listing.Store = st
 	if tel.Enabled() {
-		store = sqlitestore.NewTraced(st, tel.TracerProvider())
+		store = storetrace.New(st, tel.TracerProvider())
 	}
 	m.draining = make(chan struct{})
 	svc := New(m.Spec.Kind, m.Config.Park, store, WithDraining(m.draining))

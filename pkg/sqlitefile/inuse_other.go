@@ -1,6 +1,6 @@
 //go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
 
-package sqlitestore
+package sqlitefile
 
 import (
 	"errors"
@@ -9,5 +9,5 @@ import (
 
 // shmLocked cannot tell on this system.
 func shmLocked(*os.File) (bool, error) {
-	return false, errors.New("sqlitestore: cannot tell whether a database is open on this system")
+	return false, errors.New("sqlitefile: cannot tell whether a database is open on this system")
 }

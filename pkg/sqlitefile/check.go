@@ -1,4 +1,4 @@
-package sqlitestore
+package sqlitefile
 
 import (
 	"bufio"
@@ -103,7 +103,7 @@ func Prepare(ctx context.Context, path string, migrate func(context.Context, *sq
 		if known && !o.Rebuildable && !o.AllowEmpty {
 			return CheckResult{}, &StartError{Path: path,
 				Problem: fmt.Sprintf("is missing, but this data directory held it (%s names it)", RecordName),
-				Remedy:  remedy(path, o, "missing")}
+				Remedy:  Remedy(path, o, "missing")}
 		}
 		if known || o.Rebuildable {
 			o.Logger.Warn("creating an empty "+o.What, "db", path, "allow_empty_store", o.AllowEmpty)
@@ -132,10 +132,10 @@ func Prepare(ctx context.Context, path string, migrate func(context.Context, *sq
 			o.Logger.Warn("replacing an empty "+o.What+" with a new one", "db", path, "was", problem)
 			return createFile(ctx, path, migrate, o)
 		}
-		return CheckResult{}, &StartError{Path: path, Problem: problem, Remedy: remedy(path, o, "empty")}
+		return CheckResult{}, &StartError{Path: path, Problem: problem, Remedy: Remedy(path, o, "empty")}
 	}
 	if problem != "" {
-		return CheckResult{}, &StartError{Path: path, Problem: "is damaged: " + problem, Remedy: remedy(path, o, "damaged")}
+		return CheckResult{}, &StartError{Path: path, Problem: "is damaged: " + problem, Remedy: Remedy(path, o, "damaged")}
 	}
 	if unfinished {
 		o.Logger.Warn("the "+o.What+"'s quick_check did not finish at start; it goes on in the background",
@@ -149,15 +149,28 @@ func Prepare(ctx context.Context, path string, migrate func(context.Context, *sq
 	return CheckResult{Unfinished: unfinished}, nil
 }
 
-// PrepareFile is Prepare with Open's options (AllowEmpty, Rebuildable,
-// WithLogger, WithCheckTimeout; the others do not apply), for SQLite files
-// that are not a Store (the gateway's state).
+// Option sets one of PrepareFile's CheckOptions.
+type Option func(*CheckOptions)
+
+// AllowEmpty lets a missing or empty file be (re)created although its data
+// directory's record says it existed (-allow-empty-store).
+func AllowEmpty(allow bool) Option { return func(o *CheckOptions) { o.AllowEmpty = allow } }
+
+// What names the file in messages ("store" by default).
+func What(what string) Option { return func(o *CheckOptions) { o.What = what } }
+
+// WithLogger logs the start check to l.
+func WithLogger(l *slog.Logger) Option { return func(o *CheckOptions) { o.Logger = l } }
+
+// PrepareFile is Prepare with options, for SQLite files that are not a
+// listing store (the gateway's state): their Open passes its callers'
+// options on without building CheckOptions itself.
 func PrepareFile(ctx context.Context, path string, migrate func(context.Context, *sql.DB) error, opts ...Option) (CheckResult, error) {
-	var o openOptions
+	var o CheckOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return Prepare(ctx, path, migrate, o.check)
+	return Prepare(ctx, path, migrate, o)
 }
 
 func timeoutOr(d time.Duration) time.Duration {
@@ -167,9 +180,10 @@ func timeoutOr(d time.Duration) time.Duration {
 	return d
 }
 
-// remedy says what the operator does about a file in state ("missing",
-// "empty", "damaged").
-func remedy(path string, o CheckOptions, state string) string {
+// Remedy says what the operator does about the file at path in state
+// ("missing", "empty", "damaged"). The Store says it again when damage
+// shows up while it serves.
+func Remedy(path string, o CheckOptions, state string) string {
 	if o.Rebuildable {
 		return fmt.Sprintf("The %s is a cache of the feeds: stop the process, move %s (with its -wal and -shm files) away and start again; it is rebuilt from the park's and its peers' feeds.", o.What, path)
 	}
@@ -200,7 +214,7 @@ func noOrphanWAL(path string, o CheckOptions) error {
 		}
 		if suffix == "-wal" && fi.Size() > 0 {
 			return &StartError{Path: path, Problem: "is missing or empty, but its write-ahead log " + filepath.Base(path) + "-wal holds data",
-				Remedy: remedy(path, o, "damaged")}
+				Remedy: Remedy(path, o, "damaged")}
 		}
 		if err := os.Remove(path + suffix); err != nil {
 			return err

@@ -1,4 +1,4 @@
-package sqlitestore_test
+package storetrace_test
 
 import (
 	"context"
@@ -15,9 +15,10 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/storetest"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
+	"github.com/parkmesh/parkmesh/pkg/sqlitestore/storetrace"
 )
 
-func openTraced(tb testing.TB, dir string) (*sqlitestore.Traced, *tracetest.InMemoryExporter, trace.Tracer) {
+func openTraced(tb testing.TB, dir string) (*storetrace.Store, *tracetest.InMemoryExporter, trace.Tracer) {
 	tb.Helper()
 	s, err := sqlitestore.Open(tb.Context(), filepath.Join(dir, "listings.db"))
 	if err != nil {
@@ -27,7 +28,7 @@ func openTraced(tb testing.TB, dir string) (*sqlitestore.Traced, *tracetest.InMe
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	tb.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return sqlitestore.NewTraced(s, tp), exp, tp.Tracer("test")
+	return storetrace.New(s, tp), exp, tp.Tracer("test")
 }
 
 // The traced store keeps the whole contract.

@@ -1,12 +1,15 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +47,25 @@ func testListing(i int) *listing.Listing {
 		Visibility: "club", CreatedAt: now, UpdatedAt: now}
 }
 
+// syncBuffer is a bytes.Buffer the store's goroutines may log to while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 // garble overwrites n bytes from off with a pattern that is no page of
 // SQLite's.
 func garble(b []byte, off, n int) []byte {
@@ -52,126 +74,6 @@ func garble(b []byte, off, n int) []byte {
 		c[i] = byte(i*7 + 3)
 	}
 	return c
-}
-
-// Each way a file goes wrong is refused at start with a message naming the
-// file and saying what to do; -allow-empty-store begins empty where the
-// file was missing or empty, and never opens a damaged one.
-func TestStartRefusesDamagedMissingOrEmptyStores(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "xian-hitech-talent.db")
-	good := fillStore(t, src, 300)
-	page := 4096
-	cases := []struct {
-		name    string
-		damage  func(path string) // on a store its directory's record names
-		problem string
-		empty   bool // -allow-empty-store begins empty
-	}{
-		{"zero-length", func(p string) { os.WriteFile(p, nil, 0o600) }, "is empty (zero bytes)", true},
-		{"truncated", func(p string) { os.WriteFile(p, good[:len(good)/page/2*page], 0o600) }, "is damaged: quick_check", false},
-		{"truncated mid-page", func(p string) { os.WriteFile(p, good[:len(good)/2+100], 0o600) }, "not a whole number of 4096-byte pages", false},
-		{"garbage in the header", func(p string) { os.WriteFile(p, garble(good, 0, 100), 0o600) }, "does not start with the SQLite header", false},
-		{"garbage in the middle", func(p string) { os.WriteFile(p, garble(good, len(good)/2/page*page, 64<<10), 0o600) }, "is damaged: quick_check", false},
-		{"missing beside the others", func(p string) { os.Remove(p) }, "is missing, but this data directory held it (stores.txt names it)", true},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "xian-hitech-talent.db")
-			if err := os.WriteFile(path, good, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := record(dir, filepath.Base(path)); err != nil {
-				t.Fatal(err)
-			}
-			c.damage(path)
-			_, err := Open(t.Context(), path)
-			var se *StartError
-			if !errors.As(err, &se) {
-				t.Fatalf("Open = %v, want a *StartError", err)
-			}
-			msg := err.Error()
-			for _, want := range []string{path, c.problem, "parkmesh restore --from DIR", "-allow-empty-store"} {
-				if !strings.Contains(msg, want) {
-					t.Errorf("message lacks %q:\n%s", want, msg)
-				}
-			}
-			s, err := Open(t.Context(), path, AllowEmpty(true))
-			if !c.empty {
-				if !errors.As(err, &se) {
-					t.Fatalf("with AllowEmpty, a damaged file opened (err %v)", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("with AllowEmpty: %v", err)
-			}
-			defer s.Close()
-			if seq, err := s.LastSeq(t.Context()); err != nil || seq != 0 {
-				t.Errorf("with AllowEmpty: last seq %d (%v), want an empty store", seq, err)
-			}
-		})
-	}
-}
-
-// A new data directory gets its store created and recorded; a second
-// start opens it; its loss is then refused.
-func TestNewDirectoryCreatesAndRecords(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "p-directory.db")
-	s, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Create(t.Context(), testListing(1)); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if ok, err := recorded(dir, "p-directory.db"); !ok || err != nil {
-		t.Fatalf("recorded = %v, %v", ok, err)
-	}
-	if _, err := os.Stat(path + ".new"); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the temporary file stayed: %v", err)
-	}
-	s, err = Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seq, _ := s.LastSeq(t.Context()); seq != 1 {
-		t.Errorf("reopened last seq = %d, want 1", seq)
-	}
-	s.Close()
-	for _, f := range []string{path, path + "-wal", path + "-shm"} {
-		os.Remove(f)
-	}
-	if _, err := Open(t.Context(), path); err == nil {
-		t.Fatal("a recorded store that went missing opened")
-	}
-}
-
-// The club index is a cache: gone or empty, it is made again; damaged, it
-// is refused, never served.
-func TestRebuildableStore(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "club-index.db")
-	good := fillStore(t, path, 200)
-	os.Remove(filepath.Join(dir, RecordName))
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(t.Context(), path, Rebuildable("club index"))
-	if err != nil {
-		t.Fatalf("empty cache: %v", err)
-	}
-	s.Close()
-	if err := os.WriteFile(path, garble(good, len(good)/2/4096*4096, 64<<10), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(path + "-wal")
-	_, err = Open(t.Context(), path, Rebuildable("club index"))
-	if err == nil || !strings.Contains(err.Error(), "rebuilt from the park's and its peers' feeds") || !strings.Contains(err.Error(), path) {
-		t.Fatalf("damaged cache: %v", err)
-	}
 }
 
 // A full disk is a clear answer: insufficient_storage, nothing of the
@@ -242,7 +144,9 @@ func limitPages(t *testing.T, s *Store, n int64) int64 {
 func TestDamageSeenWhileServingMakesTheStoreNotReady(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.db")
 	fillStore(t, path, 300)
-	s, err := Open(t.Context(), path, WithRecheckEvery(50*time.Millisecond))
+	var logs syncBuffer
+	s, err := Open(t.Context(), path, WithRecheckEvery(50*time.Millisecond),
+		WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +170,27 @@ func TestDamageSeenWhileServingMakesTheStoreNotReady(t *testing.T) {
 	err = s.Ping(t.Context())
 	if !apierror.Is(err, apierror.Unavailable) || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("Ping on a damaged store = %v", err)
+	}
+	// The re-check logs the damage with the whole advice (the file named
+	// "store", as at start).
+	s.recheck(t.Context(), 0)
+	var advice []string
+	for line := range strings.Lines(logs.String()) {
+		var e struct {
+			Msg      string
+			WhatToDo string `json:"what_to_do"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "store is damaged" {
+			advice = append(advice, e.WhatToDo)
+		}
+	}
+	if len(advice) == 0 {
+		t.Fatalf("the re-check of a damaged store logged no damage:\n%s", logs.String())
+	}
+	for _, a := range advice {
+		if !strings.HasSuffix(a, "to begin with an empty store.") {
+			t.Errorf("the re-check's advice is %q, want it to end \"to begin with an empty store.\"", a)
+		}
 	}
 	if err := os.WriteFile(path, good, 0o600); err != nil { // restored
 		t.Fatal(err)

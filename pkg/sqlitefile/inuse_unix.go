@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package sqlitestore
+package sqlitefile
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ const shmDMS = 128
 func shmLocked(f *os.File) (bool, error) {
 	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: shmDMS, Len: 1}
 	if err := syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk); err != nil {
-		return false, fmt.Errorf("sqlitestore: lock query on %s: %w", f.Name(), err)
+		return false, fmt.Errorf("sqlitefile: lock query on %s: %w", f.Name(), err)
 	}
 	return lk.Type != syscall.F_UNLCK, nil
 }

@@ -1,4 +1,8 @@
-package sqlitestore
+// Package storetrace wraps a sqlitestore.Store in OpenTelemetry client
+// spans. It is apart from the store so that the store itself does not
+// depend on OpenTelemetry, and so that the tracing stays one optional
+// layer the listing service puts on when tracing is on.
+package storetrace
 
 import (
 	"context"
@@ -12,38 +16,42 @@ import (
 
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
-// scope is the instrumentation scope of the store's spans.
+// scope is the instrumentation scope of the store's spans: still the
+// store's package, as before the wrapper moved here, so the traces read
+// the same.
 const scope = "github.com/parkmesh/parkmesh/pkg/sqlitestore"
 
-// Traced is a Store whose Create, Get, Update, Delete, Search and Changes
-// each run in a client span ("sqlitestore.Search", …) tagged with the
-// OpenTelemetry database attributes (db.system.name=sqlite, the file as
-// db.namespace). Other methods are the Store's own. Close closes the Store.
+// Store is a sqlitestore.Store whose Create, Get, Update, Delete, Search
+// and Changes each run in a client span ("sqlitestore.Search", …) tagged
+// with the OpenTelemetry database attributes (db.system.name=sqlite, the
+// file as db.namespace). Other methods are the Store's own. Close closes
+// the Store.
 //
 // A span is started only under a span that is recording, normally the
 // request's server span: a store call made outside any traced request
 // (start-up, a background job) would otherwise become a trace of one span.
-// Callers use the plain *Store when tracing is off, so that costs nothing.
-type Traced struct {
-	*Store
+// Callers use the plain *sqlitestore.Store when tracing is off, so that costs nothing.
+type Store struct {
+	*sqlitestore.Store
 	tracer trace.Tracer
 	attrs  []attribute.KeyValue
 }
 
-var _ listing.Store = (*Traced)(nil)
+var _ listing.Store = (*Store)(nil)
 
-// NewTraced returns s with spans from tp around its data calls.
-func NewTraced(s *Store, tp trace.TracerProvider) *Traced {
-	return &Traced{
+// New returns s with spans from tp around its data calls.
+func New(s *sqlitestore.Store, tp trace.TracerProvider) *Store {
+	return &Store{
 		Store:  s,
 		tracer: tp.Tracer(scope),
 		attrs: []attribute.KeyValue{
 			semconv.DBSystemNameSQLite,
 			// The pre-1.30 name, which older backends and Jaeger's UI still key on.
 			attribute.String("db.system", "sqlite"),
-			semconv.DBNamespace(filepath.Base(s.path)),
+			semconv.DBNamespace(filepath.Base(s.Path())),
 			semconv.DBCollectionName("listings"),
 		},
 	}
@@ -51,7 +59,7 @@ func NewTraced(s *Store, tp trace.TracerProvider) *Traced {
 
 // start opens the span of one store call, or returns a nil span when the
 // caller's span is not recording.
-func (t *Traced) start(ctx context.Context, op string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
+func (t *Store) start(ctx context.Context, op string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx, nil
 	}
@@ -81,35 +89,35 @@ func end(span trace.Span, err error) {
 }
 
 // Create stores a new listing in a span.
-func (t *Traced) Create(ctx context.Context, l *listing.Listing) (err error) {
+func (t *Store) Create(ctx context.Context, l *listing.Listing) (err error) {
 	ctx, span := t.start(ctx, "Create")
 	defer func() { end(span, err) }()
 	return t.Store.Create(ctx, l)
 }
 
 // Get reads a listing in a span.
-func (t *Traced) Get(ctx context.Context, id string) (_ *listing.Listing, err error) {
+func (t *Store) Get(ctx context.Context, id string) (_ *listing.Listing, err error) {
 	ctx, span := t.start(ctx, "Get")
 	defer func() { end(span, err) }()
 	return t.Store.Get(ctx, id)
 }
 
 // Update replaces a listing in a span.
-func (t *Traced) Update(ctx context.Context, l *listing.Listing, ifVersion int64) (err error) {
+func (t *Store) Update(ctx context.Context, l *listing.Listing, ifVersion int64) (err error) {
 	ctx, span := t.start(ctx, "Update")
 	defer func() { end(span, err) }()
 	return t.Store.Update(ctx, l, ifVersion)
 }
 
 // Delete removes a listing in a span.
-func (t *Traced) Delete(ctx context.Context, id string, ifVersion int64, at time.Time) (_ *listing.Listing, err error) {
+func (t *Store) Delete(ctx context.Context, id string, ifVersion int64, at time.Time) (_ *listing.Listing, err error) {
 	ctx, span := t.start(ctx, "Delete")
 	defer func() { end(span, err) }()
 	return t.Store.Delete(ctx, id, ifVersion, at)
 }
 
 // Search runs a query in a span that records how many listings it returned.
-func (t *Traced) Search(ctx context.Context, q listing.Query) (page *listing.Page, err error) {
+func (t *Store) Search(ctx context.Context, q listing.Query) (page *listing.Page, err error) {
 	ctx, span := t.start(ctx, "Search", attribute.Bool("parkmesh.query.text", q.Text != ""))
 	defer func() {
 		if span != nil && page != nil {
@@ -122,7 +130,7 @@ func (t *Traced) Search(ctx context.Context, q listing.Query) (page *listing.Pag
 
 // Changes reads the change log in a span that records how many changes it
 // returned.
-func (t *Traced) Changes(ctx context.Context, after int64, limit int) (changes []listing.Change, err error) {
+func (t *Store) Changes(ctx context.Context, after int64, limit int) (changes []listing.Change, err error) {
 	ctx, span := t.start(ctx, "Changes", attribute.Int64("parkmesh.changes.after", after))
 	defer func() {
 		if span != nil && err == nil {
