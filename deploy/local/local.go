@@ -402,7 +402,12 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		defer writeMu.Unlock()
 		demo := DemoFile{PIDs: append([]int{os.Getpid()}, c.PIDs()...), Parks: c.Parks, JaegerURL: c.JaegerURL()}
 		b, _ := json.MarshalIndent(demo, "", "  ")
-		return os.WriteFile(filepath.Join(root, "demo.json"), b, 0o600)
+		// Renamed into place: a reader never sees it half written.
+		tmp := filepath.Join(root, ".demo.json.tmp")
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return err
+		}
+		return os.Rename(tmp, filepath.Join(root, "demo.json"))
 	}
 	if err := write(); err != nil {
 		return err

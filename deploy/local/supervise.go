@@ -230,8 +230,8 @@ func (c *Cluster) restart(cr crash, h *crashHistory) bool {
 		}
 		h.started = time.Now()
 		if err == nil {
+			c.changed() // demo.json first: it is true once the console says so
 			c.out.say("%s is running again (pid %d, %s)", cr.what, pid, addr)
-			c.changed()
 			return true
 		}
 		cause = "did not start again: " + firstLine(err.Error())
