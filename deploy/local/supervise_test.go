@@ -107,8 +107,8 @@ func (f *fakeProcess) Err() error {
 	return errors.New("signal: killed")
 }
 
-// TestRestartPolicyKeepUp: each crash of the latest start is restarted, the new start
-// watched in its turn; a requested stop is not a crash.
+// TestRestartPolicyKeepUp: each crash of the latest start is restarted,
+// the new start watched in its turn; a requested stop is not a crash.
 func TestRestartPolicyKeepUp(t *testing.T) {
 	c, out := testCluster(t)
 	starts := make(chan *fakeProcess, 3)
