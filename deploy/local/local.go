@@ -58,8 +58,8 @@ type Config struct {
 	// PARKMESH_JAEGER_BIN when set, else deploy/tools/install-jaeger.sh
 	// (see [jaegerserver.FindBinary]).
 	JaegerInstall string
-	// Restart says how crashed services and gateways are started again;
-	// zero fields take [DefaultRestartPolicy]'s.
+	// Restart says how crashed services, gateways, Consul agents and
+	// Jaeger are started again; zero fields take [DefaultRestartPolicy]'s.
 	Restart RestartPolicy
 }
 
@@ -90,8 +90,8 @@ type DemoFile struct {
 }
 
 // Cluster is a set of parks running as local processes. It starts a
-// crashed service or gateway again (see [RestartPolicy]) and says so on
-// its console.
+// crashed service, gateway, Consul agent or Jaeger again (see
+// [RestartPolicy]) and says so on its console.
 type Cluster struct {
 	Root  string
 	Parks []ParkInfo
@@ -103,7 +103,7 @@ type Cluster struct {
 	gaveUp  chan *launcher.Proc
 	bgCtx   context.Context // ends at Stop: restarts and Jaeger's start
 	cancel  context.CancelFunc
-	bg      sync.WaitGroup // supervisors and Jaeger's start
+	bg      sync.WaitGroup // supervisors and Jaeger's start and supervision
 	stopped sync.Once
 
 	mu        sync.Mutex
@@ -194,8 +194,9 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 			return c, fmt.Errorf("%w (logs in %s)", err, filepath.Join(root, "logs"))
 		}
 		c.parks = append(c.parks, p)
-		c.bg.Add(1)
+		c.bg.Add(2)
 		go c.supervise(p)
+		go c.superviseAgent(p)
 		token, err := p.Token(parktoken.Admin, "demo-admin", 24*time.Hour)
 		if err != nil {
 			return c, err
@@ -209,7 +210,8 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 }
 
 // runJaeger finds Jaeger (building it the first time takes many minutes),
-// starts it and says where its traces are; without it the parks still run.
+// starts it, says where its traces are and starts it again when it
+// crashes; without it the parks still run.
 func (c *Cluster) runJaeger() {
 	defer c.bg.Done()
 	ctx := c.bgCtx
@@ -244,6 +246,21 @@ func (c *Cluster) runJaeger() {
 	c.mu.Unlock()
 	c.out.say("traces: %s/api/traces?service=parkmesh-gateway (Jaeger is up, pid %d; its log: %s)", j.QueryURL(), j.PID(), j.LogPath())
 	c.changed()
+	// A crashed Jaeger comes back on its ports, empty (it keeps traces in
+	// memory); the exporters deliver to it with their next batch.
+	c.keepUp("jaeger", j, func(ctx context.Context) (process, string, error) {
+		c.mu.Lock()
+		cur := c.jaeger
+		c.mu.Unlock()
+		nj, err := cur.Restart(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		c.mu.Lock()
+		c.jaeger = nj
+		c.mu.Unlock()
+		return nj, nj.QueryURL(), nil
+	})
 }
 
 // JaegerURL is the trace backend's query URL, "" until it runs.
@@ -334,8 +351,9 @@ func (c *Cluster) PeerAll(ctx context.Context, out io.Writer) error {
 }
 
 // Demo runs the parks until ctx is done, then stops everything it started.
-// A crashed process is started again meanwhile (see [RestartPolicy]); one
-// that keeps crashing is left down, and the others run on.
+// A crashed process (a service, a gateway, a Consul agent, Jaeger) is
+// started again meanwhile (see [RestartPolicy]); one that keeps crashing
+// is left down, and the others run on.
 func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if len(cfg.Parks) == 0 {
 		cfg.Parks = DemoParks
@@ -384,7 +402,12 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		defer writeMu.Unlock()
 		demo := DemoFile{PIDs: append([]int{os.Getpid()}, c.PIDs()...), Parks: c.Parks, JaegerURL: c.JaegerURL()}
 		b, _ := json.MarshalIndent(demo, "", "  ")
-		return os.WriteFile(filepath.Join(root, "demo.json"), b, 0o600)
+		// Renamed into place: a reader never sees it half written.
+		tmp := filepath.Join(root, ".demo.json.tmp")
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return err
+		}
+		return os.Rename(tmp, filepath.Join(root, "demo.json"))
 	}
 	if err := write(); err != nil {
 		return err
@@ -413,7 +436,7 @@ func Demo(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	fmt.Fprintf(&b, "Admin tokens are in %s. Try:\n", filepath.Join(root, "demo.json"))
 	fmt.Fprintf(&b, "  curl -H \"Authorization: Bearer $(jq -r '.parks[0].admin_token' %s)\" '%s/api/v1/search?scope=club&q=硅谷'\n",
 		filepath.Join(root, "demo.json"), c.Parks[0].GatewayURL)
-	fmt.Fprintln(&b, "A crashed service or gateway is started again; this console says so.")
+	fmt.Fprintln(&b, "A crashed service, gateway, Consul agent or Jaeger is started again; this console says so.")
 	fmt.Fprint(&b, "Press Ctrl-C to stop.")
 	con.say("%s", b.String())
 	<-ctx.Done()

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -11,8 +12,8 @@ import (
 	"github.com/parkmesh/parkmesh/deploy/testenv/launcher"
 )
 
-// RestartPolicy says how the cluster starts a crashed service or gateway
-// again, as a process supervisor would: after a wait that doubles with each
+// RestartPolicy says how the cluster starts a crashed service, gateway,
+// Consul agent or Jaeger again, as a process supervisor would: after a wait that doubles with each
 // crash that follows soon after the last start, and not at all once the
 // process has crashed too often within a window (the console says so; the
 // other processes run on).
@@ -54,7 +55,8 @@ func (rp RestartPolicy) withDefaults() RestartPolicy {
 }
 
 // crashHistory is what the policy remembers of one process (a park's
-// service or gateway on its address) across its restarts.
+// service or gateway on its address, a park's Consul agent, Jaeger) across
+// its restarts.
 type crashHistory struct {
 	mu      sync.Mutex    // held by the one restart loop of the process
 	started time.Time     // the latest start
@@ -104,7 +106,12 @@ func (c *Cluster) supervise(p *launcher.Park) {
 				defer c.bg.Done()
 				h.mu.Lock()
 				defer h.mu.Unlock()
-				c.restart(p, pr, h)
+				if !c.restart(procCrash(p, pr), h) && c.bgCtx.Err() == nil {
+					select {
+					case c.gaveUp <- pr:
+					default:
+					}
+				}
 			}()
 		case <-c.bgCtx.Done():
 			return
@@ -112,42 +119,120 @@ func (c *Cluster) supervise(p *launcher.Park) {
 	}
 }
 
-// restart starts pr again after the policy's wait, retrying a start that
-// fails, until it runs, the policy gives up, or the cluster stops.
-func (c *Cluster) restart(p *launcher.Park, pr *launcher.Proc, h *crashHistory) {
-	rp := c.cfg.Restart
-	what := fmt.Sprintf("%s %s", pr.Park, pr.Name)
-	status := "exit status 0"
-	if err := pr.ExitErr(); err != nil {
-		status = err.Error()
+// procCrash is pr, a service or gateway of p that ended, for [Cluster.restart].
+func procCrash(p *launcher.Park, pr *launcher.Proc) crash {
+	return crash{
+		what: pr.Park + " " + pr.Name, pid: pr.PID(), exitErr: pr.ExitErr(), logPath: pr.LogPath(),
+		start: func(ctx context.Context) (int, string, error) {
+			np, err := p.Restart(ctx, pr)
+			if err != nil {
+				return 0, "", err
+			}
+			return np.PID(), np.Addr, nil
+		},
 	}
-	cause := fmt.Sprintf("(pid %d) exited: %s", pr.PID(), status)
+}
+
+// process is the latest start of a program the cluster keeps up on its
+// own, outside a park's launcher: a park's Consul agent
+// (consulagent.Agent) or Jaeger (jaegerserver.Server).
+type process interface {
+	Done() <-chan struct{}
+	Stopped() bool
+	Err() error
+	PID() int
+	LogPath() string
+}
+
+// keepUp starts a process again each time it ends unasked (see
+// [RestartPolicy]), until the cluster stops or the policy gives up. cur is
+// its latest start; again starts it where it was and returns the new
+// start and its address.
+func (c *Cluster) keepUp(what string, cur process, again func(ctx context.Context) (process, string, error)) {
+	h := &crashHistory{started: time.Now()}
+	for {
+		select {
+		case <-cur.Done():
+		case <-c.bgCtx.Done():
+			return
+		}
+		if cur.Stopped() {
+			return
+		}
+		next := cur
+		ok := c.restart(crash{
+			what: what, pid: cur.PID(), exitErr: cur.Err(), logPath: cur.LogPath(),
+			start: func(ctx context.Context) (int, string, error) {
+				np, addr, err := again(ctx)
+				if err != nil {
+					return 0, "", err
+				}
+				next = np
+				return np.PID(), addr, nil
+			},
+		}, h)
+		if !ok {
+			return
+		}
+		cur = next
+	}
+}
+
+// superviseAgent starts park p's Consul agent again when it crashes, on
+// the same ports and data directory: it finds its catalog, ACLs and the
+// services registered with it as they were, and the park's processes
+// reconnect by themselves (see docs/decisions.md).
+func (c *Cluster) superviseAgent(p *launcher.Park) {
+	defer c.bg.Done()
+	a := p.Agent
+	c.keepUp(p.ID+" consul", a, func(ctx context.Context) (process, string, error) {
+		return a, a.HTTPAddr(), a.Restart(ctx)
+	})
+}
+
+// crash is a process that ended without being asked to, as
+// [Cluster.restart] starts it again.
+type crash struct {
+	what    string // as the console names it: "xian-hitech gateway", "jaeger"
+	pid     int
+	exitErr error // nil: exit status 0
+	logPath string
+	// start starts it again where it was and returns its pid and address.
+	start func(ctx context.Context) (pid int, addr string, err error)
+}
+
+// restart starts cr again after the policy's wait, retrying a start that
+// fails, until it runs (true), the policy gives up or the cluster stops
+// (false).
+func (c *Cluster) restart(cr crash, h *crashHistory) bool {
+	rp := c.cfg.Restart
+	status := "exit status 0"
+	if cr.exitErr != nil {
+		status = cr.exitErr.Error()
+	}
+	cause := fmt.Sprintf("(pid %d) exited: %s", cr.pid, status)
 	for {
 		wait, giveUp := rp.crashed(h, time.Now())
 		if giveUp {
 			c.out.say("%s %s; it crashed %d times within %s, so it stays down (its log: %s). The other processes run on; restart the demo to try again.",
-				what, cause, rp.Crashes, rp.Window, pr.LogPath())
-			select {
-			case c.gaveUp <- pr:
-			default:
-			}
-			return
+				cr.what, cause, rp.Crashes, rp.Window, cr.logPath)
+			return false
 		}
-		c.out.say("%s %s; restarting it in %s (its log: %s)", what, cause, wait, pr.LogPath())
+		c.out.say("%s %s; restarting it in %s (its log: %s)", cr.what, cause, wait, cr.logPath)
 		select {
 		case <-time.After(wait):
 		case <-c.bgCtx.Done():
-			return
+			return false
 		}
-		np, err := p.Restart(c.bgCtx, pr)
+		pid, addr, err := cr.start(c.bgCtx)
 		if c.bgCtx.Err() != nil {
-			return
+			return false
 		}
 		h.started = time.Now()
 		if err == nil {
-			c.out.say("%s is running again (pid %d, %s)", what, np.PID(), np.Addr)
-			c.changed()
-			return
+			c.changed() // demo.json first: it is true once the console says so
+			c.out.say("%s is running again (pid %d, %s)", cr.what, pid, addr)
+			return true
 		}
 		cause = "did not start again: " + firstLine(err.Error())
 	}

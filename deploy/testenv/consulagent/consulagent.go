@@ -381,6 +381,11 @@ func (a *Agent) Done() <-chan struct{} { return a.current().Done() }
 // when it was stopped or killed on request, the exit error otherwise.
 func (a *Agent) Err() error { return a.current().Err() }
 
+// Stopped reports whether the latest start of the agent was asked to end
+// (Stop, Kill, Restart), whether or not it has yet: a supervisor tells a
+// crash from a requested stop by it.
+func (a *Agent) Stopped() bool { return a.current().Stopped() }
+
 func (a *Agent) ready(ctx context.Context) error {
 	leader, err := a.client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {

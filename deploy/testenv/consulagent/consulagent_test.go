@@ -281,12 +281,18 @@ func TestLaunchStop(t *testing.T) {
 	if a.Running() {
 		t.Error("Running() after Stop")
 	}
+	if !a.Stopped() {
+		t.Error("Stopped() false after Stop: a supervisor would take it for a crash")
+	}
 	// Started again, on the same ports, for the same clients.
 	if err := a.Start(ctx); err != nil {
 		t.Fatalf("Start after Stop: %v", err)
 	}
 	if name, err := a.Client().Agent().NodeName(); err != nil || name != "launch-stop" {
 		t.Fatalf("after a new Start, NodeName() = %q, %v; want launch-stop", name, err)
+	}
+	if a.Stopped() {
+		t.Error("Stopped() true for the new start")
 	}
 	// Its state is on disk: the KV survived the restart.
 	if pair, _, err := a.Client().KV().Get("parkmesh/probe", nil); err != nil || pair == nil || string(pair.Value) != "kept" {

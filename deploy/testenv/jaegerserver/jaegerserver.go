@@ -215,6 +215,21 @@ func LaunchOnFreePorts(ctx context.Context, opts Options, choose localproc.PortC
 	})
 }
 
+// Restart stops Jaeger if it runs (killing it after 5 s) and launches it
+// again with the same options: the same ports, its output appended to the
+// same log file. Jaeger keeps traces in memory, so the new one starts
+// empty; exporters deliver to it with their next batch. The returned
+// Server replaces s. On error nothing new runs, and s may be restarted
+// again.
+func (s *Server) Restart(ctx context.Context) (*Server, error) {
+	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Stop(stopCtx); err != nil {
+		return nil, err
+	}
+	return Launch(ctx, s.opts)
+}
+
 // Args returns the command-line arguments (without the binary) Launch
 // passes to jaeger.
 func (o Options) Args() []string { return []string{"--config=file:" + o.ConfigPath} }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
@@ -89,5 +90,48 @@ func TestLaunchRefusesATakenPort(t *testing.T) {
 	})
 	if !errors.Is(err, jaegerserver.ErrPortInUse) {
 		t.Fatalf("Launch error = %v, want port in use", err)
+	}
+}
+
+// TestRestartAfterACrash: a Jaeger killed as a crash would is launched
+// again on the same ports, as a new process appending to the same log.
+func TestRestartAfterACrash(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("short: starts a real Jaeger")
+	}
+	bin, err := jaegerserver.FindBinary(t.Context(), os.Stderr)
+	if err != nil {
+		t.Fatalf("no Jaeger binary: %v", err)
+	}
+	logPath := filepath.Join(t.TempDir(), "jaeger.log")
+	j, err := jaegerserver.LaunchOnFreePorts(t.Context(), jaegerserver.Options{
+		Bin: bin, RunOptions: localproc.RunOptions{LogPath: logPath, KillWithParent: true},
+	}, nil, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Kill() })
+	old := j.PID()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-j.Done()
+	if j.Stopped() || j.Err() == nil {
+		t.Fatalf("after SIGKILL: Stopped() %v, Err() %v; want a crash", j.Stopped(), j.Err())
+	}
+	nj, err := j.Restart(t.Context())
+	if err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	t.Cleanup(func() { _ = nj.Kill() })
+	if nj.PID() == old || nj.QueryURL() != j.QueryURL() || nj.OTLPHTTPAddr() != j.OTLPHTTPAddr() {
+		t.Errorf("restarted: pid %d (was %d), %s %s; want a new pid on %s %s", nj.PID(), old, nj.QueryURL(), nj.OTLPHTTPAddr(), j.QueryURL(), j.OTLPHTTPAddr())
+	}
+	if _, err := nj.Services(t.Context()); err != nil {
+		t.Errorf("restarted Jaeger's query API: %v", err)
+	}
+	if b, _ := os.ReadFile(logPath); strings.Count(string(b), "==> parkmesh launcher") != 2 {
+		t.Errorf("log %s does not hold both starts:\n%s", logPath, b)
 	}
 }

@@ -2,8 +2,8 @@
 // with its own Consul agent (ACLs on, state on disk), its three services
 // and its gateway, loaded with the park's sample data. The parks start as
 // soon as Consul is there; Jaeger is built (the first time) and started in
-// the background, and traces flow once it is up. A crashed service or
-// gateway is started again with backoff. It runs in the foreground; SIGINT
+// the background, and traces flow once it is up. A crashed service,
+// gateway, Consul agent or Jaeger is started again with backoff. It runs in the foreground; SIGINT
 // or SIGTERM stops every process it started, gateways first, Consul last.
 package main
 
