@@ -117,6 +117,7 @@ func startParks(ctx context.Context, cfg config, ids []string, s *seed.Seeder) (
 	}
 	return local.Start(ctx, local.Config{
 		Root: cfg.root, Parks: ids, GatewayBasePort: 9101, ServiceBasePort: 27200, ConsulBasePort: 29000, Seed: s.Prepare,
+		Unsupervised: true, // the killed peer stays dead for its phase
 	}, io.Discard)
 }
 

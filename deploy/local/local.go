@@ -61,6 +61,10 @@ type Config struct {
 	// Restart says how crashed services, gateways, Consul agents and
 	// Jaeger are started again; zero fields take [DefaultRestartPolicy]'s.
 	Restart RestartPolicy
+	// Unsupervised leaves a crashed process down: the bench kills a peer's
+	// gateway to measure the club with a dead peer, which a restart a
+	// second later would end.
+	Unsupervised bool
 }
 
 // ParkInfo is one park of demo.json.
@@ -194,9 +198,11 @@ func Start(ctx context.Context, cfg Config, out io.Writer) (*Cluster, error) {
 			return c, fmt.Errorf("%w (logs in %s)", err, filepath.Join(root, "logs"))
 		}
 		c.parks = append(c.parks, p)
-		c.bg.Add(2)
-		go c.supervise(p)
-		go c.superviseAgent(p)
+		if !cfg.Unsupervised {
+			c.bg.Add(2)
+			go c.supervise(p)
+			go c.superviseAgent(p)
+		}
 		token, err := p.Token(parktoken.Admin, "demo-admin", 24*time.Hour)
 		if err != nil {
 			return c, err
@@ -246,6 +252,9 @@ func (c *Cluster) runJaeger() {
 	c.mu.Unlock()
 	c.out.say("traces: %s/api/traces?service=parkmesh-gateway (Jaeger is up, pid %d; its log: %s)", j.QueryURL(), j.PID(), j.LogPath())
 	c.changed()
+	if c.cfg.Unsupervised {
+		return
+	}
 	// A crashed Jaeger comes back on its ports, empty (it keeps traces in
 	// memory); the exporters deliver to it with their next batch.
 	c.keepUp("jaeger", j, func(ctx context.Context) (process, string, error) {
