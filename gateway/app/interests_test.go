@@ -84,7 +84,7 @@ func newRecorder(t *testing.T, from, to *nodetest.Park) *recorder {
 // interests could go to the peer directly, unrecorded.
 func (r *recorder) waitUsed(t *testing.T, from *nodetest.Park) {
 	t.Helper()
-	waitFor(t, from.ID+" reaching "+r.to+" through the recorder", 10*time.Second, func() bool {
+	waitFor(t, from.ID+" reaching "+r.to+" through the recorder", 20*time.Second, func() bool {
 		clubSearch(t, from, "mode=live&q=copper&timeout_ms=1000")
 		return r.all.Load() > 0
 	})

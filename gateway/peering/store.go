@@ -469,12 +469,21 @@ func (s *Store) put(ctx context.Context, p *Peer, index uint64) (bool, error) {
 	}
 	floor := s.writtenAt(ctx)
 	s.mu.Lock()
-	s.floor = max(s.floor, floor)
-	s.peers[p.ID] = p
+	if s.behind(floor) {
+		s.floor = max(s.floor, floor)
+		s.peers[p.ID] = p
+	}
 	s.mu.Unlock()
 	s.changed()
 	return true, nil
 }
+
+// behind reports whether the peers last taken from the watch are older
+// than a write of ours that the peer list held at index floor (0: unknown),
+// so that the write is to be applied here now. When the watch already took
+// an answer at floor or later, that answer holds the write, and maybe a
+// newer one from elsewhere that applying ours would undo. s.mu is held.
+func (s *Store) behind(floor uint64) bool { return floor == 0 || s.index < floor }
 
 // update rewrites park's record, as Consul holds it now, with change, by
 // check-and-set: a change made from what was fetched over the network
@@ -533,8 +542,10 @@ func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	}
 	floor := s.writtenAt(ctx)
 	s.mu.Lock()
-	s.floor = max(s.floor, floor)
-	delete(s.peers, id)
+	if s.behind(floor) {
+		s.floor = max(s.floor, floor)
+		delete(s.peers, id)
+	}
 	s.mu.Unlock()
 	s.changed()
 	return true, nil

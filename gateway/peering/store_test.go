@@ -274,6 +274,8 @@ type flakyConsul struct {
 	proxy *httputil.ReverseProxy
 	// consistent counts consistent reads passed to the agent.
 	consistent atomic.Int32
+	// In mode "holdwrite", the plain read of the list a store makes right
+	// after a write waits for release before it is passed on.
 	// In mode "hold", a blocking query is answered at once by the agent
 	// (its state then) but the answer is held back: held gets a value,
 	// and the answer goes out when release is closed.
@@ -286,6 +288,11 @@ func (f *flakyConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	isList := strings.HasPrefix(r.URL.Path, "/v1/kv/"+kvPeers)
 	_, blocking := r.URL.Query()["index"]
 	switch mode := f.mode.Load().(string); {
+	case isList && r.Method == http.MethodGet && !blocking && !consistent && mode == "holdwrite":
+		// A store's read of the index right after its own write: held
+		// before it reaches the agent.
+		f.held <- struct{}{}
+		<-f.release
 	case isList && blocking && mode == "hold":
 		q := r.URL.Query()
 		q.Del("index")
@@ -538,5 +545,53 @@ func TestStoreFetchesNeverUndoADeletion(t *testing.T) {
 		if pair, _, err := agent.Client().KV().Get(kvPeers+"chengdu-hitech", nil); err != nil || pair != nil {
 			t.Errorf("%s: the deleted peer's record is back in Consul (%v)", c.name, err)
 		}
+	}
+}
+
+// TestStoreWriteDoesNotUndoANewerAnswer: when the watch has already taken
+// an answer newer than a write of this replica (another replica's write
+// landed just after it), the write's local effect does not replace that
+// answer's record with the older one.
+func TestStoreWriteDoesNotUndoANewerAnswer(t *testing.T) {
+	t.Parallel()
+	agent := consultest.Start(t)
+	target, _ := url.Parse("http://" + agent.HTTPAddr())
+	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(target), held: make(chan struct{}, 1)}
+	f.mode.Store("pass")
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	ks := testKeys(t)
+	// Long waits: a wrong record taken here would stay until the next
+	// answer, seconds later.
+	s := startStore(t, srv.Listener.Addr().String(), agent.Token(t, consulacl.Gateway), func() *parkkey.KeySet { return ks }, t.TempDir(), 10*time.Second)
+	peer := func(u string) *Peer { p := testPeer("chengdu-hitech"); p.URL = u; return p }
+	if err := s.Put(t.Context(), peer("https://one.example")); err != nil {
+		t.Fatal(err)
+	}
+	url := func() string { p, _ := s.Get("chengdu-hitech"); return p.URL }
+	eventually(t, "the peer", 5*time.Second, func() bool { return url() == "https://one.example" })
+
+	f.release = make(chan struct{})
+	f.mode.Store("holdwrite")
+	done := make(chan error, 1)
+	go func() { done <- s.Put(t.Context(), peer("https://two.example")) }()
+	select {
+	case <-f.held: // written; its read of the index waits
+	case <-time.After(5 * time.Second):
+		t.Fatal("the write never read the index")
+	}
+	// Another replica writes after it, and the watch takes that answer.
+	key, val, err := SealPeerRecord(ks, peer("https://three.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, agent.Client(), key, val)
+	eventually(t, "the other replica's write", 5*time.Second, func() bool { return url() == "https://three.example" })
+	close(f.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := url(); got != "https://three.example" {
+		t.Errorf("after the earlier write returned the store holds %s, want the newer https://three.example", got)
 	}
 }
