@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/storetest"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile/holdtest"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
@@ -136,12 +136,14 @@ func TestBackupWhileWritingThenRestore(t *testing.T) {
 
 	// The node runs: a restore is refused. (This process's own locks are
 	// invisible to it, so another process holds a store open.)
-	holder := hold(t, filepath.Join(dir, sqlitestore.ServiceFileName(park, listing.KindTalent)))
+	release := holdtest.Hold(t, filepath.Join(dir, sqlitestore.ServiceFileName(park, listing.KindTalent)))
 	closeAll(stores)
 	if _, err := backup.Restore(ctx, out, dir, backup.Options{}); !errors.Is(err, backup.ErrRunning) {
 		t.Fatalf("restore while a store is open = %v, want ErrRunning", err)
 	}
-	holder()
+	if err := release(); err != nil {
+		t.Fatalf("the process holding the store: %v", err)
+	}
 
 	res, err := backup.Restore(ctx, out, dir, backup.Options{})
 	if err != nil {
@@ -289,39 +291,5 @@ func TestRestoreIntoAFreshDirectory(t *testing.T) {
 	}
 }
 
-// hold opens path in another process until the returned func is called.
-func hold(t *testing.T, path string) func() {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldOpen$")
-	cmd.Env = append(os.Environ(), "BACKUP_TEST_HOLD="+path)
-	stdin, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := out.Read(buf); err != nil || string(buf) != "open\n" {
-		t.Fatalf("helper said %q, %v", buf, err)
-	}
-	return func() {
-		stdin.Close()
-		cmd.Wait()
-	}
-}
-
-// TestHelperHoldOpen is the process hold starts.
-func TestHelperHoldOpen(t *testing.T) {
-	path := os.Getenv("BACKUP_TEST_HOLD")
-	if path == "" {
-		return // run only as the helper process hold starts
-	}
-	s, err := sqlitestore.Open(context.Background(), path)
-	if err != nil {
-		os.Exit(3)
-	}
-	s.Ping(context.Background())
-	os.Stdout.WriteString("open\n")
-	os.Stdin.Read(make([]byte, 1))
-	s.Close()
-	os.Exit(0)
-}
+// TestMain lets holdtest re-start this binary to hold a store open.
+func TestMain(m *testing.M) { holdtest.Main(m) }

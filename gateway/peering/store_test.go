@@ -324,20 +324,28 @@ func (f *flakyConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.proxy.ServeHTTP(w, r)
 }
 
+// startFlakyStore runs a store that reaches a new agent through a
+// flakyConsul (mode "pass"), watching with waits of wait.
+func startFlakyStore(t *testing.T, wait time.Duration) (*testStore, *flakyConsul, *consultest.Agent, *parkkey.KeySet) {
+	t.Helper()
+	agent := consultest.Start(t)
+	target, _ := url.Parse("http://" + agent.HTTPAddr())
+	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(target), held: make(chan struct{}, 1)}
+	f.mode.Store("pass")
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	ks := testKeys(t)
+	s := startStore(t, srv.Listener.Addr().String(), agent.Token(t, consulacl.Gateway), func() *parkkey.KeySet { return ks }, t.TempDir(), wait)
+	return s, f, agent, ks
+}
+
 // TestStoreBelievesOnlyConfirmedAnswers: an empty peer list right after a
 // failure, from an agent without a leader, or with an index that went
 // backwards, drops nothing; the store asks again with a consistent read
 // and keeps what that says.
 func TestStoreBelievesOnlyConfirmedAnswers(t *testing.T) {
 	t.Parallel()
-	agent := consultest.Start(t)
-	target, _ := url.Parse("http://" + agent.HTTPAddr())
-	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(target)}
-	f.mode.Store("pass")
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	ks := testKeys(t)
-	s := startStore(t, srv.Listener.Addr().String(), agent.Token(t, consulacl.Gateway), func() *parkkey.KeySet { return ks }, t.TempDir(), 500*time.Millisecond)
+	s, f, agent, _ := startFlakyStore(t, 500*time.Millisecond)
 	if err := s.Put(t.Context(), testPeer("chengdu-hitech")); err != nil {
 		t.Fatal(err)
 	}
@@ -372,14 +380,7 @@ func TestStoreBelievesOnlyConfirmedAnswers(t *testing.T) {
 // peer just deleted would be trusted again, one just established dropped.
 func TestStoreWriteNotUndoneByAnEarlierAnswer(t *testing.T) {
 	t.Parallel()
-	agent := consultest.Start(t)
-	target, _ := url.Parse("http://" + agent.HTTPAddr())
-	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(target), held: make(chan struct{}, 1)}
-	f.mode.Store("pass")
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	ks := testKeys(t)
-	s := startStore(t, srv.Listener.Addr().String(), agent.Token(t, consulacl.Gateway), func() *parkkey.KeySet { return ks }, t.TempDir(), 300*time.Millisecond)
+	s, f, _, _ := startFlakyStore(t, 300*time.Millisecond)
 	if err := s.Put(t.Context(), testPeer("chengdu-hitech")); err != nil {
 		t.Fatal(err)
 	}
@@ -554,16 +555,9 @@ func TestStoreFetchesNeverUndoADeletion(t *testing.T) {
 // answer's record with the older one.
 func TestStoreWriteDoesNotUndoANewerAnswer(t *testing.T) {
 	t.Parallel()
-	agent := consultest.Start(t)
-	target, _ := url.Parse("http://" + agent.HTTPAddr())
-	f := &flakyConsul{proxy: httputil.NewSingleHostReverseProxy(target), held: make(chan struct{}, 1)}
-	f.mode.Store("pass")
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	ks := testKeys(t)
 	// Long waits: a wrong record taken here would stay until the next
 	// answer, seconds later.
-	s := startStore(t, srv.Listener.Addr().String(), agent.Token(t, consulacl.Gateway), func() *parkkey.KeySet { return ks }, t.TempDir(), 10*time.Second)
+	s, f, agent, ks := startFlakyStore(t, 10*time.Second)
 	peer := func(u string) *Peer { p := testPeer("chengdu-hitech"); p.URL = u; return p }
 	if err := s.Put(t.Context(), peer("https://one.example")); err != nil {
 		t.Fatal(err)

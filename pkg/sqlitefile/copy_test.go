@@ -1,9 +1,7 @@
 package sqlitefile_test
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/parkmesh/parkmesh/pkg/listing/storetest"
 	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile/holdtest"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
@@ -91,17 +90,6 @@ func TestCopyToWhileWriting(t *testing.T) {
 
 // A file another process has open is in use; once it closes, it is not.
 func TestInUse(t *testing.T) {
-	if os.Getenv("SQLITEFILE_HOLD") != "" {
-		s, err := sqlitestore.Open(context.Background(), os.Getenv("SQLITEFILE_HOLD"))
-		if err != nil {
-			os.Exit(3)
-		}
-		s.Ping(context.Background())
-		os.Stdout.WriteString("open\n")
-		os.Stdin.Read(make([]byte, 1)) // until the parent closes stdin
-		s.Close()
-		os.Exit(0)
-	}
 	path := filepath.Join(t.TempDir(), "listings.db")
 	s, err := sqlitestore.Open(t.Context(), path)
 	if err != nil {
@@ -111,25 +99,17 @@ func TestInUse(t *testing.T) {
 	if used, err := sqlitefile.InUse(path); err != nil || used {
 		t.Fatalf("InUse of a closed store = %v, %v", used, err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestInUse$")
-	cmd.Env = append(os.Environ(), "SQLITEFILE_HOLD="+path)
-	stdin, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := out.Read(buf); err != nil || string(buf) != "open\n" {
-		t.Fatalf("helper said %q, %v", buf, err)
-	}
+	release := holdtest.Hold(t, path)
 	if used, err := sqlitefile.InUse(path); err != nil || !used {
 		t.Errorf("InUse while another process has it open = %v, %v", used, err)
 	}
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err)
+	if err := release(); err != nil {
+		t.Fatalf("the process holding the store: %v", err)
 	}
 	if used, err := sqlitefile.InUse(path); err != nil || used {
 		t.Errorf("InUse after the other process closed it = %v, %v", used, err)
 	}
 }
+
+// TestMain lets holdtest re-start this binary to hold a store open.
+func TestMain(m *testing.M) { holdtest.Main(m) }
