@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,6 +23,7 @@ import (
 	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
 	"github.com/parkmesh/parkmesh/deploy/testenv/jaegerserver"
 	"github.com/parkmesh/parkmesh/deploy/testenv/jaegertest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/logbuf"
 	"github.com/parkmesh/parkmesh/deploy/testenv/nodetest"
 	"github.com/parkmesh/parkmesh/gateway/app"
 	"github.com/parkmesh/parkmesh/pkg/listing"
@@ -36,29 +36,11 @@ import (
 	"github.com/parkmesh/parkmesh/services/talent"
 )
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // failLog is a log a process of the test writes to; its last lines are
 // logged if the test fails (an in-process gateway's log says why it is
 // not ready, where io.Discard would hide it).
-func failLog(t *testing.T, name string) *syncBuffer {
-	b := &syncBuffer{}
+func failLog(t *testing.T, name string) *logbuf.Buffer {
+	b := &logbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			lines := strings.Split(strings.TrimSpace(b.String()), "\n")
@@ -77,7 +59,7 @@ type inprocPark struct {
 	// metricsURL is where metrics and health are served, when apart.
 	metricsURL string
 	keys       *parkkey.KeySet
-	gwLog      *syncBuffer
+	gwLog      *logbuf.Buffer
 	stopGW     func()
 }
 

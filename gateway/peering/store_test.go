@@ -1,7 +1,6 @@
 package peering
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -27,32 +26,9 @@ import (
 
 	"github.com/parkmesh/parkmesh/deploy/consulacl"
 	"github.com/parkmesh/parkmesh/deploy/testenv/consultest"
+	"github.com/parkmesh/parkmesh/deploy/testenv/logbuf"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 )
-
-// logBuffer collects a store's JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) count(substr string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), substr)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // keyRing is a key set a test can rotate under a running store.
 type keyRing struct {
@@ -75,7 +51,7 @@ func (r *keyRing) set(ks *parkkey.KeySet) {
 // testStore is a running Store with what a test looks at.
 type testStore struct {
 	*Store
-	logs *logBuffer
+	logs *logbuf.Buffer
 	// removals counts changes of the peer set that dropped a peer.
 	removals atomic.Int32
 	stop     func()
@@ -91,7 +67,7 @@ func startStore(t *testing.T, addr, token string, keys func() *parkkey.KeySet, d
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testStore{logs: &logBuffer{}}
+	ts := &testStore{logs: &logbuf.Buffer{}}
 	ts.Store = NewStore(cc, http.DefaultClient, slog.New(slog.NewJSONHandler(ts.logs, nil)),
 		StoreConfig{Keys: keys, Metrics: prometheus.NewRegistry(), DataDir: dataDir})
 	ts.watchWait = wait
@@ -219,7 +195,7 @@ func TestStoreIgnoresRecordsNotSignedByThePark(t *testing.T) {
 	// Several watch rounds later (1 s each), each version is still logged
 	// and counted once.
 	time.Sleep(2500 * time.Millisecond)
-	if n := s.logs.count(`"key":"parkmesh/peers/rogue"`); n != 1 || count(rejectUnsigned) != 1 {
+	if n := s.logs.Count(`"key":"parkmesh/peers/rogue"`); n != 1 || count(rejectUnsigned) != 1 {
 		t.Errorf("rogue logged %d times, counted %v; want once", n, count(rejectUnsigned))
 	}
 	// A new version of it is logged and counted again.

@@ -1,7 +1,6 @@
 package sqlitestore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/testenv/logbuf"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 )
@@ -45,25 +44,6 @@ func testListing(i int) *listing.Listing {
 	return &listing.Listing{ID: listing.NewID(listing.KindTalent, now.Add(time.Duration(i))), Park: "xian-hitech",
 		Kind: listing.KindTalent, Version: 1, Title: fmt.Sprintf("人才 %d copper research 硅谷", i), Country: "CN",
 		Visibility: "club", CreatedAt: now, UpdatedAt: now}
-}
-
-// syncBuffer is a bytes.Buffer the store's goroutines may log to while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // garble overwrites n bytes from off with a pattern that is no page of
@@ -144,7 +124,7 @@ func limitPages(t *testing.T, s *Store, n int64) int64 {
 func TestDamageSeenWhileServingMakesTheStoreNotReady(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.db")
 	fillStore(t, path, 300)
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	s, err := Open(t.Context(), path, WithRecheckEvery(50*time.Millisecond),
 		WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/testenv/logbuf"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/services/listingservice"
 )
@@ -86,7 +87,7 @@ func TestCompactionAtStartKeepsTheChangesRead(t *testing.T) {
 	stop()
 	time.Sleep(5 * time.Millisecond) // older than the retention below
 
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	m := listingservice.NewMain(spec, logs)
 	if err := m.ParseFlags([]string{"-listen", "127.0.0.1:0", "-data-dir", dir, "-park", "xian-hitech", "-consul", "off"},
 		func(k string) string { return map[string]string{"PARKMESH_CHANGES_RETENTION": "1ms"}[k] }); err != nil {
@@ -102,7 +103,7 @@ func TestCompactionAtStartKeepsTheChangesRead(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	var deleted any
 	for deleted == nil && time.Now().Before(deadline) {
-		for _, l := range logs.lines(t) {
+		for _, l := range logs.JSONLines(t) {
 			if l["msg"] == "compacted the change log" {
 				deleted = l["deleted"]
 			}

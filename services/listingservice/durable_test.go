@@ -12,21 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkmesh/parkmesh/deploy/testenv/logbuf"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 	"github.com/parkmesh/parkmesh/services/listingservice"
 )
 
-// text returns the log written so far.
-func (b *syncBuffer) text() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // openService runs Main.Open as Run does, with args after the usual ones.
-func openService(t *testing.T, spec listingservice.Spec, dir string, logs *syncBuffer, env map[string]string, args ...string) (*listingservice.Main, error) {
+func openService(t *testing.T, spec listingservice.Spec, dir string, logs *logbuf.Buffer, env map[string]string, args ...string) (*listingservice.Main, error) {
 	t.Helper()
 	m := listingservice.NewMain(spec, logs)
 	m.StoreOptions = []sqlitestore.Option{sqlitestore.WithRecheckEvery(50 * time.Millisecond)}
@@ -50,7 +44,7 @@ func parkDir(t *testing.T) (dir string, talent []byte) {
 		t.Fatal(err)
 	}
 	for _, spec := range specs { // a first start on a park with keys creates every store
-		m, err := openService(t, spec, dir, &syncBuffer{}, nil)
+		m, err := openService(t, spec, dir, &logbuf.Buffer{}, nil)
 		if err != nil {
 			t.Fatalf("first start of %s beside the park's keys: %v", spec.Name, err)
 		}
@@ -110,7 +104,7 @@ func TestServiceRefusesToStartOnADamagedStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.damage(path)
-			_, err := openService(t, specs[2], dir, &syncBuffer{}, nil)
+			_, err := openService(t, specs[2], dir, &logbuf.Buffer{}, nil)
 			if err == nil {
 				t.Fatal("the service started on it")
 			}
@@ -120,10 +114,10 @@ func TestServiceRefusesToStartOnADamagedStore(t *testing.T) {
 				}
 			}
 			// The sibling stores are untouched and start as before.
-			if _, err := openService(t, specs[0], dir, &syncBuffer{}, nil); err != nil {
+			if _, err := openService(t, specs[0], dir, &logbuf.Buffer{}, nil); err != nil {
 				t.Errorf("a healthy sibling: %v", err)
 			}
-			m, err := openService(t, specs[2], dir, &syncBuffer{}, map[string]string{"PARKMESH_ALLOW_EMPTY_STORE": "true"})
+			m, err := openService(t, specs[2], dir, &logbuf.Buffer{}, map[string]string{"PARKMESH_ALLOW_EMPTY_STORE": "true"})
 			if !c.empty {
 				if err == nil {
 					t.Fatal("PARKMESH_ALLOW_EMPTY_STORE opened a damaged store")
@@ -147,7 +141,7 @@ func TestServiceRefusesToStartOnADamagedStore(t *testing.T) {
 // themselves once there is room. The disk is the file's page cap
 // (SetMaxPages), which makes SQLite fail with its real SQLITE_FULL.
 func TestFullDiskAnswers507AndRecovers(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	m, err := openService(t, specs[1], t.TempDir(), logs, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -216,8 +210,8 @@ func TestFullDiskAnswers507AndRecovers(t *testing.T) {
 	if !bytes.Contains(metrics, []byte(`parkmesh_store_errors_total{class="full",store="xian-hitech-project.db"}`)) {
 		t.Errorf("metrics lack the store's full-disk errors")
 	}
-	if n := strings.Count(logs.text(), `"msg":"store failing: full"`); n != 1 || !strings.Contains(logs.text(), "xian-hitech-project.db") {
-		t.Errorf("%d log lines of the full disk naming the store; logs:\n%s", n, logs.text())
+	if n := strings.Count(logs.String(), `"msg":"store failing: full"`); n != 1 || !strings.Contains(logs.String(), "xian-hitech-project.db") {
+		t.Errorf("%d log lines of the full disk naming the store; logs:\n%s", n, logs.String())
 	}
 	if _, err := m.Store().SetMaxPages(t.Context(), pages*8); err != nil { // space is freed
 		t.Fatal(err)
@@ -234,7 +228,7 @@ func TestFullDiskAnswers507AndRecovers(t *testing.T) {
 // and ready again once the file checks out.
 func TestReadyzReflectsAStoreThatStartedFailing(t *testing.T) {
 	dir := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	m, err := openService(t, specs[2], dir, logs, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package listingservice_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/parkmesh/parkmesh/deploy/testenv/logbuf"
 	"github.com/parkmesh/parkmesh/pkg/httpserver"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/synth"
@@ -30,37 +29,6 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/telemetry"
 	"github.com/parkmesh/parkmesh/services/listingservice"
 )
-
-// syncBuffer is a log destination safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the JSON log lines written so far.
-func (b *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // openMain opens the real Main of spec on a loopback port, with the given
 // telemetry test hooks, logging at info to logs.
@@ -96,7 +64,7 @@ func serve(t *testing.T, m *listingservice.Main) string {
 func TestRequestSpanHasStoreChildAndLogsCarryIDs(t *testing.T) {
 	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	spec := specs[1] // project
 	m := openMain(t, spec, t.TempDir(), telemetry.Config{Exporter: exp}, logs)
 	base := serve(t, m)
@@ -148,7 +116,7 @@ func TestRequestSpanHasStoreChildAndLogsCarryIDs(t *testing.T) {
 	}
 
 	var found bool
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.JSONLines(t) {
 		if l["msg"] == "request" && l["route"] == "GET /v1/listings" {
 			found = true
 			if l["trace_id"] != caller.TraceID().String() || l["span_id"] != search.SpanContext.SpanID().String() {
@@ -169,11 +137,11 @@ func TestTracingOffByDefault(t *testing.T) {
 	for _, k := range []string{telemetry.EnvEndpoint, telemetry.EnvTracesEndpoint} {
 		t.Setenv(k, "")
 	}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	m := openMain(t, specs[0], t.TempDir(), telemetry.Config{}, logs)
 	base := serve(t, m)
 	do(t, "GET", base+"/v1/listings", nil)
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.JSONLines(t) {
 		if l["msg"] == "serving" && l["tracing"] != false {
 			t.Errorf("serving line %v: want tracing false", l)
 		}

@@ -6,28 +6,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/parkmesh/parkmesh/deploy/testenv/logbuf"
 )
-
-// syncBuffer is an io.Writer the test can read while devrun writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // writeScript installs a shell script as the "binary" the way Tilt's live
 // update does: a new file renamed over the old one.
@@ -49,7 +32,7 @@ func server(version string, code int) string {
 	return "trap 'echo stopped " + version + "; exit " + strconv.Itoa(code) + "' TERM\necho started " + version + "\nwhile :; do sleep 0.05; done\n"
 }
 
-func waitFor(t *testing.T, out *syncBuffer, want string) {
+func waitFor(t *testing.T, out *logbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), want) {
@@ -62,9 +45,9 @@ func waitFor(t *testing.T, out *syncBuffer, want string) {
 
 type result struct{ code int }
 
-func start(t *testing.T, ctx context.Context, args []string) (stdout, stderr *syncBuffer, done <-chan result) {
+func start(t *testing.T, ctx context.Context, args []string) (stdout, stderr *logbuf.Buffer, done <-chan result) {
 	t.Helper()
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &logbuf.Buffer{}, &logbuf.Buffer{}
 	ch := make(chan result, 1)
 	go func() { ch <- result{run(ctx, args, stdout, stderr)} }()
 	return stdout, stderr, ch
