@@ -16,7 +16,7 @@ import (
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/listing/storetest"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
-	"github.com/parkmesh/parkmesh/pkg/sqlitefile/holdtest"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile/sqlitefiletest"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
@@ -136,7 +136,7 @@ func TestBackupWhileWritingThenRestore(t *testing.T) {
 
 	// The node runs: a restore is refused. (This process's own locks are
 	// invisible to it, so another process holds a store open.)
-	release := holdtest.Hold(t, filepath.Join(dir, sqlitestore.ServiceFileName(park, listing.KindTalent)))
+	release := sqlitefiletest.Hold(t, filepath.Join(dir, sqlitestore.ServiceFileName(park, listing.KindTalent)))
 	closeAll(stores)
 	if _, err := backup.Restore(ctx, out, dir, backup.Options{}); !errors.Is(err, backup.ErrRunning) {
 		t.Fatalf("restore while a store is open = %v, want ErrRunning", err)
@@ -291,5 +291,5 @@ func TestRestoreIntoAFreshDirectory(t *testing.T) {
 	}
 }
 
-// TestMain lets holdtest re-start this binary to hold a store open.
-func TestMain(m *testing.M) { holdtest.Main(m) }
+// TestMain lets sqlitefiletest re-start this binary to hold a store open.
+func TestMain(m *testing.M) { sqlitefiletest.Main(m) }

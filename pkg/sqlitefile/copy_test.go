@@ -10,7 +10,7 @@ import (
 
 	"github.com/parkmesh/parkmesh/pkg/listing/storetest"
 	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
-	"github.com/parkmesh/parkmesh/pkg/sqlitefile/holdtest"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile/sqlitefiletest"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 )
 
@@ -99,7 +99,7 @@ func TestInUse(t *testing.T) {
 	if used, err := sqlitefile.InUse(path); err != nil || used {
 		t.Fatalf("InUse of a closed store = %v, %v", used, err)
 	}
-	release := holdtest.Hold(t, path)
+	release := sqlitefiletest.Hold(t, path)
 	if used, err := sqlitefile.InUse(path); err != nil || !used {
 		t.Errorf("InUse while another process has it open = %v, %v", used, err)
 	}
@@ -111,5 +111,5 @@ func TestInUse(t *testing.T) {
 	}
 }
 
-// TestMain lets holdtest re-start this binary to hold a store open.
-func TestMain(m *testing.M) { holdtest.Main(m) }
+// TestMain lets sqlitefiletest re-start this binary to hold a store open.
+func TestMain(m *testing.M) { sqlitefiletest.Main(m) }

@@ -14,6 +14,7 @@ import (
 	"github.com/parkmesh/parkmesh/deploy/testenv/logbuf"
 	"github.com/parkmesh/parkmesh/pkg/apierror"
 	"github.com/parkmesh/parkmesh/pkg/listing"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile/sqlitefiletest"
 )
 
 // fillStore makes a store at path holding n listings, closed and
@@ -44,16 +45,6 @@ func testListing(i int) *listing.Listing {
 	return &listing.Listing{ID: listing.NewID(listing.KindTalent, now.Add(time.Duration(i))), Park: "xian-hitech",
 		Kind: listing.KindTalent, Version: 1, Title: fmt.Sprintf("人才 %d copper research 硅谷", i), Country: "CN",
 		Visibility: "club", CreatedAt: now, UpdatedAt: now}
-}
-
-// garble overwrites n bytes from off with a pattern that is no page of
-// SQLite's.
-func garble(b []byte, off, n int) []byte {
-	c := append([]byte(nil), b...)
-	for i := off; i < off+n && i < len(c); i++ {
-		c[i] = byte(i*7 + 3)
-	}
-	return c
 }
 
 // A full disk is a clear answer: insufficient_storage, nothing of the
@@ -133,7 +124,7 @@ func TestDamageSeenWhileServingMakesTheStoreNotReady(t *testing.T) {
 	defer s.Close()
 	good, _ := os.ReadFile(path)
 	off := len(good) / 2 / 4096 * 4096
-	if err := os.WriteFile(path, garble(good, off, 64<<10), 0o600); err != nil {
+	if err := os.WriteFile(path, sqlitefiletest.Garble(good, off, 64<<10), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s.dropIdleReaders() // a reader with the pages cached would not see it yet
@@ -190,7 +181,7 @@ func TestDamageSeenWhileServingMakesTheStoreNotReady(t *testing.T) {
 func TestUnfinishedCheckGoesOnInTheBackground(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.db")
 	good := fillStore(t, path, 300)
-	if err := os.WriteFile(path, garble(good, len(good)/2/4096*4096, 16<<10), 0o600); err != nil {
+	if err := os.WriteFile(path, sqlitefiletest.Garble(good, len(good)/2/4096*4096, 16<<10), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Open(t.Context(), path, WithCheckTimeout(time.Nanosecond))

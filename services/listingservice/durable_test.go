@@ -15,6 +15,7 @@ import (
 	"github.com/parkmesh/parkmesh/deploy/testenv/logbuf"
 	"github.com/parkmesh/parkmesh/pkg/listing"
 	"github.com/parkmesh/parkmesh/pkg/parkkey"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile/sqlitefiletest"
 	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
 	"github.com/parkmesh/parkmesh/services/listingservice"
 )
@@ -67,14 +68,6 @@ func parkDir(t *testing.T) (dir string, talent []byte) {
 	return dir, talent
 }
 
-func garbled(b []byte, off, n int) []byte {
-	c := append([]byte(nil), b...)
-	for i := off; i < off+n && i < len(c); i++ {
-		c[i] = byte(i*13 + 1)
-	}
-	return c
-}
-
 // Each damage case: the service refuses to start, naming the file and
 // what to do; with -allow-empty-store (or its variable) a missing or
 // empty store begins empty, a damaged one is still refused.
@@ -89,8 +82,8 @@ func TestServiceRefusesToStartOnADamagedStore(t *testing.T) {
 	}{
 		{"zero-length", func(p string) { os.WriteFile(p, nil, 0o600) }, "is empty (zero bytes)", true},
 		{"truncated", func(p string) { os.WriteFile(p, good[:len(good)/page/2*page], 0o600) }, "is damaged", false},
-		{"garbage in the header", func(p string) { os.WriteFile(p, garbled(good, 0, 100), 0o600) }, "does not start with the SQLite header", false},
-		{"garbage in the middle", func(p string) { os.WriteFile(p, garbled(good, len(good)/2/page*page, 64<<10), 0o600) }, "is damaged: quick_check", false},
+		{"garbage in the header", func(p string) { os.WriteFile(p, sqlitefiletest.Garble(good, 0, 100), 0o600) }, "does not start with the SQLite header", false},
+		{"garbage in the middle", func(p string) { os.WriteFile(p, sqlitefiletest.Garble(good, len(good)/2/page*page, 64<<10), 0o600) }, "is damaged: quick_check", false},
 		{"missing beside the others", func(p string) { os.Remove(p) }, "is missing", true},
 	}
 	for _, c := range cases {
@@ -244,7 +237,7 @@ func TestReadyzReflectsAStoreThatStartedFailing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, garbled(good, len(good)/2/4096*4096, 64<<10), 0o600); err != nil {
+	if err := os.WriteFile(path, sqlitefiletest.Garble(good, len(good)/2/4096*4096, 64<<10), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// Reads and writes until one meets the damage (a write makes the

@@ -1,9 +1,9 @@
-// Package holdtest holds a SQLite file open in another process, as a
-// running service would, for tests of what must refuse a file in use
-// (restore, the in-use check). The other process is the test binary
-// itself, started again: a package using [Hold] calls [Main] from its
-// TestMain.
-package holdtest
+// Package sqlitefiletest damages SQLite files and holds them open in
+// another process, for tests of what must refuse a damaged file (the start
+// check) or one in use (restore, the in-use check). The other process is
+// the test binary itself, started again: a package using [Hold] calls
+// [Main] from its TestMain.
+package sqlitefiletest
 
 import (
 	"context"
@@ -11,11 +11,11 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/parkmesh/parkmesh/pkg/sqlitestore"
+	"github.com/parkmesh/parkmesh/pkg/sqlitefile"
 )
 
 // env names the file the re-started test binary holds open.
-const env = "PARKMESH_HOLDTEST_PATH"
+const env = "PARKMESH_SQLITEFILETEST_HOLD"
 
 // Main runs m's tests or, in a process [Hold] started, holds the file open
 // until its standard input closes.
@@ -27,12 +27,14 @@ func Main(m *testing.M) {
 }
 
 func holdOpen(path string) int {
-	s, err := sqlitestore.Open(context.Background(), path)
+	write, read, err := sqlitefile.OpenDB(path)
 	if err != nil {
 		return 3
 	}
-	defer s.Close()
-	if err := s.Ping(context.Background()); err != nil {
+	defer write.Close()
+	defer read.Close()
+	var n int
+	if err := read.QueryRowContext(context.Background(), "SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
 		return 4
 	}
 	os.Stdout.WriteString("open\n")
@@ -40,7 +42,7 @@ func holdOpen(path string) int {
 	return 0
 }
 
-// Hold opens the store at path in another process and returns once it is
+// Hold opens the SQLite file at path in another process, as a store does, and returns once it is
 // open; release closes it there and waits for the process to end,
 // reporting how it ended.
 func Hold(tb testing.TB, path string) (release func() error) {
@@ -62,10 +64,20 @@ func Hold(tb testing.TB, path string) (release func() error) {
 	if _, err := out.Read(buf); err != nil || string(buf) != "open\n" {
 		cmd.Process.Kill()
 		cmd.Wait()
-		tb.Fatalf("holdtest: the holding process said %q (%v); is holdtest.Main called from TestMain?", buf, err)
+		tb.Fatalf("sqlitefiletest: the holding process said %q (%v); is sqlitefiletest.Main called from TestMain?", buf, err)
 	}
 	return func() error {
 		stdin.Close()
 		return cmd.Wait()
 	}
+}
+
+// Garble returns a copy of b with n bytes from off overwritten by a
+// pattern that is no page of SQLite's.
+func Garble(b []byte, off, n int) []byte {
+	c := append([]byte(nil), b...)
+	for i := off; i < off+n && i < len(c); i++ {
+		c[i] = byte(i*7 + 3)
+	}
+	return c
 }
