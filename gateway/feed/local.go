@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -43,9 +42,8 @@ type Local struct {
 	Window int
 
 	mu     sync.Mutex
-	recent [3][]listing.Change
-	floor  Position // the window of kind i holds every listing whose latest change is after floor[i]
-	head   Position // last seq known per kind
+	recent [3]window // per kind
+	head   Position  // last seq known per kind
 	synced [3]bool
 	gaps   [3][]Gap // per kind: sequences a restore skipped
 	signal chan struct{}
@@ -201,39 +199,16 @@ func (f *Local) tail(ctx context.Context, i int, k listing.Kind) {
 	}
 }
 
-// remember adds changes newer than the window to kind i's window. A
-// listing changed again leaves its older entry: like the services' reads,
-// the window holds each listing once, in its current state. Must be
+// remember adds changes newer than the window to kind i's window. Must be
 // called with f.mu held.
-func (f *Local) remember(i int, changes []listing.Change) {
-	changed := make(map[string]bool, len(changes))
-	for _, c := range changes {
-		changed[c.ListingID] = true
-	}
-	r := f.recent[i][:0:0]
-	for _, c := range f.recent[i] {
-		if !changed[c.ListingID] {
-			r = append(r, c)
-		}
-	}
-	r = append(r, changes...)
-	if len(r) > f.Window {
-		f.floor[i] = r[len(r)-f.Window-1].Seq
-		r = r[len(r)-f.Window:]
-	}
-	f.recent[i] = r
-}
+func (f *Local) remember(i int, changes []listing.Change) { f.recent[i].add(changes, f.Window) }
 
 // read returns up to limit changes of kind index i after seq: from the
 // window when it covers seq, else from the service.
 func (f *Local) read(ctx context.Context, i int, after int64, limit int) ([]listing.Change, error) {
 	f.mu.Lock()
-	r := f.recent[i]
-	covered := f.synced[i] && after >= f.floor[i]
-	if covered {
-		j := sort.Search(len(r), func(j int) bool { return r[j].Seq > after })
-		end := min(len(r), j+limit)
-		out := append([]listing.Change(nil), r[j:end]...)
+	if f.synced[i] && after >= f.recent[i].floor {
+		out := f.recent[i].after(after, limit)
 		f.mu.Unlock()
 		return out, nil
 	}

@@ -559,12 +559,12 @@ func TestLocalWindowHoldsEachListingOnce(t *testing.T) {
 	}
 	f.remember(1, []listing.Change{ch("a", 1), ch("b", 2)})
 	f.remember(1, []listing.Change{ch("a", 3)})
-	if got := ids(f.recent[1]); !slices.Equal(got, []string{"b2", "a3"}) {
+	if got := ids(f.recent[1].held()); !slices.Equal(got, []string{"b2", "a3"}) {
 		t.Errorf("window %v, want b2 a3: a listing changed again leaves its older entry", got)
 	}
 	f.remember(1, []listing.Change{ch("c", 4), ch("d", 5)})
-	if got := ids(f.recent[1]); !slices.Equal(got, []string{"a3", "c4", "d5"}) || f.floor[1] != 2 {
-		t.Errorf("window %v floor %d, want a3 c4 d5 above 2", got, f.floor[1])
+	if got := ids(f.recent[1].held()); !slices.Equal(got, []string{"a3", "c4", "d5"}) || f.recent[1].floor != 2 {
+		t.Errorf("window %v floor %d, want a3 c4 d5 above 2", got, f.recent[1].floor)
 	}
 	f.synced[1], f.head[1] = true, 5
 	got, err := f.read(t.Context(), 1, 2, 10)
