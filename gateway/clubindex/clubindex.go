@@ -204,10 +204,15 @@ func (x *Index) FollowLocal(ctx context.Context, local *feed.Local) {
 	x.mu.Unlock()
 	pause := retry.New(100*time.Millisecond, 5*time.Second)
 	failing := false
+	// The position applied is read from the index once, then kept here:
+	// this loop is the only writer of the park's own position, in the
+	// transaction that applies the batch. After an error it is read again.
+	var pos *feed.Position
 	for ctx.Err() == nil {
 		sig := local.Signal()
-		n, err := x.localBatch(ctx, local)
+		n, err := x.localBatch(ctx, local, &pos)
 		if err != nil {
+			pos = nil
 			if ctx.Err() != nil {
 				return
 			}
@@ -246,19 +251,23 @@ func (x *Index) FollowLocal(ctx context.Context, local *feed.Local) {
 	}
 }
 
-// localBatch applies the next batch of the park's own changes.
-func (x *Index) localBatch(ctx context.Context, local *feed.Local) (int, error) {
-	raw, _, err := x.store.Meta(ctx, keyPosition+x.park)
-	if err != nil {
-		return 0, err
-	}
-	var pos feed.Position
-	if raw != "" {
-		if pos, err = feed.ParsePosition(raw); err != nil {
-			return 0, fmt.Errorf("stored position %q: %w", raw, err)
+// localBatch applies the next batch of the park's own changes after *pos
+// (read from the index when nil), and moves *pos past it.
+func (x *Index) localBatch(ctx context.Context, local *feed.Local, pos **feed.Position) (int, error) {
+	if *pos == nil {
+		raw, _, err := x.store.Meta(ctx, keyPosition+x.park)
+		if err != nil {
+			return 0, err
 		}
+		var p feed.Position
+		if raw != "" {
+			if p, err = feed.ParsePosition(raw); err != nil {
+				return 0, fmt.Errorf("stored position %q: %w", raw, err)
+			}
+		}
+		*pos = &p
 	}
-	batch, err := local.Next(ctx, pos, 500)
+	batch, err := local.Next(ctx, **pos, 500)
 	if err != nil || len(batch) == 0 {
 		return 0, err
 	}
@@ -278,6 +287,8 @@ func (x *Index) localBatch(ctx context.Context, local *feed.Local) (int, error) 
 		x.count(x.park, fresh[j])
 		x.advance(x.park, feed.KindIndex(pc.Kind), pc.Change.Seq)
 	}
+	after := batch[len(batch)-1].After
+	*pos = &after
 	return len(batch), nil
 }
 
