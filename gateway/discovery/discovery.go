@@ -1,6 +1,8 @@
-// Package discovery finds the park's service instances in Consul (go-kit's
-// sd/consul: blocking queries, passing checks only) and calls them round
-// robin with retries, the way go-kit's apigateway example does.
+// Package discovery finds the park's service instances in Consul (blocking
+// queries, passing checks only, as go-kit's sd/consul does, with a bounded
+// retry: instancer.go) and calls them round robin with retries through
+// go-kit's sd endpointer and balancer, the way go-kit's apigateway example
+// does.
 package discovery
 
 import (
@@ -15,7 +17,6 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
-	sdconsul "github.com/go-kit/kit/sd/consul"
 	"github.com/go-kit/kit/sd/lb"
 	kitlog "github.com/go-kit/log"
 	consulapi "github.com/hashicorp/consul/api"
@@ -32,13 +33,13 @@ const (
 )
 
 // Services finds the healthy instances of the park's three services in
-// Consul (go-kit's sd/consul instancer: blocking queries, passing checks
-// only) and balances calls over them round robin with retries. When Consul
-// is unreachable the last known instances keep serving.
+// Consul (blocking queries, passing checks only) and balances calls over
+// them round robin with retries. When Consul is unreachable the last known
+// instances keep serving.
 type Services struct {
 	logger     *slog.Logger
 	client     *http.Client
-	instancers map[listing.Kind]*sdconsul.Instancer
+	instancers map[listing.Kind]*instancer
 	endpointer map[listing.Kind]*sd.DefaultEndpointer
 	balancers  map[listing.Kind]lb.Balancer
 
@@ -55,7 +56,7 @@ func New(cc *consulapi.Client, client *http.Client, logger *slog.Logger) (*Servi
 	d := &Services{
 		logger:     logger,
 		client:     client,
-		instancers: map[listing.Kind]*sdconsul.Instancer{},
+		instancers: map[listing.Kind]*instancer{},
 		endpointer: map[listing.Kind]*sd.DefaultEndpointer{},
 		balancers:  map[listing.Kind]lb.Balancer{},
 		instances:  map[listing.Kind][]string{},
@@ -63,7 +64,7 @@ func New(cc *consulapi.Client, client *http.Client, logger *slog.Logger) (*Servi
 	}
 	kl := kitLogger(logger)
 	for _, k := range listing.Kinds {
-		inst := sdconsul.NewInstancer(sdconsul.NewClient(cc), kl, k.ServiceName(), nil, true)
+		inst := newInstancer(cc, k.ServiceName(), logger)
 		d.instancers[k] = inst
 		d.endpointer[k] = sd.NewEndpointer(inst, d.factory, kl)
 		d.balancers[k] = lb.NewRoundRobin(d.endpointer[k])
@@ -77,7 +78,7 @@ func New(cc *consulapi.Client, client *http.Client, logger *slog.Logger) (*Servi
 
 // track keeps the instance list of kind k for status pages and feeds;
 // errors keep the previous list, as the endpointer does.
-func (d *Services) track(k listing.Kind, inst *sdconsul.Instancer, events chan sd.Event) {
+func (d *Services) track(k listing.Kind, inst *instancer, events chan sd.Event) {
 	defer d.wg.Done()
 	defer inst.Deregister(events)
 	for {
@@ -104,13 +105,16 @@ func (d *Services) Instances(k listing.Kind) []string {
 	return slices.Clone(d.instances[k])
 }
 
-// Close stops watching Consul.
+// Close stops watching Consul. The watches stop first: one may be telling
+// its subscribers of a change, which they must still take.
 func (d *Services) Close() {
+	for _, k := range listing.Kinds {
+		d.instancers[k].Stop()
+	}
 	close(d.stop)
 	d.wg.Wait()
 	for _, k := range listing.Kinds {
 		d.endpointer[k].Close()
-		d.instancers[k].Stop()
 	}
 }
 
