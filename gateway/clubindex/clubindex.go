@@ -207,12 +207,21 @@ func (x *Index) FollowLocal(ctx context.Context, local *feed.Local) {
 	// The position applied is read from the index once, then kept here:
 	// this loop is the only writer of the park's own position, in the
 	// transaction that applies the batch. After an error it is read again.
-	var pos *feed.Position
+	var pos feed.Position
+	known := false
 	for ctx.Err() == nil {
 		sig := local.Signal()
-		n, err := x.localBatch(ctx, local, &pos)
+		var n int
+		var err error
+		if !known {
+			pos, err = x.localPosition(ctx)
+			known = err == nil
+		}
+		if err == nil {
+			pos, n, err = x.localBatch(ctx, local, pos)
+		}
 		if err != nil {
-			pos = nil
+			known = false
 			if ctx.Err() != nil {
 				return
 			}
@@ -251,25 +260,26 @@ func (x *Index) FollowLocal(ctx context.Context, local *feed.Local) {
 	}
 }
 
-// localBatch applies the next batch of the park's own changes after *pos
-// (read from the index when nil), and moves *pos past it.
-func (x *Index) localBatch(ctx context.Context, local *feed.Local, pos **feed.Position) (int, error) {
-	if *pos == nil {
-		raw, _, err := x.store.Meta(ctx, keyPosition+x.park)
-		if err != nil {
-			return 0, err
-		}
-		var p feed.Position
-		if raw != "" {
-			if p, err = feed.ParsePosition(raw); err != nil {
-				return 0, fmt.Errorf("stored position %q: %w", raw, err)
-			}
-		}
-		*pos = &p
+// localPosition is the position of the park's own changes the index
+// holds.
+func (x *Index) localPosition(ctx context.Context) (feed.Position, error) {
+	raw, _, err := x.store.Meta(ctx, keyPosition+x.park)
+	if err != nil || raw == "" {
+		return feed.Position{}, err
 	}
-	batch, err := local.Next(ctx, **pos, 500)
+	pos, err := feed.ParsePosition(raw)
+	if err != nil {
+		return pos, fmt.Errorf("stored position %q: %w", raw, err)
+	}
+	return pos, nil
+}
+
+// localBatch applies the next batch of the park's own changes after pos
+// and returns the position after it.
+func (x *Index) localBatch(ctx context.Context, local *feed.Local, pos feed.Position) (feed.Position, int, error) {
+	batch, err := local.Next(ctx, pos, 500)
 	if err != nil || len(batch) == 0 {
-		return 0, err
+		return pos, 0, err
 	}
 	fresh := make([]bool, len(batch))
 	err = x.store.Batch(ctx, func(b *sqlitestore.Batch) error {
@@ -281,15 +291,13 @@ func (x *Index) localBatch(ctx context.Context, local *feed.Local, pos **feed.Po
 		return b.SetMeta(keyPosition+x.park, batch[len(batch)-1].After.String())
 	})
 	if err != nil {
-		return 0, err
+		return pos, 0, err
 	}
 	for j, pc := range batch {
 		x.count(x.park, fresh[j])
 		x.advance(x.park, feed.KindIndex(pc.Kind), pc.Change.Seq)
 	}
-	after := batch[len(batch)-1].After
-	*pos = &after
-	return len(batch), nil
+	return batch[len(batch)-1].After, len(batch), nil
 }
 
 // Position is the SSE id of the last event applied from peer ("" when

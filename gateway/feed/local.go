@@ -38,7 +38,8 @@ type Local struct {
 	Park   string
 	Logs   ChangeLogs
 	Logger *slog.Logger
-	// Window is how many recent changes per kind stay in memory.
+	// Window is how many listings per kind the in-memory window holds,
+	// each at its latest change.
 	Window int
 
 	mu     sync.Mutex

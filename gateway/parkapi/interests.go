@@ -180,16 +180,8 @@ func (a *API) withdrawInterest(w http.ResponseWriter, r *http.Request) {
 // events (CloudEvents JSON) as SSE, resumable with Last-Event-ID; without
 // one it starts at the newest (only what happens next).
 func (a *API) interestStream(w http.ResponseWriter, r *http.Request) {
-	holder := ""
-	if c := claimsOf(r); c != nil {
-		holder = c.ID
-	}
-	release, ok := a.StreamCaps.Acquire(holder)
+	release, ok := a.acquireStream(w, r)
 	if !ok {
-		if a.Limited != nil {
-			a.Limited("streams_per_token")
-		}
-		a.StreamCaps.Refuse(w, "this token")
 		return
 	}
 	defer release()
@@ -199,10 +191,7 @@ func (a *API) interestStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	last := r.Header.Get("Last-Event-ID")
-	if last == "" {
-		last = r.URL.Query().Get("last_event_id")
-	}
+	last := lastEventID(r)
 	var pos interests.Position
 	if last != "" {
 		p, ok := interests.ParsePosition(last)
